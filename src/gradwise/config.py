@@ -1,0 +1,290 @@
+"""Pydantic models of the YAML run configs, and their loading.
+
+A config is plain YAML read with ``yaml.safe_load``, overridden by
+``--set key.path=value`` pairs, then validated here. Every error names the
+field path, the bad value and what is allowed, and suggests the closest key
+for a misspelled one::
+
+    >>> from gradwise.config import parse_config
+    >>> cfg = parse_config({"name": "digits", "data": {"name": "digits"}})
+    >>> cfg.optimizer.name, cfg.training.epochs
+    ('adam', 20)
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gradwise.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+HEADS = ("binary", "multiclass", "multilabel", "regression")
+
+
+class _Strict(BaseModel):
+    """Base model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    """The network: an MLP whose input and output sizes come from the data."""
+
+    kind: Literal["mlp"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [128, 64])
+    activation: str = "relu"
+    activation_kw: dict[str, float] = Field(default_factory=dict)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batchnorm: bool = False
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, v: list[int]) -> list[int]:
+        bad = [w for w in v if w <= 0]
+        if bad:
+            raise ValueError(f"every hidden width must be a positive integer, got {bad[0]}")
+        return v
+
+
+class DataConfig(_Strict):
+    """Where the data comes from and how it is split.
+
+    Exactly one of ``name`` (a built-in dataset of :mod:`gradwise.data`) and
+    ``path`` (a ``.csv`` with a ``target`` column, or a ``.npz``) is given.
+    """
+
+    name: str | None = None
+    path: str | None = None
+    target: str | None = None
+    task: Literal["binary", "multiclass", "multilabel", "regression"] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    val: float = Field(0.15, ge=0.0, lt=1.0)
+    test: float = Field(0.15, ge=0.0, lt=1.0)
+    standardize: bool = True
+    seed: int = 0
+
+
+class ProxConfig(_Strict):
+    """A proximal penalty applied after each optimizer step (exact zeros for L1)."""
+
+    kind: Literal["l1", "l2", "elastic_net"] = "l1"
+    lam: float = Field(ge=0.0)
+    alpha: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class OptimizerConfig(_Strict):
+    """Optimizer name and hyperparameters, named as in ``torch.optim``."""
+
+    name: str = "adam"
+    lr: float | Literal["auto"] = 1e-3
+    weight_decay: float = Field(0.0, ge=0.0)
+    decoupled: bool | None = None
+    decay_mask: str = "auto"
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    dampening: float = Field(0.0, ge=0.0, le=1.0)
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0.0)
+    amsgrad: bool = False
+    alpha: float = Field(0.99, ge=0.0, le=1.0)
+    centered: bool = False
+    prox: ProxConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known_optimizer(cls, v: str) -> str:
+        if v not in OPTIMIZERS:
+            match = difflib.get_close_matches(v, OPTIMIZERS, n=1)
+            hint = f" (did you mean {match[0]!r}?)" if match else ""
+            raise ValueError(f"unknown optimizer{hint}; allowed: {', '.join(OPTIMIZERS)}")
+        return v
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, v: float | str) -> float | str:
+        if v != "auto" and not v > 0:
+            raise ValueError("lr must be > 0 or 'auto'")
+        return v
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        for i, b in enumerate(v):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"betas[{i}] must lie in [0, 1), got {b}")
+        return v
+
+
+class TrainingConfig(_Strict):
+    """Epochs, batches and the numerics of the training loop."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    clip_grad_norm: float | None = Field(None, gt=0.0)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = "auto"
+    seed: int = 0
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        if v not in ("auto", "cpu") and not v.startswith("cuda"):
+            raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
+        return v
+
+
+class EarlyStoppingConfig(_Strict):
+    """Stop when the monitored metric has not improved for ``patience`` epochs."""
+
+    monitor: str = "val_loss"
+    mode: Literal["min", "max", "auto"] = "auto"
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = True
+
+
+class CheckpointConfig(_Strict):
+    """Atomic, resumable checkpoints under ``runs/NAME/checkpoints``."""
+
+    enabled: bool = True
+    every_n_steps: int | None = Field(None, ge=1)
+    every_epoch: bool = True
+    keep: int = Field(2, ge=1)
+
+
+class CallbacksConfig(_Strict):
+    """Which callbacks a run uses."""
+
+    progress: bool = True
+    log_every: int = Field(10, ge=1)
+    early_stopping: EarlyStoppingConfig | None = None
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    tensorboard: bool = False
+
+
+class RunConfig(_Strict):
+    """A whole ``gradwise train`` run: written back as ``runs/NAME/config.yaml``."""
+
+    name: str = "run"
+    runs_dir: str = "runs"
+    head: Literal["binary", "multiclass", "multilabel", "regression"] | None = None
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not v or "/" in v or "\\" in v or v in (".", ".."):
+            raise ValueError("name must be a non-empty file name without '/'")
+        return v
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Names of the fields allowed at ``loc`` (a pydantic error location)."""
+    cls: Any = model
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            break
+        ann = field.annotation
+        # unwrap Optional[Model]
+        for arg in getattr(ann, "__args__", (ann,)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                ann = arg
+        cls = ann
+    return sorted(getattr(cls, "model_fields", {}))
+
+
+def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc) or "<root>"
+        if err["type"] == "extra_forbidden":
+            allowed = _fields_at(model, loc[:-1])
+            match = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f" (did you mean {match[0]!r}?)" if match else ""
+            lines.append(f"{path}: unknown field{hint}; allowed: {', '.join(allowed)}")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{path}: {msg}{shown}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def parse_config(raw: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
+    """Validate a config dict; raise :class:`ConfigError` naming each bad field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of fields, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, model)) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides in place; values are parsed as YAML.
+
+    >>> apply_overrides({"optimizer": {"lr": 0.1}}, ["optimizer.lr=0.01", "name=x"])
+    {'optimizer': {'lr': 0.01}, 'name': 'x'}
+    """
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key.path=value, got {item!r}")
+        parts = key.strip().split(".")
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load``; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return raw if raw is not None else {}
+
+
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, model: type[BaseModel] = RunConfig
+) -> Any:
+    """Read, override and validate a YAML config file."""
+    raw = apply_overrides(read_yaml(path), list(overrides or []))
+    return parse_config(raw, model)
+
+
+def dump_config(cfg: BaseModel, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    tmp.replace(path)

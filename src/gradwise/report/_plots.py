@@ -1,0 +1,132 @@
+"""Plots of a run's metrics: train vs val per epoch, step loss, learning rate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Read ``metrics.jsonl`` records; a torn last line (a killed run) is skipped."""
+    records = []
+    path = Path(path)
+    if not path.exists():
+        return records
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _metric_names(epochs: list[dict[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for rec in epochs:
+        for key in rec:
+            for prefix in ("train_", "val_"):
+                if key.startswith(prefix):
+                    name = key[len(prefix) :]
+                    if name not in names:
+                        names.append(name)
+    # loss first, then the rest in first-seen order
+    return sorted(names, key=lambda n: n != "loss")
+
+
+def _event_lines(ax: Any, events: list[dict[str, Any]], x_key: str) -> None:
+    for ev in events:
+        x = ev.get(x_key)
+        if x is not None:
+            ax.axvline(x, color="tab:red", alpha=0.35, lw=1, ls="--")
+
+
+def plot_curves(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | Path,
+    *,
+    title: str = "",
+    xlabel: str = "epoch",
+    ylabel: str = "",
+    logy: bool = False,
+    logx: bool = False,
+) -> Path:
+    """Draw named ``(x, y)`` curves on one axis and save a PNG."""
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    for label, (xs, ys) in series.items():
+        ax.plot(list(xs), list(ys), marker="o" if len(xs) <= 30 else None, ms=3, label=label)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_history(records: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """Write one PNG per metric (train vs val per epoch), the step loss and the lr.
+
+    Returns the paths written. Event records (rescues, unfreezing) are drawn as
+    dashed red lines at the epoch or step where they happened.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    epochs = [r for r in records if r.get("type") == "epoch"]
+    steps = [r for r in records if r.get("type") == "step"]
+    events = [r for r in records if r.get("type") == "event"]
+    written: list[Path] = []
+    for name in _metric_names(epochs):
+        series = {}
+        for prefix in ("train", "val"):
+            key = f"{prefix}_{name}"
+            pts = [(r["epoch"], r[key]) for r in epochs if isinstance(r.get(key), (int, float))]
+            if pts:
+                series[prefix] = ([p[0] for p in pts], [p[1] for p in pts])
+        if not series:
+            continue
+        fig_path = out_dir / f"{name}.png"
+        plot_curves(series, fig_path, title=f"{name} per epoch", ylabel=name)
+        written.append(fig_path)
+    if steps:
+        pts = [(r["step"], r["loss"]) for r in steps if isinstance(r.get("loss"), (int, float))]
+        if pts:
+            fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1)
+            _event_lines(ax, events, "step")
+            ax.set_title("training loss per iteration (optimizer step)")
+            ax.set_xlabel("iteration")
+            ax.set_ylabel("loss")
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            fig.savefig(out_dir / "step_loss.png")
+            plt.close(fig)
+            written.append(out_dir / "step_loss.png")
+        lr_pts = [(r["step"], r["lr"]) for r in steps if isinstance(r.get("lr"), (int, float))]
+        if len({p[1] for p in lr_pts}) > 1:
+            plot_curves(
+                {"lr": ([p[0] for p in lr_pts], [p[1] for p in lr_pts])},
+                out_dir / "lr.png",
+                title="learning rate",
+                xlabel="iteration",
+                ylabel="lr",
+                logy=True,
+            )
+            written.append(out_dir / "lr.png")
+    return written
