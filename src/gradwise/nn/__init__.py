@@ -1,0 +1,24 @@
+"""Building blocks for networks: activations, the MLP builder and output heads.
+
+>>> from gradwise import nn as gnn
+>>> head = gnn.multiclass(3)
+>>> net = gnn.MLP(4, [16], head.out_features)
+>>> head.check_model(net)
+"""
+
+from gradwise.nn._activations import ACTIVATIONS, activation
+from gradwise.nn._heads import HEADS, Head, binary, head, multiclass, multilabel, regression
+from gradwise.nn._mlp import MLP
+
+__all__ = [
+    "ACTIVATIONS",
+    "HEADS",
+    "MLP",
+    "Head",
+    "activation",
+    "binary",
+    "head",
+    "multiclass",
+    "multilabel",
+    "regression",
+]
