@@ -137,6 +137,15 @@ def test_nan_target(tmp_path):
         read_csv(p, "y")
 
 
+def test_numbers_mixed_with_text_in_the_target(tmp_path):
+    values = [str(v / 10) for v in range(30)]
+    values[7] = "1.5x"
+    p = _csv_with_target(tmp_path, values)
+    with pytest.raises(DataError, match=r"target 'y' mixes numbers and text: line 9 has '1.5x'"):
+        read_csv(p, "y")
+    assert read_csv(p, "y", task="multiclass").n_classes == 30  # explicit: all text labels
+
+
 def test_empty_file_and_header_only(tmp_path):
     with pytest.raises(DataError, match=r"empty\.csv: the file is empty; expected a header row"):
         read_csv(write(tmp_path, "", "empty.csv"), "y")

@@ -165,6 +165,7 @@ def test_head_moves_loss_buffers():
         (lambda: multiclass(1), r"num_classes must be an int >= 2, got 1"),
         (lambda: multilabel(0), r"num_labels must be an int >= 1, got 0"),
         (lambda: regression(2.0), r"num_outputs must be an int >= 1, got 2.0"),
+        (lambda: binary(pos_weight=0), r"pos_weight must be a number > 0, got 0"),
     ],
 )
 def test_constructor_errors(call, match):

@@ -141,6 +141,8 @@ def read_csv(
         values = np.asarray(raw, dtype=np.float64).T
     except ValueError:
         values = np.asarray(raw, dtype=str).T  # text labels
+        if task is None:
+            _reject_mixed(raw, targets, where, lines)
     else:
         for name, col, cells in zip(targets, values.T, raw):
             _check_finite(col, name, where, lambda i: f"line {lines[i]}", cells)
@@ -155,6 +157,26 @@ def read_csv(
         name=path.stem,
         classes=classes,
     )
+
+
+def _reject_mixed(raw: list[list[str]], targets: list[str], where: str, lines: list[int]) -> None:
+    # A numeric column with one typo would otherwise be read as hundreds of text classes.
+    for name, cells in zip(targets, raw):
+        numeric = [_is_number(c) for c in cells]
+        if any(numeric) and not all(numeric):
+            i = numeric.index(False)
+            raise DataError(
+                f"{where}: target {name!r} mixes numbers and text: line {lines[i]} has "
+                f"{cells[i]!r}; fix the value, or pass task= to read every label as text"
+            )
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_header(header: list[str], where: str) -> None:

@@ -177,6 +177,12 @@ class _BinaryHead(Head):
     default_metrics = ("accuracy",)
 
     def __init__(self, pos_weight: float | None = None) -> None:
+        if pos_weight is not None and (
+            isinstance(pos_weight, bool)
+            or not isinstance(pos_weight, (int, float))
+            or not pos_weight > 0
+        ):
+            raise ConfigError(f"binary head: pos_weight must be a number > 0, got {pos_weight!r}")
         pw = None if pos_weight is None else torch.tensor([float(pos_weight)])
         super().__init__(1, nn.BCEWithLogitsLoss(pos_weight=pw))
 
