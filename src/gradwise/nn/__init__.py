@@ -7,7 +7,8 @@
 """
 
 from gradwise.nn._activations import ACTIVATIONS, activation
-from gradwise.nn._heads import HEADS, Head, binary, head, multiclass, multilabel, regression
+from gradwise.nn._head import Head
+from gradwise.nn._heads import HEADS, binary, head, multiclass, multilabel, regression
 from gradwise.nn._mlp import MLP
 
 __all__ = [

@@ -1,175 +1,18 @@
-"""Output heads: the loss, probabilities and predictions that belong to a task.
+"""The four output heads, their factories and the ``head(name, n)`` registry.
 
 A model ends in a ``Linear`` layer that outputs raw scores (logits). The head
-owns everything that turns those scores into a loss, probabilities or labels,
-and checks before training that the model and the labels fit the task.
+owns everything that turns those scores into a loss, probabilities or labels.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from gradwise.errors import ConfigError, HeadError, unknown
-
-# Leaf modules that only pass values through; a final sigmoid hidden behind
-# them still squashes the logits.
-_PASSTHROUGH = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.AlphaDropout, nn.Flatten)
-_SQUASH = (nn.Sigmoid, nn.Softmax, nn.LogSoftmax)
-
-
-def _as_tensor(y: Any) -> Tensor:
-    return y if isinstance(y, Tensor) else torch.as_tensor(np.asarray(y))
-
-
-def _where(index: tuple[int, ...]) -> str:
-    return f"row {index[0]}" if len(index) == 1 else f"row {index[0]}, column {index[1]}"
-
-
-def _value(y: Tensor, index: tuple[int, ...]) -> str:
-    v = y[index].detach().cpu()
-    if not v.is_floating_point():
-        return repr(v.item())
-    # shortest digits that identify the value in its own dtype: 0.3, not 0.30000001192
-    x = v.float().numpy() if v.dtype == torch.bfloat16 else v.numpy()
-    return np.format_float_positional(x[()], trim="-")
-
-
-def _first(mask: Tensor) -> tuple[int, ...] | None:
-    """Index of the first True entry of ``mask`` (row-major), or None."""
-    hits = mask.nonzero()
-    return None if hits.numel() == 0 else tuple(int(i) for i in hits[0])
-
-
-class Head(nn.Module):
-    """Base class of the output heads; use :func:`binary`, :func:`multiclass`,
-    :func:`multilabel` or :func:`regression` to build one.
-
-    A head is an ``nn.Module`` so that ``head.to(device)`` moves the buffers of
-    its loss (class weights), and so that it can be passed wherever a loss
-    module is expected: ``head(output, target)`` returns the scalar loss.
-
-    Attributes:
-        name: ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
-        out_features: number of model outputs the head expects.
-        loss: the ``torch.nn`` loss; it takes raw logits for the classifiers.
-        default_metrics: metric names a trainer reports for this task.
-    """
-
-    name: str = ""
-    default_metrics: tuple[str, ...] = ()
-    _is_classifier: bool = True
-
-    def __init__(self, out_features: int, loss: nn.Module) -> None:
-        super().__init__()
-        self.out_features = out_features
-        self.loss = loss
-
-    # -- loss --------------------------------------------------------------
-
-    def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        """Loss of raw model ``output`` against ``target``, after :meth:`prepare_target`."""
-        target = self._align(output, self.prepare_target(target))
-        return self.loss(output, target)
-
-    def _align(self, output: Tensor, target: Tensor) -> Tensor:
-        target = target.to(device=output.device)
-        if target.is_floating_point():
-            target = target.to(output.dtype)
-        if target.shape != output.shape:
-            raise HeadError(
-                f"{self.name} head: target shape {tuple(target.shape)} does not match "
-                f"model output shape {tuple(output.shape)}"
-            )
-        return target
-
-    def prepare_target(self, y: Tensor) -> Tensor:
-        """Convert labels to the dtype and shape that :attr:`loss` wants."""
-        raise NotImplementedError
-
-    # -- outputs -------------------------------------------------------------
-
-    def probs(self, output: Tensor) -> Tensor:
-        """Probabilities (classifiers) or values (regression) from raw outputs."""
-        raise NotImplementedError
-
-    def predict(self, output: Tensor) -> Tensor:
-        """Labels (classifiers) or values (regression) from raw outputs."""
-        raise NotImplementedError
-
-    # -- checks --------------------------------------------------------------
-
-    def check_model(self, model: nn.Module) -> None:
-        """Raise :class:`HeadError` when ``model`` cannot feed this head.
-
-        Two mistakes are caught before any training step:
-
-        * the last leaf module (in registration order, which is forward order
-          for ``nn.Sequential``) is ``Sigmoid``/``Softmax``/``LogSoftmax`` while
-          the loss expects logits: the loss would squash the outputs twice;
-        * the last ``nn.Linear`` has ``out_features`` different from the head's.
-        """
-        leaves = [
-            (path, m)
-            for path, m in model.named_modules()
-            if next(m.children(), None) is None and not isinstance(m, _PASSTHROUGH)
-        ]
-        if self._is_classifier and leaves:
-            path, last = leaves[-1]
-            if isinstance(last, _SQUASH):
-                kind = type(last).__name__
-                raise HeadError(
-                    f"the model ends in {kind} at {path or '<model>'!r}, but the {self.name} "
-                    f"head's loss ({type(self.loss).__name__}) expects raw logits and applies "
-                    f"the {'sigmoid' if isinstance(self.loss, nn.BCEWithLogitsLoss) else 'softmax'} "
-                    f"itself; remove the final {kind} (use head.probs(output) for probabilities)"
-                )
-        linears = [(path, m) for path, m in model.named_modules() if isinstance(m, nn.Linear)]
-        if linears:
-            path, last = linears[-1]
-            if last.out_features != self.out_features:
-                hint = ""
-                if self.name == "binary" and last.out_features == 2:
-                    hint = "; for two logits use multiclass(2), or give the model 1 output"
-                raise HeadError(
-                    f"the model's last Linear {path or '<model>'!r} has out_features="
-                    f"{last.out_features}, but the {self.name} head expects "
-                    f"out_features={self.out_features}{hint}"
-                )
-
-    def check_targets(self, y: Any) -> None:
-        """Raise :class:`HeadError` naming the first bad value and its row."""
-        raise NotImplementedError
-
-    def _check_finite(self, y: Tensor) -> None:
-        if y.is_floating_point():
-            bad = _first(~torch.isfinite(y))
-            if bad is not None:
-                raise HeadError(
-                    f"{self.name} head: target has {_value(y, bad)} at {_where(bad)}; "
-                    "targets must be finite"
-                )
-
-    def _check_integral(self, y: Tensor) -> None:
-        self._check_finite(y)
-        if y.is_floating_point():
-            bad = _first(y != torch.round(y))
-            if bad is not None:
-                raise HeadError(
-                    f"float targets for a classifier: the {self.name} head got "
-                    f"{_value(y, bad)} at {_where(bad)}; targets must be integer class labels "
-                    "(use regression() for continuous targets)"
-                )
-        elif y.dtype == torch.bool:
-            return
-        elif y.is_complex():
-            raise HeadError(f"{self.name} head: complex targets are not supported")
-
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, out_features={self.out_features}"
+from gradwise.nn._head import Head, as_tensor, first_true, show_value, where_text
 
 
 class _BinaryHead(Head):
@@ -192,7 +35,7 @@ class _BinaryHead(Head):
         return super()._align(output, target)
 
     def prepare_target(self, y: Tensor) -> Tensor:
-        y = _as_tensor(y)
+        y = as_tensor(y)
         return y.reshape(-1, 1).float()
 
     def probs(self, output: Tensor) -> Tensor:
@@ -204,16 +47,16 @@ class _BinaryHead(Head):
         return (output > 0).reshape(-1).long()
 
     def check_targets(self, y: Any) -> None:
-        y = _as_tensor(y)
+        y = as_tensor(y)
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
             raise HeadError(
                 f"binary head: targets must have shape (N,) or (N, 1), got {tuple(y.shape)}"
             )
         self._check_integral(y)
-        bad = _first((y != 0) & (y != 1))
+        bad = first_true((y != 0) & (y != 1))
         if bad is not None:
             raise HeadError(
-                f"binary head: target {_value(y, bad)} at {_where(bad)} is not a binary label; "
+                f"binary head: target {show_value(y, bad)} at {where_text(bad)} is not a binary label; "
                 "allowed values are 0 and 1"
             )
 
@@ -247,7 +90,7 @@ class _MulticlassHead(Head):
         return target
 
     def prepare_target(self, y: Tensor) -> Tensor:
-        y = _as_tensor(y)
+        y = as_tensor(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.reshape(-1)
         return y.long()
@@ -261,7 +104,7 @@ class _MulticlassHead(Head):
         return output.argmax(dim=-1)
 
     def check_targets(self, y: Any) -> None:
-        y = _as_tensor(y)
+        y = as_tensor(y)
         if y.ndim == 2 and y.shape[1] == self.out_features and y.shape[1] != 1:
             raise HeadError(
                 f"multiclass head: got a (N, {y.shape[1]}) target, which looks one-hot; "
@@ -271,10 +114,10 @@ class _MulticlassHead(Head):
             raise HeadError(f"multiclass head: targets must have shape (N,), got {tuple(y.shape)}")
         self._check_integral(y)
         k = self.out_features
-        bad = _first((y < 0) | (y >= k))
+        bad = first_true((y < 0) | (y >= k))
         if bad is not None:
             raise HeadError(
-                f"multiclass head: class index {_value(y, bad)} at {_where(bad)} is out of "
+                f"multiclass head: class index {show_value(y, bad)} at {where_text(bad)} is out of "
                 f"range; with {k} classes the labels must be 0..{k - 1}"
             )
 
@@ -293,7 +136,7 @@ class _MultilabelHead(Head):
         super().__init__(num_labels, nn.BCEWithLogitsLoss(pos_weight=pw))
 
     def prepare_target(self, y: Tensor) -> Tensor:
-        return _as_tensor(y).float()
+        return as_tensor(y).float()
 
     def probs(self, output: Tensor) -> Tensor:
         """Per-label probabilities, shape ``(N, K)``: ``sigmoid`` of each logit."""
@@ -304,7 +147,7 @@ class _MultilabelHead(Head):
         return (output > 0).long()
 
     def check_targets(self, y: Any) -> None:
-        y = _as_tensor(y)
+        y = as_tensor(y)
         k = self.out_features
         if y.ndim != 2 or y.shape[1] != k:
             raise HeadError(
@@ -312,10 +155,10 @@ class _MultilabelHead(Head):
                 f"got shape {tuple(y.shape)}"
             )
         self._check_integral(y)
-        bad = _first((y != 0) & (y != 1))
+        bad = first_true((y != 0) & (y != 1))
         if bad is not None:
             raise HeadError(
-                f"multilabel head: target {_value(y, bad)} at {_where(bad)} is not 0 or 1; "
+                f"multilabel head: target {show_value(y, bad)} at {where_text(bad)} is not 0 or 1; "
                 "each label column must be a 0/1 indicator"
             )
 
@@ -334,7 +177,7 @@ class _RegressionHead(Head):
         return super()._align(output, target)
 
     def prepare_target(self, y: Tensor) -> Tensor:
-        y = _as_tensor(y)
+        y = as_tensor(y)
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         return y if y.is_floating_point() else y.float()
@@ -348,7 +191,7 @@ class _RegressionHead(Head):
         return output.reshape(-1) if self.out_features == 1 else output
 
     def check_targets(self, y: Any) -> None:
-        y = _as_tensor(y)
+        y = as_tensor(y)
         k = self.out_features
         ok = (y.ndim == 1 and k == 1) or (y.ndim == 2 and y.shape[1] == k)
         if not ok:
