@@ -1,0 +1,47 @@
+"""Atomic file writes: a crash leaves the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The temporary file is flushed and fsynced before ``os.replace`` (atomic on
+    POSIX and Windows), and removed if ``write`` raises.
+
+    Example:
+        >>> # atomic_write("out/latest", lambda f: f.write(b"step-00000100.pt"))
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    # Make the rename itself durable; directories cannot be opened on Windows.
+    with contextlib.suppress(OSError):
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomically replace ``path`` with ``text`` (UTF-8)."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -1,0 +1,372 @@
+"""One ``fit`` call: the epoch/batch/step loop, event dispatch, snapshot and resume.
+
+Kept apart from :class:`Trainer` so that the trainer holds configuration and
+this module holds the state of one run. The batch loop is the hot path: it
+touches callbacks only when some callback handles the event, reads no number
+back from the device, and keeps the epoch's loss sum as a device tensor.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradwise.train._checkpoint import FORMAT
+from gradwise.train._data import Batch, LoaderBatches, TensorBatches
+from gradwise.train._rng import capture_rng, restore_rng
+from gradwise.train._state import EVENTS, Callback, Control, History, TrainState
+from gradwise.train.metrics import Metric
+
+
+def _handles(cb: Any, event: str) -> bool:
+    method = getattr(type(cb), event, None)
+    if method is None:
+        return False
+    return not (isinstance(cb, Callback) and method is getattr(Callback, event))
+
+
+def callback_keys(callbacks: Iterable[Any]) -> list[str]:
+    """Stable names for callback states in a checkpoint: class name, numbered on repeats."""
+    keys, seen = [], {}
+    for cb in callbacks:
+        name = type(cb).__name__
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return keys
+
+
+def run_eval(
+    model: torch.nn.Module,
+    loss_fn: Callable[[Any, Any], Tensor],
+    batches: TensorBatches | LoaderBatches,
+    metrics: list[Metric],
+    amp: Callable[[], Any],
+) -> dict[str, float]:
+    """Mean loss (weighted by batch size) and metrics over ``batches`` in eval mode."""
+    was_training = model.training
+    model.eval()
+    for m in metrics:
+        m.reset()
+    total: Tensor | None = None
+    count = 0
+    try:
+        with torch.no_grad():
+            for inputs, target in batches.epoch(None):
+                with amp():
+                    out = model(*inputs)
+                    loss = loss_fn(out, target)
+                n = len(target)
+                part = loss.detach().double() * n
+                total = part if total is None else total + part
+                count += n
+                for m in metrics:
+                    m.update(out, target)
+    finally:
+        model.train(was_training)
+    result = {"loss": float(total) / count if count else float("nan")}
+    result.update({m.name: m.compute() for m in metrics})
+    return result
+
+
+class Run:
+    """The state of one ``Trainer.fit`` call."""
+
+    def __init__(
+        self,
+        *,
+        state: TrainState,
+        loss_fn: Callable[[Any, Any], Tensor],
+        train: TensorBatches | LoaderBatches,
+        val: TensorBatches | LoaderBatches | None,
+        train_metrics: list[Metric],
+        val_metrics: list[Metric],
+        callbacks: list[Any],
+        generator: torch.Generator,
+        grad_accum: int,
+        clip_grad_norm: float | None,
+        scheduler_per: str,
+        amp: Callable[[], Any],
+    ) -> None:
+        self.state, self.loss_fn = state, loss_fn
+        self.train, self.val = train, val
+        self.train_metrics, self.val_metrics = train_metrics, val_metrics
+        self.callbacks, self.generator = callbacks, generator
+        self.grad_accum, self.clip, self.scheduler_per = grad_accum, clip_grad_norm, scheduler_per
+        self.amp = amp
+        self.hooks = {
+            ev: [getattr(cb, ev) for cb in callbacks if _handles(cb, ev)] for ev in EVENTS
+        }
+        self.params = list(state.model.parameters())
+        # A user's DataLoader may shuffle with its own generator: resume must rewind it too.
+        loader = train.loader if isinstance(train, LoaderBatches) else None
+        self.loader_gen: torch.Generator | None = getattr(loader, "generator", None)
+        self.stop = self.skip = False
+        self.epoch_done = True  # no epoch in progress
+        self.epoch_rng: dict[str, Any] | None = None
+        self.resume_rng: dict[str, Any] | None = None
+        self.loss_sum: Tensor | None = None
+        self.count = 0
+        self.elapsed = 0.0
+        state._snapshot = self.snapshot
+
+    # -- events ----------------------------------------------------------------
+
+    def fire(self, event: str, *args: Any) -> None:
+        for fn in self.hooks[event]:
+            self._apply(fn(self.state, *args), event, fn)
+
+    def _apply(self, ctl: Any, event: str, fn: Any) -> None:
+        if ctl is None:
+            return
+        if isinstance(ctl, dict):
+            ctl = Control(**ctl)
+        if not isinstance(ctl, Control):
+            owner = type(getattr(fn, "__self__", fn)).__name__
+            raise TypeError(
+                f"callback {owner}.{event} returned {type(ctl).__name__}; "
+                "return a Control, a dict of Control fields, or None"
+            )
+        self.stop |= ctl.stop
+        self.skip |= ctl.skip_step
+        for ev in ctl.events:
+            self.emit(ev)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Stamp an event record with type/epoch/step, keep it, and pass it to ``on_event``."""
+        s = self.state
+        record = {"type": "event", "epoch": s.epoch, "step": s.step, **event}
+        record.setdefault("message", "")
+        s.events.append(record)
+        self.fire("on_event", record)
+
+    # -- the loop ----------------------------------------------------------------
+
+    def fit(self, resumed_from: str | None = None) -> History:
+        s = self.state
+        try:
+            self.fire("on_fit_start")
+            if resumed_from is not None:
+                self.emit(
+                    {
+                        "kind": "resume",
+                        "message": f"resumed from {resumed_from} at epoch {s.epoch}, "
+                        f"step {s.step}, batch {s.batch_in_epoch}",
+                        "path": resumed_from,
+                    }
+                )
+            while not self.stop and (s.epoch < s.epochs or not self.epoch_done):
+                t0 = time.perf_counter()
+                self._train_batches(self._start_epoch())
+                self._end_epoch(t0)
+        except BaseException as exc:
+            for fn in self.hooks["on_exception"]:
+                fn(s, exc)
+            raise
+        self.fire("on_fit_end")
+        return History(s.history, s.events)
+
+    def _rng_state(self) -> dict[str, Any]:
+        return {
+            "global": capture_rng(),
+            "shuffle": self.generator.get_state(),
+            "loader": None if self.loader_gen is None else self.loader_gen.get_state(),
+        }
+
+    def _set_rng(self, rng: dict[str, Any]) -> None:
+        restore_rng(rng["global"])
+        self.generator.set_state(rng["shuffle"])
+        if self.loader_gen is not None and rng.get("loader") is not None:
+            self.loader_gen.set_state(rng["loader"])
+
+    def _start_epoch(self) -> Iterator[Batch]:
+        s = self.state
+        if self.epoch_done:
+            s.epoch += 1
+            s.batch_in_epoch, self.count, self.loss_sum, self.elapsed = 0, 0, None, 0.0
+            for m in self.train_metrics:
+                m.reset()
+            self.epoch_done = False
+            self.epoch_rng = self._rng_state()
+            batches = self.train.epoch(self.generator)
+            self.fire("on_epoch_start")
+            return batches
+        # Resuming mid-epoch: rewind every generator to the epoch start so the
+        # loader draws the same shuffle, skip the batches already done, then
+        # jump to the generators' state at the moment of the checkpoint.
+        self._set_rng(self.epoch_rng)
+        batches = self.train.epoch(self.generator)
+        self.fire("on_epoch_start")
+        for _ in range(s.batch_in_epoch):
+            next(batches, None)
+        self._set_rng(self.resume_rng)
+        return batches
+
+    def _train_batches(self, batches: Iterator[Batch]) -> None:
+        s, model, loss_fn = self.state, self.state.model, self.loss_fn
+        model.train()
+        accum, nb = self.grad_accum, s.batches_per_epoch
+        # Batches of the last accumulation group, which may be short: its loss
+        # is divided by its own size so that it, too, is a mean over its batches.
+        full = None if nb is None else (nb // accum) * accum
+        on_batch_start, on_after_backward = (
+            self.hooks["on_batch_start"],
+            self.hooks["on_after_backward"],
+        )
+        amp, metrics = self.amp, self.train_metrics
+        pending, group_loss = 0, None
+        for inputs, target in batches:
+            b = s.batch_in_epoch
+            if on_batch_start:
+                self.fire("on_batch_start")
+            with amp():
+                out = model(*inputs)
+                loss = loss_fn(out, target)
+            k = accum if full is None or b < full else nb - full
+            (loss / k if k != 1 else loss).backward()
+            pending += 1
+            ld = loss.detach()
+            n = len(target)
+            part = ld.double() * n
+            self.loss_sum = part if self.loss_sum is None else self.loss_sum + part
+            self.count += n
+            group_loss = ld if k == 1 else (ld / k if group_loss is None else group_loss + ld / k)
+            if metrics:
+                out_d = out.detach()
+                for m in metrics:
+                    m.update(out_d, target)
+            s.batch_in_epoch = b + 1
+            s.batches += 1
+            if on_after_backward:
+                self.fire("on_after_backward")
+            if pending == k:
+                self._step(group_loss)
+                pending, group_loss = 0, None
+            if self.stop:
+                break
+        if pending:  # an iterable without a length ended inside a group, or a stop did
+            if self.stop:
+                s.optimizer.zero_grad(set_to_none=True)
+            else:
+                self._step(group_loss)
+
+    def _step(self, group_loss: Tensor) -> None:
+        s = self.state
+        if self.hooks["on_before_step"]:
+            self.fire("on_before_step")
+        s.last_lr = s.optimizer.param_groups[0]["lr"]
+        if self.skip:
+            self.skip = False
+        else:
+            if self.clip is not None:
+                s.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+            s.optimizer.step()
+            if s.scheduler is not None and self.scheduler_per == "step":
+                s.scheduler.step()
+        s.optimizer.zero_grad(set_to_none=True)
+        s.step += 1
+        s.loss = group_loss
+        if self.hooks["on_step_end"]:
+            self.fire("on_step_end")
+
+    def _end_epoch(self, t0: float) -> None:
+        s = self.state
+        record: dict[str, Any] = {"type": "epoch", "epoch": s.epoch, "step": s.step}
+        record["batches"] = s.batches
+        record["train_loss"] = float(self.loss_sum) / self.count if self.count else float("nan")
+        record.update({f"train_{m.name}": m.compute() for m in self.train_metrics})
+        if self.val is not None:
+            result = run_eval(s.model, self.loss_fn, self.val, self.val_metrics, self.amp)
+            record.update({f"val_{k}": v for k, v in result.items()})
+        record["lr"] = float(s.last_lr if s.last_lr is not None else s.lr[0])
+        record["epoch_time"] = self.elapsed + time.perf_counter() - t0
+        s.metrics = record
+        s.history.append(record)
+        self.epoch_done = True
+        if s.scheduler is not None and self.scheduler_per == "epoch":
+            if isinstance(s.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                s.scheduler.step(record.get("val_loss", record["train_loss"]))
+            else:
+                s.scheduler.step()
+        if self.val is not None:
+            self.fire("on_validation_end")
+        self.fire("on_epoch_end")
+
+    # -- snapshot / resume --------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue bit for bit (see ``TrainState.snapshot``)."""
+        s = self.state
+        return {
+            "format": FORMAT,
+            "model": s.model.state_dict(),
+            "optimizer": s.optimizer.state_dict(),
+            "scheduler": None if s.scheduler is None else s.scheduler.state_dict(),
+            "position": {
+                "epoch": s.epoch,
+                "step": s.step,
+                "batch_in_epoch": s.batch_in_epoch,
+                "batches": s.batches,
+                "epoch_done": self.epoch_done,
+                "last_lr": s.last_lr,
+            },
+            "rng": self._rng_state(),
+            "rng_epoch_start": self.epoch_rng,
+            "epoch_sums": {
+                "loss_sum": self.loss_sum,
+                "count": self.count,
+                "elapsed": self.elapsed,
+                "metrics": [_metric_state(m) for m in self.train_metrics],
+            },
+            "loss": s.loss,
+            "history": [dict(r) for r in s.history],
+            "events": [dict(e) for e in s.events],
+            "callbacks": {
+                key: cb.state_dict() if hasattr(cb, "state_dict") else {}
+                for key, cb in zip(callback_keys(self.callbacks), self.callbacks)
+            },
+        }
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Load a snapshot (already read and checked by ``load_checkpoint``)."""
+        s = self.state
+        s.model.load_state_dict(ckpt["model"])
+        s.optimizer.load_state_dict(ckpt["optimizer"])
+        if s.scheduler is not None and ckpt["scheduler"] is not None:
+            s.scheduler.load_state_dict(ckpt["scheduler"])
+        pos = ckpt["position"]
+        s.epoch, s.step = pos["epoch"], pos["step"]
+        s.batch_in_epoch, s.batches = pos["batch_in_epoch"], pos["batches"]
+        s.last_lr = pos["last_lr"]
+        s.loss = None if ckpt["loss"] is None else ckpt["loss"].to(s.device)
+        s.history[:] = ckpt["history"]
+        s.metrics = dict(s.history[-1]) if s.history else {}
+        s.resumed = True
+        s.events[:] = ckpt["events"]
+        saved = ckpt["callbacks"]
+        for key, cb in zip(callback_keys(self.callbacks), self.callbacks):
+            if saved.get(key) and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(saved[key])
+        self.epoch_done = pos["epoch_done"]
+        if self.epoch_done:
+            self._set_rng(ckpt["rng"])
+            return
+        sums = ckpt["epoch_sums"]
+        self.loss_sum = None if sums["loss_sum"] is None else sums["loss_sum"].to(s.device)
+        self.count, self.elapsed = sums["count"], sums["elapsed"]
+        for m, ms in zip(self.train_metrics, sums["metrics"]):
+            m.reset()
+            if ms is not None:
+                m.load_state_dict(
+                    {**ms, "sums": {k: v.to(s.device) for k, v in ms["sums"].items()}}
+                )
+        self.epoch_rng, self.resume_rng = ckpt["rng_epoch_start"], ckpt["rng"]
+
+
+def _metric_state(m: Metric) -> dict[str, Any] | None:
+    get = getattr(m, "state_dict", None)
+    return copy.copy(get()) if get is not None else None

@@ -1,0 +1,136 @@
+"""A terminal progress bar: batches within the epoch, the epoch counter and the live loss."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from gradwise.train._state import Callback, TrainState
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """One-line summary of an epoch record, e.g. ``epoch 2/5  step 188  train_loss 0.31 ...``."""
+    parts = [f"epoch {record['epoch']}/{epochs}", f"step {record['step']}"]
+    parts += [
+        f"{k} {_fmt(v)}"
+        for k, v in record.items()
+        if k not in ("type", "epoch", "step", "batches", "epoch_time")
+    ]
+    parts.append(f"{record.get('epoch_time', 0.0):.1f}s")
+    return "  ".join(parts)
+
+
+class ProgressBar(Callback):
+    """Show training progress with ``rich``.
+
+    On a terminal: a bar over the batches of the current epoch with the epoch
+    counter, the optimizer step and the loss of the last step, redrawn at most
+    every ``refresh`` seconds (reading the loss is a device sync on CUDA, so
+    it happens only then). Elsewhere (a log file, CI) it prints one summary
+    line per epoch. Events (early stop, checkpoints...) are printed as they come.
+
+    Args:
+        enabled: False turns the callback into a no-op (handy from a config).
+        refresh: seconds between redraws.
+        console: a ``rich.console.Console`` to draw on (default: stderr).
+
+    Example:
+        >>> # Trainer(..., callbacks=[ProgressBar()])
+    """
+
+    def __init__(self, enabled: bool = True, refresh: float = 0.2, console: Console | None = None):
+        self.enabled, self.refresh = enabled, refresh
+        self.console = console
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._next = 0.0
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if not self.enabled:
+            return
+        self.console = self.console or Console(stderr=True)
+        if not self.console.is_terminal:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("step {task.fields[step]}  loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            auto_refresh=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("", total=None, step=state.step, loss="-")
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        if self._progress is None:
+            return
+        self._progress.reset(
+            self._task,
+            total=state.batches_per_epoch,
+            completed=state.batch_in_epoch,
+            description=f"epoch {state.epoch}/{state.epochs}",
+            step=state.step,
+            loss="-",
+        )
+        self._progress.refresh()
+        self._next = time.monotonic() + self.refresh
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.refresh
+        self._progress.update(
+            self._task,
+            completed=state.batch_in_epoch,
+            step=state.step,
+            loss=_fmt(float(state.loss)),
+        )
+        self._progress.refresh()
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if not self.enabled:
+            return
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.batch_in_epoch, step=state.step)
+            self._progress.refresh()
+        self.console.print(epoch_line(state.metrics, state.epochs), highlight=False)
+
+    def on_event(self, state: TrainState, record: dict[str, Any]) -> None:
+        if self.enabled and self.console is not None:
+            self.console.print(
+                f"[{record['kind']}] {record['message']}", highlight=False, markup=False
+            )
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self._stop()
+
+    def on_exception(self, state: TrainState, exc: BaseException) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
