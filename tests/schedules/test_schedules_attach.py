@@ -158,3 +158,15 @@ def test_first_lr_is_schedule_at_zero_and_get_last_lr_follows():
             scheduler.step()
     assert scheduler.get_last_lr() == [opt.param_groups[0]["lr"]]
     assert scheduler.last_epoch == 5
+
+
+def test_scaling_base_lrs_rescales_the_running_schedule():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = attach(opt, cosine(10))
+    for _ in range(3):
+        opt.step()
+        scheduler.step()
+    scheduler.base_lrs = [b * 0.5 for b in scheduler.base_lrs]  # e.g. after a divergence
+    opt.step()
+    scheduler.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * cosine(10)(4), rel=1e-15)

@@ -210,20 +210,36 @@ def test_dataloader_is_cycled_and_device_argument_works():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_sweep_on_cuda_moves_the_model_back_unchanged():
+@pytest.mark.parametrize("resident", [False, True], ids=["moved", "resident"])
+def test_sweep_on_cuda_leaves_model_optimizer_and_rngs_unchanged(resident):
     X, y = regression_data()
-    model = torch.nn.Linear(6, 1)
+    home = "cuda" if resident else "cpu"
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 16), torch.nn.Dropout(0.1), torch.nn.Linear(16, 1)
+    )
+    model.to(home)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     opt.zero_grad()
-    torch.nn.functional.mse_loss(model(X), y).backward()
+    torch.nn.functional.mse_loss(model(X.to(home)), y.to(home)).backward()
     opt.step()
     before = snapshot_tensors(model)
-    res = lr_find(model, torch.nn.functional.mse_loss, (X, y), opt, num_steps=20, device="cuda")
-    assert len(res.lrs) > 5
-    assert all(p.device.type == "cpu" for p in model.parameters())
-    assert all(s.device.type == "cpu" for s in opt.state[model.weight].values())
+    adam_before = {k: v.clone() for k, v in opt.state[model[0].weight].items()}
+    cuda_rng = torch.cuda.get_rng_state()
+    res = lr_find(
+        model,
+        torch.nn.functional.mse_loss,
+        (X, y),
+        opt,
+        num_steps=30,
+        device=None if resident else "cuda",
+    )
+    assert len(res.lrs) > 5 and res.suggestion > 0
+    assert all(p.device.type == home for p in model.parameters())
+    for name, value in opt.state[model[0].weight].items():
+        assert value.device == adam_before[name].device and torch.equal(value, adam_before[name])
     for name, value in snapshot_tensors(model).items():
         assert torch.equal(value, before[name])
+    assert torch.equal(torch.cuda.get_rng_state(), cuda_rng)
 
 
 def test_plot_writes_a_png(tmp_path):

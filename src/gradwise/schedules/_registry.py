@@ -37,7 +37,8 @@ def schedule(name: str, total_steps: int | None = None, **kwargs: Any) -> Schedu
     Args:
         name: one of ``constant, step_decay, exponential, cosine,
             linear_warmup, warmup_cosine, one_cycle, slanted_triangular,
-            inverse_sqrt, sequence``.
+            inverse_sqrt, sequence``. A ``Schedule`` object is returned as
+            it is, so callers may accept either form.
         total_steps: the run's length in optimizer steps, when known. It is
             passed to schedules that take ``total_steps`` (unless ``kwargs``
             has its own), and it resolves fractions.
@@ -58,6 +59,10 @@ def schedule(name: str, total_steps: int | None = None, **kwargs: Any) -> Schedu
     WarmupCosine(total_steps=1000, warmup=50, min_factor=0.0, start_factor=0.0)
     """
     if isinstance(name, Schedule):
+        if kwargs:
+            raise ConfigError(
+                f"schedule: got a built {name!r} and extra arguments {sorted(kwargs)}"
+            )
         return name
     if not isinstance(name, str) or name not in SCHEDULES:
         raise unknown("schedule", str(name), SCHEDULES)

@@ -5,9 +5,9 @@ the bias-corrected average rests on a handful of batches. The EMA lags the
 raw loss (with ``smooth=0.98`` by some tens of steps), which moves the
 curve's minimum and its steepest part to larger lrs than where they happen;
 dividing the minimum's lr by 10 absorbs that shift, which is why
-``"minimum"`` is the default: on the digits MLP (tests/schedules) it lands
-within a factor 2 of the best fixed lr of a grid, while ``"steepest"``
-lands 2-4x above it.
+``"minimum"`` is the default: on the digits MLP (tests/schedules) it landed
+at 0.74-1.58x the best fixed lr of a grid over 4 seeds (SGD and Adam), while
+``"steepest"`` landed at 1.4-2.6x.
 """
 
 from __future__ import annotations
