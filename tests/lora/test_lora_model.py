@@ -223,3 +223,23 @@ def test_regex_and_exclude_targets(mixed):
     model = inject(copy.deepcopy(mixed), LoRAConfig(target_modules=r"(conv\d|proj)", exclude_modules=["conv2"]))
     wrapped = sorted(n for n, m in model.named_modules() if hasattr(m, "lora_A"))
     assert wrapped == ["conv1", "proj"]
+
+
+def test_merge_refuses_tied_weights(tiny_gpt2, tokens):
+    model = tiny_gpt2()
+    assert model.transformer.wte.weight is model.lm_head.weight
+    inject(model, LoRAConfig(r=2, target_modules=["wte", "c_attn"]))
+    with pytest.raises(ConfigError, match=r"cannot merge into 'transformer\.wte'.*tied to lm_head\.weight"):
+        merge(model)
+    assert model.transformer.h[0].attn.c_attn.merged_adapter is None  # nothing merged
+
+
+def test_hooks_on_a_wrapper_fire_also_when_merged():
+    model = inject(nn.Sequential(nn.Linear(8, 8)), LoRAConfig(r=2, target_modules=["0"]))
+    calls = []
+    model[0].register_forward_hook(lambda mod, inp, out: calls.append(out.shape))
+    merge(model)
+    model(torch.randn(3, 8))
+    with disabled(model):
+        model(torch.randn(3, 8))
+    assert calls == [torch.Size([3, 8])] * 2

@@ -10,6 +10,8 @@ from torch import nn
 
 from gradwise.lora import LoRAConfig, inject
 
+pytestmark = pytest.mark.filterwarnings("ignore:LoRA adapter .* parameters:UserWarning")
+
 LAYERS = {
     "linear": (lambda: nn.Linear(6, 5), lambda: torch.randn(4, 3, 6)),
     "linear_nobias": (lambda: nn.Linear(6, 5, bias=False), lambda: torch.randn(4, 6)),

@@ -76,9 +76,8 @@ class LoRAConv(LoRALayer):
             x = F.dropout(x, p, self.training)
         # _conv_forward applies the base layer's padding mode, stride, padding,
         # dilation and groups, which is what makes the merged weight exact.
-        h = base._conv_forward(x, self.lora_A[name].weight, None)
-        y = _CONV_FN[self._dim](h, self.lora_B[name].weight, groups=base.groups)
-        return out.add(y, alpha=self.scaling[name])
+        h = base._conv_forward(x, self.lora_A[name].weight, None) * self.scaling[name]  # r channels
+        return out + _CONV_FN[self._dim](h, self.lora_B[name].weight, groups=base.groups)
 
     def file_tensors(self, name: str) -> dict[str, torch.Tensor]:
         a = self.lora_A[name].weight

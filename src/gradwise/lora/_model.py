@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from torch import nn
 
-from gradwise.errors import unknown
+from gradwise.errors import ConfigError, unknown
 from gradwise.lora._config import LoRAConfig  # noqa: F401  (used by the doctests)
 from gradwise.lora._inject import (
     _STATE_ATTR,
@@ -82,9 +82,27 @@ def merge(model: nn.Module) -> nn.Module:
     twice is a no-op. Merge for inference; train unmerged.
     """
     require_state(model)
+    _check_untied(model)
     for _, layer in lora_layers(model):
         layer.merge()
     return model
+
+
+def _check_untied(model: nn.Module) -> None:
+    """Refuse to merge into a weight that another module shares (tied embeddings)."""
+    names: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    for path, layer in lora_layers(model):
+        if layer.active_adapter not in layer.adapters or layer.merged_adapter:
+            continue
+        own = f"{path}.base_layer.weight"
+        shared = [n for n in names.get(id(layer.base_layer.weight), []) if n != own]
+        if shared:
+            raise ConfigError(
+                f"cannot merge into {path!r}: its weight is tied to {', '.join(shared)}, so merging "
+                "would change those modules too; keep this adapter unmerged or untie the weights"
+            )
 
 
 def unmerge(model: nn.Module) -> nn.Module:
@@ -192,6 +210,8 @@ def unload(model: nn.Module, merge_adapter: bool = True) -> nn.Module:
     state and runs exactly like the base architecture.
     """
     require_state(model)
+    if merge_adapter:
+        _check_untied(model)
     for path, layer in list(lora_layers(model)):
         if merge_adapter:
             layer.merge()
