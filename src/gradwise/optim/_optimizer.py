@@ -1,0 +1,221 @@
+"""``Optimizer``: a ``torch.optim.Optimizer`` that runs a chain of transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from gradwise.errors import ConfigError
+from gradwise.optim import _dispatch
+from gradwise.optim._base import Group, Transform, leaves_of
+from gradwise.optim._decay import Prox
+from gradwise.regularization import selects
+from gradwise.regularization._penalties import Factor
+
+
+class ParamPlan(NamedTuple):
+    """What the chain does to one parameter, fixed by its name and shape."""
+
+    active: tuple[bool, ...]  # per leaf transform: does its mask select the parameter
+    factor: Factor | None  # prox penalty factor, None when the prox skips it
+
+
+def _state_keys(leaves: Sequence[Transform]) -> tuple[tuple[str, ...], ...]:
+    # Field names of each leaf's state; a name already taken by an earlier leaf
+    # (two momentum transforms, say) gets the leaf's index as a prefix.
+    seen: set[str] = set()
+    out = []
+    for j, leaf in enumerate(leaves):
+        keys = []
+        for f in leaf.State._fields:
+            key = f if f not in seen else f"{j}.{f}"
+            seen.add(key)
+            keys.append(key)
+        out.append(tuple(keys))
+    return tuple(out)
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Run a transform chain as a ``torch.optim.Optimizer``.
+
+    Each step computes, for every parameter ``w`` with a gradient ``g``,
+    ``u = chain(g)`` and applies ``w <- w + u``, then the proximal step of a
+    trailing ``prox``. It works with ``zero_grad``, closures, every
+    ``torch.optim.lr_scheduler``, param groups with their own options and
+    ``state_dict``/``load_state_dict`` (a resumed run is bit-identical).
+
+    Args:
+        params: tensors, ``model.named_parameters()`` (needed for name-pattern
+            masks) or param-group dicts, as for any torch optimizer.
+        transform: a transform, a ``chain`` or a list of transforms.
+        fused: ``None`` (default) lets the dispatcher run torch's fused
+            kernels when the chain is exactly SGD or Adam(W) and the tensors
+            allow it; ``False`` always runs the per-tensor reference path;
+            ``True`` requires a chain the fused path covers.
+        **defaults: param-group options (``lr=...``); they override the
+            hyperparameters the transforms declare.
+
+    Example:
+        >>> import torch
+        >>> from gradwise.optim import Optimizer, chain, scale_by_adam, scale_by_lr
+        >>> model = torch.nn.Linear(3, 1)
+        >>> opt = Optimizer(model.parameters(), chain(scale_by_adam(), scale_by_lr()), lr=1e-2)
+        >>> model(torch.ones(2, 3)).sum().backward()
+        >>> opt.step(); opt.zero_grad()
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        transform: Transform | Sequence[Transform],
+        *,
+        fused: bool | None = None,
+        **defaults: Any,
+    ) -> None:
+        leaves = leaves_of(transform)
+        hyper: dict[str, Any] = {}
+        for j, leaf in enumerate(leaves):
+            if leaf.post_step and j != len(leaves) - 1:
+                raise ConfigError(f"{leaf!r} must be the last transform of the chain")
+            for key, value in leaf.hyperparameters().items():
+                if key in hyper and hyper[key] != value and key not in defaults:
+                    raise ConfigError(
+                        f"two transforms read the group option {key!r} with different values "
+                        f"({hyper[key]!r} and {value!r}); give them the same value"
+                    )
+                hyper[key] = value
+        hyper.update(defaults)
+        self.leaves = leaves
+        self.prox = leaves[-1] if leaves and isinstance(leaves[-1], Prox) else None
+        if self.prox is not None and "lr" not in hyper:
+            raise ConfigError("prox needs a step size: add scale_by_lr to the chain or pass lr=")
+        self.fused = fused
+        self._keys = _state_keys(leaves)
+        self._fast = _dispatch.match(leaves) if fused is not False else None
+        if fused and self._fast is None:
+            raise ConfigError(
+                "fused=True needs a chain that is exactly SGD or Adam(W): [add_l2] "
+                "[scale_by_momentum | scale_by_adam] [add_decayed_weights] scale_by_lr [prox]"
+            )
+        self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
+        super().__init__(params, hyper)
+
+    # -- per-parameter plans (masks and penalty factors) --------------------
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self.plan(self.param_groups[-1])  # a bad mask fails here, not at step 1
+
+    def plan(self, group: Group) -> list[ParamPlan]:
+        """The masks' decisions for each parameter of ``group`` (cached)."""
+        cached = self._plans.get(id(group))
+        if cached is not None and cached[0] is group and len(cached[1]) == len(group["params"]):
+            return cached[1]
+        params = group["params"]
+        names = group.get("param_names") or [None] * len(params)
+        plans = []
+        for name, p in zip(names, params):
+            active = tuple(selects(getattr(leaf, "mask", None), name, p) for leaf in self.leaves)
+            factor = None
+            if self.prox is not None and active[-1]:
+                factor = self.prox.penalty.factor_for(name, p)
+            plans.append(ParamPlan(active, factor))
+        self._plans[id(group)] = (group, plans)
+        return plans
+
+    def init_state(self, param: Tensor, plan: ParamPlan, state: dict[str, Any]) -> None:
+        """Fill ``state`` (``self.state[param]``) with the leaves' initial states."""
+        for leaf, keys, on in zip(self.leaves, self._keys, plan.active):
+            if on:
+                state.update(zip(keys, leaf.init(param)))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._plans.clear()
+        # torch leaves 'step' where it was saved; the fused kernels want it on
+        # the parameter's device, in float32, as our transforms create it.
+        for p, st in self.state.items():
+            for k, v in st.items():
+                if (k == "step" or k.endswith(".step")) and isinstance(v, Tensor):
+                    st[k] = v.to(device=p.device, dtype=torch.float32)
+
+    # -- the step ------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        """Apply one update to every parameter that has a gradient; return the closure's loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        rest = []
+        for group in self.param_groups:
+            plans = self.plan(group)
+            if self._fast is not None and _dispatch.run(self, self._fast, group, plans):
+                continue
+            rest.append((group, plans))
+        if rest:
+            self._reference_step(rest)
+        return loss
+
+    def _reference_step(self, work: list[tuple[Group, list[ParamPlan]]]) -> None:
+        # Breadth first, transform by transform over all parameters, so that a
+        # global transform (clip_by_global_norm) sees every update at once.
+        params: list[Tensor] = []
+        groups: list[Group] = []
+        plans: list[ParamPlan] = []
+        states: list[dict[str, Any]] = []
+        ups: list[Tensor] = []
+        for group, group_plans in work:
+            for p, plan in zip(group["params"], group_plans):
+                g = p.grad
+                if g is None:
+                    continue
+                if g.is_sparse:
+                    raise RuntimeError("gradwise optimizers do not support sparse gradients")
+                st = self.state[p]
+                if not st:
+                    self.init_state(p, plan, st)
+                params.append(p)
+                groups.append(group)
+                plans.append(plan)
+                states.append(st)
+                ups.append(g)
+        for j, (leaf, keys) in enumerate(zip(self.leaves, self._keys)):
+            if leaf.tree:
+                ups = leaf.update_tree(ups)  # type: ignore[attr-defined]
+                continue
+            if leaf.post_step:
+                continue
+            cls = leaf.State
+            for i, p in enumerate(params):
+                if not plans[i].active[j]:
+                    continue
+                d = states[i]
+                st = cls(*[d.get(k) for k in keys])
+                ups[i], new = leaf.update(ups[i], st, p, groups[i])
+                if new is not st:
+                    d.update(zip(keys, new))
+        for p, u in zip(params, ups):
+            p.add_(u)
+        if self.prox is not None:
+            for group, group_plans in work:
+                picked = [(p, pl.factor) for p, pl in zip(group["params"], group_plans)
+                          if p.grad is not None and pl.factor is not None]
+                apply_prox(self.prox, picked, group["lr"])
+
+
+def apply_prox(prox: Prox, picked: Sequence[tuple[Tensor, Factor]], lr: float) -> None:
+    """Proximal step with step size ``lr`` on ``(param, factor)`` pairs, in place."""
+    if not picked:
+        return
+    penalty = prox.penalty
+    many = getattr(penalty, "prox_many", None)
+    if many is not None and not any(isinstance(f, Tensor) for _, f in picked):
+        many([p for p, _ in picked], lr, [f for _, f in picked])
+        return
+    for p, f in picked:
+        prox.apply(p, lr, f)
