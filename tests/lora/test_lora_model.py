@@ -161,6 +161,8 @@ def test_training_step_changes_only_adapter_params(mixed, ids, bias):
     elif bias == "all":
         expected |= {n for n in before if n.endswith("bias") and "original_module" not in n}
     assert changed == expected
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == expected  # the frozen original head stays frozen
 
 
 def test_trainable_parameters_counts_and_prints(capsys):
@@ -243,3 +245,15 @@ def test_hooks_on_a_wrapper_fire_also_when_merged():
     with disabled(model):
         model(torch.randn(3, 8))
     assert calls == [torch.Size([3, 8])] * 2
+
+
+def test_injected_model_pickles_and_deep_copies(mixed, ids, randomize_lora):
+    import pickle
+
+    model = inject(copy.deepcopy(mixed), LoRAConfig(r=2, target_modules=["conv1", "proj"],
+                                                    modules_to_save=["head"]))
+    randomize_lora(model)
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        torch.testing.assert_close(clone(ids), model(ids), rtol=0, atol=0)
+        merge(clone)  # the adapter state travels with the copy
+        torch.testing.assert_close(clone(ids), model(ids), rtol=1e-5, atol=1e-5)

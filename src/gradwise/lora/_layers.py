@@ -61,9 +61,11 @@ class LoRALayer(nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            if name == "base_layer":
+            # via __dict__, so that a half-built instance (unpickling) cannot recurse
+            base = self.__dict__.get("_modules", {}).get("base_layer")
+            if base is None or name == "base_layer":
                 raise
-            return getattr(self._modules["base_layer"], name)
+            return getattr(base, name)
 
     # -- bookkeeping ------------------------------------------------------------------
 
@@ -181,12 +183,22 @@ class LoRALayer(nn.Module):
         return f"adapters={{{ranks}}}, active={self.active_adapter!r}{state}"
 
 
+# torch keeps global module hooks in module-level dicts that it mutates in place.
+_GLOBAL_HOOKS = tuple(
+    getattr(_torch_module, name, {})
+    for name in (
+        "_global_forward_hooks",
+        "_global_forward_pre_hooks",
+        "_global_backward_hooks",
+        "_global_backward_pre_hooks",
+    )
+)
+
+
 def _hooked(module: nn.Module) -> bool:
-    g = _torch_module
     return bool(
         module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
-        or module._backward_pre_hooks or g._global_forward_hooks or g._global_forward_pre_hooks
-        or g._global_backward_hooks or g._global_backward_pre_hooks
+        or module._backward_pre_hooks or any(_GLOBAL_HOOKS)
     )
 
 

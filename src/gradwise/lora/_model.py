@@ -64,12 +64,12 @@ def _set_bias_flags(model: nn.Module, bias: str) -> None:
     if bias == "lora_only":
         keep = {id(layer.base_layer.bias) for _, layer in lora_layers(model)
                 if getattr(layer.base_layer, "bias", None) is not None}
-    adapter_params = {
-        id(p) for _, m in [*lora_layers(model), *saved_modules(model)] for n in m.adapters
-        for p in m.adapter_parameters(n)
-    }
+    # Adapter factors and modules_to_save (copies and frozen originals) keep their own flags.
+    managed = {id(p) for _, layer in lora_layers(model) for n in layer.adapters
+               for p in layer.adapter_parameters(n)}
+    managed |= {id(p) for _, wrapper in saved_modules(model) for p in wrapper.parameters()}
     for name, p in model.named_parameters():
-        if not _is_bias(name) or id(p) in adapter_params:
+        if not _is_bias(name) or id(p) in managed:
             continue
         p.requires_grad_(bias == "all" or id(p) in keep)
 

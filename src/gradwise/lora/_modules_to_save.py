@@ -28,7 +28,8 @@ class ModulesToSave(nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            if name in ("original_module", "modules_to_save"):
+            modules = self.__dict__.get("_modules", {})
+            if name in ("original_module", "modules_to_save") or "original_module" not in modules:
                 raise
             return getattr(self.current(), name)
 
