@@ -1,0 +1,98 @@
+"""Instruction tuning of causal language models.
+
+Instruction tuning fine-tunes a pretrained language model on (instruction,
+response) pairs so that it follows natural-language directions. This package
+holds the pieces; the ``sft`` recipe (:mod:`gradwise.recipes.instruct`)
+joins them with the gradwise Trainer and LoRA:
+
+* data: :func:`read_jsonl` (alpaca or chat JSONL, errors by line number);
+* templates: :func:`get_template` (``alpaca``, ``chatml``, the tokenizer's own);
+* labels on the response only: :func:`tokenize_example` (prefix rendering,
+  no ``{% generation %}`` markers needed);
+* packing without cross-talk: :func:`pack`, :func:`collate_packed`;
+* :func:`generate` (greedy, temperature, top-k, top-p) and :func:`evaluate`
+  (exact match, response-token accuracy);
+* a tiny base model built offline: :func:`init_base`, and the task
+  generators of the demo: :data:`TASKS`, :func:`instruction_set`.
+
+>>> from gradwise.instruct import Example, tokenize_example, get_template
+>>> ex = Example.from_alpaca("Reverse the word: cat", "tac")
+>>> ex.response
+'tac'
+"""
+
+from gradwise.instruct._base import BaseModelInfo, init_base, pretrain, tiny_config, train_tokenizer
+from gradwise.instruct._config import InstructConfig
+from gradwise.instruct._data import Example, InstructData, parse_records, read_jsonl, write_jsonl
+from gradwise.instruct._evaluate import EvalResult, evaluate, exact_match
+from gradwise.instruct._generate import generate, top_k_filter, top_p_filter
+from gradwise.instruct._loss import causal_lm_loss, token_accuracy, token_losses
+from gradwise.instruct._masking import (
+    IGNORE_INDEX,
+    TokenizedExample,
+    TokenizeStats,
+    render_boundaries,
+    tokenize_dataset,
+    tokenize_example,
+    truncate,
+)
+from gradwise.instruct._packing import (
+    block_causal_mask,
+    collate_packed,
+    collate_padded,
+    make_loader,
+    pack,
+)
+from gradwise.instruct._tasks import TASKS, Task, corpus, instruction_set, task_of
+from gradwise.instruct._templates import (
+    TEMPLATES,
+    AlpacaTemplate,
+    ChatMLTemplate,
+    TokenizerTemplate,
+    get_template,
+)
+
+__all__ = [
+    "IGNORE_INDEX",
+    "TASKS",
+    "TEMPLATES",
+    "AlpacaTemplate",
+    "BaseModelInfo",
+    "ChatMLTemplate",
+    "EvalResult",
+    "Example",
+    "InstructConfig",
+    "InstructData",
+    "Task",
+    "TokenizeStats",
+    "TokenizedExample",
+    "TokenizerTemplate",
+    "block_causal_mask",
+    "causal_lm_loss",
+    "collate_packed",
+    "collate_padded",
+    "corpus",
+    "evaluate",
+    "exact_match",
+    "generate",
+    "get_template",
+    "init_base",
+    "instruction_set",
+    "make_loader",
+    "pack",
+    "parse_records",
+    "pretrain",
+    "read_jsonl",
+    "render_boundaries",
+    "task_of",
+    "tiny_config",
+    "tokenize_dataset",
+    "tokenize_example",
+    "token_accuracy",
+    "token_losses",
+    "top_k_filter",
+    "top_p_filter",
+    "train_tokenizer",
+    "truncate",
+    "write_jsonl",
+]

@@ -1,0 +1,146 @@
+"""The YAML config of ``gradwise instruct CONFIG`` (pydantic, unknown keys are errors).
+
+A minimal config names a model directory and a data file::
+
+    name: tune
+    model: {path: runs/base}
+    data: {train: data/train.jsonl, template: alpaca}
+    lora: {r: 8, alpha: 16}
+
+Everything else has defaults; ``lora: null`` means full fine-tuning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSource(_Strict):
+    """The base model: a local Hugging Face directory (model + tokenizer)."""
+
+    path: str
+    tokenizer: str | None = None  # defaults to ``path``
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    attn_implementation: Literal["sdpa", "eager"] | None = None
+
+
+class InstructDataConfig(_Strict):
+    """Where the examples come from and how they become token batches."""
+
+    train: str
+    val: str | None = None
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    format: Literal["auto", "alpaca", "chat"] = "auto"
+    on_error: Literal["raise", "skip"] = "raise"
+    template: Literal["alpaca", "chatml", "tokenizer"] = "alpaca"
+    max_length: int = Field(512, ge=8)
+    truncation: Literal["keep_response", "keep_start", "keep_end"] = "keep_response"
+    assistant_turns: Literal["all", "last"] = "all"
+    unstable: Literal["split", "error"] = "split"
+    packing: bool = True
+    packed_attention: Literal["block_mask", "position_ids"] = "block_mask"
+    seed: int = 0
+
+
+class InstructLoRAConfig(_Strict):
+    """LoRA adapter settings (see :class:`gradwise.lora.LoRAConfig`)."""
+
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0.0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = "all-linear"
+    use_rslora: bool = False
+
+
+class InstructOptimizerConfig(_Strict):
+    """AdamW with a warmup-cosine learning rate."""
+
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: float = Field(0.05, ge=0.0)  # a fraction of all steps (< 1) or a step count
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        for i, b in enumerate(v):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"betas[{i}] must lie in [0, 1), got {b}")
+        return v
+
+
+class InstructTrainingConfig(_Strict):
+    """The training loop (passed to :class:`gradwise.train.Trainer`)."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    clip_grad_norm: float | None = Field(1.0, gt=0.0)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = "auto"
+    seed: int = 0
+    checkpoint: bool = True
+    progress: bool = True
+    log_every: int = Field(10, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu") and not v.startswith("cuda"):
+            raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
+        return v
+
+
+class InstructEvalConfig(_Strict):
+    """Held-out evaluation: exact match and response-token accuracy."""
+
+    max_examples: int | None = Field(200, ge=1)
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(32, ge=1)
+    before: bool = True  # also evaluate the base model, for a before/after comparison
+
+
+class InstructConfig(_Strict):
+    """A whole ``gradwise instruct`` run; written back as ``runs/NAME/config.yaml``.
+
+    >>> cfg = InstructConfig.model_validate(
+    ...     {"model": {"path": "base"}, "data": {"train": "train.jsonl"}})
+    >>> cfg.lora.r, cfg.data.template, cfg.save
+    (8, 'alpaca', 'adapter')
+    """
+
+    name: str = "instruct"
+    runs_dir: str = "runs"
+    model: ModelSource
+    data: InstructDataConfig
+    lora: InstructLoRAConfig | None = Field(default_factory=InstructLoRAConfig)
+    optimizer: InstructOptimizerConfig = Field(default_factory=InstructOptimizerConfig)
+    training: InstructTrainingConfig = Field(default_factory=InstructTrainingConfig)
+    eval: InstructEvalConfig = Field(default_factory=InstructEvalConfig)
+    save: Literal["adapter", "merged", "none"] = "adapter"
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not v or "/" in v or "\\" in v or v in (".", ".."):
+            raise ValueError("name must be a non-empty file name without '/'")
+        return v
+
+    @model_validator(mode="after")
+    def _adapter_needs_lora(self) -> InstructConfig:
+        if self.save == "adapter" and self.lora is None:
+            raise ValueError(
+                "save: 'adapter' needs a lora section; use 'merged' for full fine-tuning"
+            )
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name

@@ -1,0 +1,53 @@
+"""The next-token loss of a causal LM, over labelled positions only.
+
+Position ``t`` predicts token ``t + 1``, so logits ``(B, T, V)`` are compared
+with labels shifted left by one:
+
+    L = -(1/N) · Σ_{b,t : y[b,t+1] ≠ -100} log softmax(z[b,t])[y[b,t+1]]
+
+with ``N`` the number of labelled targets. This is what Hugging Face models
+compute when given ``labels``; it is written out here so that per-token
+values are available (packing equivalence, token accuracy).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gradwise.instruct._masking import IGNORE_INDEX
+
+
+def token_losses(logits: Tensor, labels: Tensor) -> Tensor:
+    """Per-target losses (B, T-1); ``0`` where the target is ``-100``.
+
+    >>> z = torch.zeros(1, 3, 4)  # uniform over 4 tokens
+    >>> token_losses(z, torch.tensor([[-100, 2, -100]])).round(decimals=4).tolist()
+    [[1.3863, 0.0]]
+    """
+    logits = logits[:, :-1].float()  # (B, T-1, V)
+    targets = labels[:, 1:]  # (B, T-1)
+    flat = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    )
+    return flat.view(targets.shape)
+
+
+def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean next-token cross-entropy over labelled targets (a scalar)."""
+    targets = labels[:, 1:]
+    n = (targets != IGNORE_INDEX).sum().clamp(min=1)
+    return token_losses(logits, labels).sum() / n
+
+
+@torch.no_grad()
+def token_accuracy(logits: Tensor, labels: Tensor) -> tuple[int, int]:
+    """``(correct, total)`` of greedy next-token predictions on labelled targets."""
+    pred = logits[:, :-1].argmax(-1)
+    targets = labels[:, 1:]
+    keep = targets != IGNORE_INDEX
+    return int((pred[keep] == targets[keep]).sum()), int(keep.sum())
