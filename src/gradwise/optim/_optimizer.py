@@ -135,12 +135,13 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._plans.clear()
-        # torch leaves 'step' where it was saved; the fused kernels want it on
-        # the parameter's device, in float32, as our transforms create it.
+        # torch keeps the saved 'step' tensor itself (shared with a live
+        # optimizer the state_dict came from) and where it was; copy it to the
+        # parameter's device in float32, where the fused kernels read it.
         for p, st in self.state.items():
             for k, v in st.items():
                 if (k == "step" or k.endswith(".step")) and isinstance(v, Tensor):
-                    st[k] = v.to(device=p.device, dtype=torch.float32)
+                    st[k] = v.to(device=p.device, dtype=torch.float32, copy=True)
 
     # -- the step ------------------------------------------------------------
 
