@@ -1,2 +1,120 @@
-def main() -> None:  # placeholder until the command lands
-    raise SystemExit(0)
+"""The ``gradwise`` command.
+
+``gradwise demo | train CONFIG | report RUN_DIR`` (more commands join as
+capabilities land). Errors a user can cause (a bad config, bad data) print
+one clear message and exit with status 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gradwise.errors import GradwiseError
+
+app = typer.Typer(
+    name="gradwise",
+    help="Gradient-based training and fine-tuning, one small tested piece per technique.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config field: key.path=value (YAML value)."),
+]
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn gradwise errors into one red line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GradwiseError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+@_user_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML run config.")],
+    set_: SetOption = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train a model from a YAML config; writes runs/NAME/ with a report."""
+    from gradwise.config import load_config
+    from gradwise.recipes.train import run
+
+    cfg = load_config(config, set_)
+    result = run(cfg, resume=resume, progress=progress)
+    for split, metrics in result.results.items():
+        shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        typer.echo(f"{split:>5}: {shown}")
+    typer.echo(f"report: {result.run_dir / 'report.html'}")
+
+
+@app.command()
+@_user_errors
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Re-draw the plots and report.html of a run from its metrics.jsonl."""
+    from gradwise.errors import ConfigError
+    from gradwise.report import write_report
+
+    if not (run_dir / "metrics.jsonl").exists():
+        raise ConfigError(f"{run_dir} is not a run directory: it has no metrics.jsonl")
+    typer.echo(f"report: {write_report(run_dir)}")
+
+
+@app.command()
+@_user_errors
+def demo(
+    section: Annotated[str | None, typer.Argument(help="Run only this section, in full.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the sections.")] = False,
+    quick: Annotated[
+        bool | None, typer.Option("--quick/--full", help="Quick or full version.")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where demo runs are written.")] = Path("runs"),
+) -> None:
+    """The guided tour: every section's quick version, or one section."""
+    from gradwise.demo import run_section, sections
+
+    if list_:
+        for sec in sections():
+            typer.echo(f"{sec.name:<16} {sec.title}")
+        return
+    chosen = [section] if section else [s.name for s in sections()]
+    # the whole tour runs quick versions; a single named section runs in full
+    is_quick = quick if quick is not None else section is None
+    summary = []
+    for name in chosen:
+        typer.secho(f"== demo: {name}", bold=True)
+        result = run_section(name, runs_dir / f"demo-{name}", quick=is_quick)
+        summary.append((name, result))
+        for key, value in result.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else value
+            typer.echo(f"   {key}: {shown}")
+    if len(summary) > 1:
+        typer.secho("== tour done", bold=True)
+        for name, result in summary:
+            typer.echo(f"   {name:<16} {result.get('seconds', '?')} s  {result.get('report', '')}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="gradwise")
+
+
+if __name__ == "__main__":
+    main()

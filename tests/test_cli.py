@@ -1,0 +1,87 @@
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from gradwise.cli import app
+
+runner = CliRunner()
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_config_error_exits_2_with_one_clear_message(tmp_path):
+    path = _write(tmp_path, "name: x\ndata: {name: digits}\nmodel: {hiden: [8]}\n")
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 2
+    assert "model.hiden" in result.output and "did you mean 'hidden'" in result.output
+
+
+def test_bad_set_value_names_field(tmp_path):
+    path = _write(tmp_path, "name: x\ndata: {name: digits}\n")
+    result = runner.invoke(app, ["train", str(path), "--set", "optimizer.lr=-3"])
+    assert result.exit_code == 2
+    assert "optimizer.lr" in result.output and "-3" in result.output
+
+
+def test_unknown_dataset_is_a_clear_error(tmp_path):
+    path = _write(tmp_path, f"name: x\nruns_dir: {tmp_path}\ndata: {{name: digitz}}\n")
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    assert "did you mean 'digits'" in result.output
+
+
+def test_missing_config_file(tmp_path):
+    result = runner.invoke(app, ["train", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "not found" in result.output
+
+
+def test_demo_list_names_sections():
+    result = runner.invoke(app, ["demo", "--list"])
+    assert result.exit_code == 0
+    assert "train" in result.output
+
+
+def test_unknown_demo_section():
+    result = runner.invoke(app, ["demo", "trian"])
+    assert result.exit_code == 2
+    assert "did you mean 'train'" in result.output
+
+
+def test_real_process_has_no_traceback(tmp_path):
+    path = _write(tmp_path, "optimizer: {name: adamm}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradwise", "train", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "optimizer.name" in proc.stderr and "did you mean 'adam'" in proc.stderr
+
+
+def test_report_command_needs_a_run_dir(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no metrics.jsonl" in result.output
+
+
+@pytest.mark.slow
+def test_train_digits_example_reaches_095(tmp_path):
+    result = runner.invoke(
+        app,
+        ["train", "examples/digits.yaml", "--no-progress", "--set", f"runs_dir={tmp_path}"],
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    res = json.loads((tmp_path / "digits" / "results.json").read_text())
+    assert res["test"]["accuracy"] >= 0.95, res
+    run = tmp_path / "digits"
+    for name in ("config.yaml", "metrics.jsonl", "metrics.csv", "report.html", "plots/loss.png"):
+        assert (run / name).exists(), name
+    assert any((run / "checkpoints").iterdir())
