@@ -277,7 +277,8 @@ def test_evaluate_and_predict_match_hand_computation():
     torch.testing.assert_close(t.predict(X), out)
     torch.testing.assert_close(t.predict((X, yc), kind="probs"), out.softmax(1))
     assert torch.equal(t.predict(X.numpy(), kind="labels"), out.argmax(1))
-    assert torch.equal(t.predict(DataLoader(TensorDataset(X, yc), batch_size=7)), t.predict(X))
+    # Other batch sizes may pick other matmul kernels: equal up to round-off.
+    torch.testing.assert_close(t.predict(DataLoader(TensorDataset(X, yc), batch_size=7)), out)
     assert model.training  # evaluate/predict put the mode back
 
 

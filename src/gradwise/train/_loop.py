@@ -187,7 +187,9 @@ class Run:
         s = self.state
         if self.epoch_done:
             s.epoch += 1
-            s.batch_in_epoch, self.count, self.loss_sum, self.elapsed = 0, 0, None, 0.0
+            s.batch_in_epoch, self.count, self.elapsed = 0, 0, 0.0
+            # Σ loss_b·n_b accumulates on the device in float64: no host sync per batch.
+            self.loss_sum = torch.zeros((), dtype=torch.float64, device=s.device)
             for m in self.train_metrics:
                 m.reset()
             self.epoch_done = False
@@ -231,8 +233,7 @@ class Run:
             pending += 1
             ld = loss.detach()
             n = len(target)
-            part = ld.double() * n
-            self.loss_sum = part if self.loss_sum is None else self.loss_sum + part
+            self.loss_sum.add_(ld, alpha=n)
             self.count += n
             group_loss = ld if k == 1 else (ld / k if group_loss is None else group_loss + ld / k)
             if metrics:
@@ -317,7 +318,7 @@ class Run:
             "rng": self._rng_state(),
             "rng_epoch_start": self.epoch_rng,
             "epoch_sums": {
-                "loss_sum": self.loss_sum,
+                "loss_sum": None if self.loss_sum is None else self.loss_sum.clone(),
                 "count": self.count,
                 "elapsed": self.elapsed,
                 "metrics": [_metric_state(m) for m in self.train_metrics],
