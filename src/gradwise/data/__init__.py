@@ -21,6 +21,7 @@ from gradwise.data._builtin import (
     wine,
 )
 from gradwise.data._io import read_csv, read_npz
+from gradwise.data._sentences import sentences
 from gradwise.data._split import Split, Standardizer, split, standardize
 from gradwise.data._table import TASKS, Table
 from gradwise.data._targets import MAX_INFERRED_CLASSES, infer_task
@@ -42,6 +43,7 @@ __all__ = [
     "moons",
     "read_csv",
     "read_npz",
+    "sentences",
     "sparse_regression",
     "spirals",
     "split",
