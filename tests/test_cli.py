@@ -85,3 +85,14 @@ def test_train_digits_example_reaches_095(tmp_path):
     for name in ("config.yaml", "metrics.jsonl", "metrics.csv", "report.html", "plots/loss.png"):
         assert (run / name).exists(), name
     assert any((run / "checkpoints").iterdir())
+
+
+def test_lr_find_command_prints_suggestion(tmp_path):
+    path = _write(
+        tmp_path,
+        f"name: f\nruns_dir: {tmp_path}\ndata: {{name: breast_cancer}}\nmodel: {{hidden: [8]}}\n",
+    )
+    result = runner.invoke(app, ["lr-find", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "suggested lr:" in result.output
+    assert (tmp_path / "f" / "lr_find.png").exists()

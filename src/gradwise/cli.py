@@ -65,6 +65,26 @@ def train(
     typer.echo(f"report: {result.run_dir / 'report.html'}")
 
 
+@app.command("lr-find")
+@_user_errors
+def lr_find_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML run config.")],
+    set_: SetOption = None,
+) -> None:
+    """LR range test on a config's model and data: prints the suggestion, writes the plot."""
+    from gradwise.config import load_config
+    from gradwise.recipes.train import choose_lr, prepare
+
+    cfg = load_config(config, set_)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    plot = cfg.run_dir / "lr_find.png"
+    found = choose_lr(cfg, prepare(cfg), plot)
+    typer.echo(f"suggested lr: {found.suggestion:.3g}  ({found.suggestion_rule})")
+    if len(found.group_lrs) > 1:
+        typer.echo("per group: " + ", ".join(f"{lr:.3g}" for lr in found.group_lrs))
+    typer.echo(f"plot: {plot}")
+
+
 @app.command()
 @_user_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:

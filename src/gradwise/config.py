@@ -168,8 +168,31 @@ class CallbacksConfig(_Strict):
     tensorboard: bool = False
 
 
+def _check_schedule(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Build the schedule once on a nominal length so bad names/args fail at load time."""
+    if v is None:
+        return v
+    from gradwise.schedules import schedule
+
+    spec = dict(v)
+    name = spec.pop("name", None)
+    if not isinstance(name, str):
+        raise ValueError("a schedule needs a 'name', e.g. {name: warmup_cosine, warmup: 0.05}")
+    spec.pop("total_steps", None)
+    try:
+        schedule(name, total_steps=1000, **spec)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return v
+
+
 class RunConfig(_Strict):
-    """A whole ``gradwise train`` run: written back as ``runs/NAME/config.yaml``."""
+    """A whole ``gradwise train`` run: written back as ``runs/NAME/config.yaml``.
+
+    ``schedule`` is a learning-rate schedule of :mod:`gradwise.schedules` by
+    name, stepped every optimizer step; step-count arguments may be fractions
+    of the run's total steps: ``{name: warmup_cosine, warmup: 0.05}``.
+    """
 
     name: str = "run"
     runs_dir: str = "runs"
@@ -179,6 +202,12 @@ class RunConfig(_Strict):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    schedule: dict[str, Any] | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_schedule(v)
 
     @field_validator("name")
     @classmethod

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from gradwise.config import parse_config
@@ -57,3 +58,38 @@ def test_resume_continues_to_same_weights(tmp_path):
         if '"type": "epoch"' in line
     ]
     assert epochs == [1, 2, 3, 4]
+
+
+def test_lr_auto_records_the_chosen_lr(tmp_path):
+    import yaml
+
+    cfg = _cfg(tmp_path, optimizer={"lr": "auto"}, training={"epochs": 1})
+    result = run(cfg)
+    saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert isinstance(saved["optimizer"]["lr"], float) and saved["optimizer"]["lr"] > 0
+    assert (tmp_path / "r" / "lr_find.png").exists()
+    assert "Learning rate chosen by lr_find" in (tmp_path / "r" / "report.html").read_text()
+    assert result.results["test"]["accuracy"] > 0.8
+
+
+def test_schedule_drives_the_logged_lr(tmp_path):
+    cfg = parse_config(
+        {
+            **_cfg(tmp_path, training={"epochs": 2}).model_dump(exclude_unset=True),
+            "schedule": {"name": "cosine", "min_factor": 0.0},
+            "callbacks": {"progress": False, "log_every": 1},
+        }
+    )
+    run(cfg)
+    steps = [
+        json.loads(line)
+        for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+        if '"type": "step"' in line
+    ]
+    lrs = [s["lr"] for s in steps]
+    total = len(lrs)
+    # cosine from 0.01 to 0 over the run's total steps: lr_t = 0.01 * (1 + cos(pi t / T)) / 2
+    import math
+
+    expected = [0.01 * (1 + math.cos(math.pi * t / total)) / 2 for t in range(total)]
+    assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-12)

@@ -10,17 +10,20 @@ Everything lands in ``runs/NAME/``: ``config.yaml``, ``metrics.jsonl``,
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from gradwise import data as gdata
 from gradwise import nn as gnn
 from gradwise.config import DataConfig, OptimizerConfig, RunConfig, dump_config
-from gradwise.report import write_report
+from gradwise.report import Section, write_report
 from gradwise.train import Checkpoint, EarlyStopping, MetricsLogger, ProgressBar, Trainer
 
 
@@ -79,28 +82,111 @@ def build_model(cfg: RunConfig, n_features: int, out_features: int) -> torch.nn.
     )
 
 
-def run(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Run a config end to end and write its run directory."""
+@dataclass
+class Prepared:
+    """Everything a run needs before its first step."""
+
+    parts: Any
+    head: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Data (split, standardized on train only), head, seeded model and optimizer.
+
+    With ``optimizer.lr: auto`` the optimizer starts at a placeholder lr;
+    :func:`choose_lr` replaces it.
+    """
+    table = load_table(cfg.data)
+    parts = gdata.split(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
+    if cfg.data.standardize:
+        parts, _ = gdata.standardize(parts)
+    head = gnn.head(cfg.head or table.task, table.out_features)
+    torch.manual_seed(cfg.training.seed)  # model init is part of the run's seed
+    model = build_model(cfg, table.n_features, head.out_features)
+    opt_cfg = cfg.optimizer
+    if opt_cfg.lr == "auto":
+        opt_cfg = opt_cfg.model_copy(update={"lr": 1e-3})
+    optimizer = build_optimizer(opt_cfg, model)
+    return Prepared(parts, head, model, optimizer)
+
+
+def choose_lr(cfg: RunConfig, prep: Prepared, plot_path: Path | None = None) -> Any:
+    """Run the LR range test on the train split and set every group's lr to its suggestion.
+
+    Model, optimizer and RNG states are restored by :func:`lr_find`, so the run
+    that follows starts exactly as it would have with that lr written in the
+    config. Returns the :class:`LRFinderResult`.
+    """
+    from gradwise.schedules import lr_find
+
+    found = lr_find(
+        prep.model,
+        prep.head,
+        prep.parts.train.tensors(),
+        prep.optimizer,
+        batch_size=cfg.training.batch_size,
+    )
+    for group, lr in zip(prep.optimizer.param_groups, found.group_lrs):
+        group["lr"] = lr
+    if plot_path is not None:
+        found.plot(plot_path)
+    return found
+
+
+def _steps_per_epoch(n: int, cfg: RunConfig) -> int:
+    batches = math.ceil(n / cfg.training.batch_size)
+    return math.ceil(batches / cfg.training.grad_accum)
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    extra_callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Run a config end to end and write its run directory.
+
+    ``extra_callbacks`` are added after the config's own (a sweep adds its
+    pruning callback this way).
+    """
     run_dir = cfg.run_dir
     ckpt_dir = run_dir / "checkpoints"
     can_resume = resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
     if not can_resume:
         # a fresh run never mixes its records with an older run of the same name
-        for stale in ("metrics.jsonl", "metrics.csv", "results.json", "report.html"):
+        for stale in ("metrics.jsonl", "metrics.csv", "results.json", "report.html", "lr_find.png"):
             (run_dir / stale).unlink(missing_ok=True)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+
+    prep = prepare(cfg)
+    extra_sections: list[Section] = []
+    previous = run_dir / "config.yaml"
+    if cfg.optimizer.lr == "auto" and can_resume and previous.exists():
+        # the checkpoint carries the lr chosen when the run started; keep its record
+        old_lr = yaml.safe_load(previous.read_text()).get("optimizer", {}).get("lr")
+        if isinstance(old_lr, (int, float)):
+            cfg = cfg.model_copy(
+                update={"optimizer": cfg.optimizer.model_copy(update={"lr": float(old_lr)})}
+            )
+    if cfg.optimizer.lr == "auto":
+        found = choose_lr(cfg, prep, run_dir / "lr_find.png")
+        chosen = float(found.suggestion)
+        # the resolved config records the choice, so the run can be repeated as is
+        cfg = cfg.model_copy(
+            update={"optimizer": cfg.optimizer.model_copy(update={"lr": chosen})}
+        )
+        extra_sections.append(
+            Section(
+                "Learning rate chosen by lr_find",
+                text=f"lr: auto -> {chosen:.3g} ({found.suggestion_rule})",
+                images=[run_dir / "lr_find.png"],
+            )
+        )
     dump_config(cfg, run_dir / "config.yaml")
-
-    table = load_table(cfg.data)
-    parts = gdata.split(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
-    if cfg.data.standardize:
-        parts, _ = gdata.standardize(parts)
-
-    head = gnn.head(cfg.head or table.task, table.out_features)
-    torch.manual_seed(cfg.training.seed)  # model init is part of the run's seed
-    model = build_model(cfg, table.n_features, head.out_features)
-    optimizer = build_optimizer(cfg.optimizer, model)
 
     cb = cfg.callbacks
     callbacks: list[Any] = [MetricsLogger(run_dir, log_every=cb.log_every, tensorboard=cb.tensorboard)]
@@ -124,14 +210,22 @@ def run(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> Train
                 restore_best=es.restore_best,
             )
         )
+    callbacks.extend(extra_callbacks)
     if progress and cb.progress:
         callbacks.append(ProgressBar())
 
     t = cfg.training
+    scheduler = None
+    if cfg.schedule is not None:
+        from gradwise.schedules import attach, schedule
+
+        spec = dict(cfg.schedule)
+        total = t.epochs * _steps_per_epoch(len(prep.parts.train), cfg)
+        scheduler = attach(prep.optimizer, schedule(spec.pop("name"), total_steps=total, **spec))
     trainer = Trainer(
-        model,
-        optimizer,
-        head,
+        prep.model,
+        prep.optimizer,
+        prep.head,
         epochs=t.epochs,
         batch_size=t.batch_size,
         callbacks=callbacks,
@@ -140,7 +234,9 @@ def run(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> Train
         clip_grad_norm=t.clip_grad_norm,
         precision=t.precision,
         seed=t.seed,
+        scheduler=scheduler,
     )
+    parts = prep.parts
     val = parts.val.tensors() if len(parts.val) else None
     history = trainer.fit(parts.train.tensors(), val, resume=ckpt_dir if can_resume else None)
 
@@ -150,5 +246,5 @@ def run(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> Train
     if len(parts.test):
         results["test"] = trainer.evaluate(parts.test.tensors())
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    write_report(run_dir, title=f"gradwise train: {cfg.name}")
-    return TrainResult(run_dir, results, model, history)
+    write_report(run_dir, title=f"gradwise train: {cfg.name}", extra=extra_sections)
+    return TrainResult(run_dir, results, prep.model, history)
