@@ -32,10 +32,10 @@ CONFIGS = {
 }
 
 
-def _run(problem, make, fused, dtype, steps=40, groups=False):
+def _run(problem, make, fused, dtype, steps=40, groups=False, device="cpu"):
     X, y, model = problem
-    X, y = X.to(dtype), y.to(dtype)
-    net = model().to(dtype)
+    X, y = X.to(device, dtype), y.to(device, dtype)
+    net = model().to(device, dtype)
     if groups:
         named = list(net.named_parameters())
         params = [{"params": named[:2], "lr": 0.02}, {"params": named[2:]}]
@@ -90,4 +90,28 @@ def test_momentum_buffers_born_at_different_steps(problem):
                 net[0].weight.grad = None
             opt.step()
         out.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+    assert (out[0] - out[1]).abs().max().item() < 1e-12
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["sgd-momentum-wd-auto", "sgdw", "adam-amsgrad", "adamw-auto", "adamw-prox-l1"])
+def test_fused_equals_reference_on_cuda(name, problem):
+    ref, _ = _run(problem, CONFIGS[name], False, F64, device="cuda")
+    fused, opt = _run(problem, CONFIGS[name], True, F64, device="cuda")
+    assert (fused - ref).abs().max().item() < 1e-12
+    cpu, _ = _run(problem, CONFIGS[name], False, F64)
+    assert (fused.cpu() - cpu).abs().max().item() < 1e-9
+
+
+def test_step_counters_advance_only_for_params_with_grads():
+    out = []
+    for fused in (False, True):
+        ps = [nn.Parameter(torch.full((2, 2), float(k + 1), dtype=F64)) for k in range(3)]
+        opt = go.adam(ps, lr=0.1, fused=fused)
+        for i in range(5):
+            for j, p in enumerate(ps):
+                p.grad = p.detach() ** 2 if (j != 1 or i >= 2) and (j != 2 or i != 3) else None
+            opt.step()
+        assert [opt.state[p]["step"].item() for p in ps] == [5, 3, 4]
+        out.append(torch.stack([p.detach() for p in ps]))
     assert (out[0] - out[1]).abs().max().item() < 1e-12

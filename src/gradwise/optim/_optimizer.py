@@ -101,6 +101,7 @@ class Optimizer(torch.optim.Optimizer):
                 "[scale_by_momentum | scale_by_adam] [add_decayed_weights] scale_by_lr [prox]"
             )
         self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
+        self._step_buffers: dict[int, tuple[Group, list[Tensor], Tensor]] = {}
         super().__init__(params, hyper)
 
     # -- per-parameter plans (masks and penalty factors) --------------------
@@ -135,6 +136,7 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._plans.clear()
+        self._step_buffers.clear()
         # torch keeps the saved 'step' tensor itself (shared with a live
         # optimizer the state_dict came from) and where it was; copy it to the
         # parameter's device in float32, where the fused kernels read it.
