@@ -1,0 +1,63 @@
+"""Shared pieces of the estimators: tags, data preparation, prediction."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import (
+    Interval,
+    as_float64,
+    check_sample_weight,
+    validate_data,
+    validate_params,
+)
+
+# Constraints every glmnet-style estimator shares.
+COMMON_CONSTRAINTS: dict[str, list[Any]] = {
+    "fit_intercept": ["boolean"],
+    "standardize": ["boolean"],
+    "penalty_factor": ["array-like", None],
+    "positive": ["boolean"],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+}
+LAM = [Interval(Real, 0, None, closed="left")]
+ALPHA = [Interval(Real, 0, 1, closed="both")]
+
+
+class GlmnetBase(BaseEstimator):
+    """Base of the estimators: sparse-input tag and the fit preamble."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:  # pragma: no cover - scikit-learn < 1.6
+        return {"X_types": ["2darray", "sparse"]}
+
+    def _prepare_fit(self, X, y, sample_weight, **kw):
+        """Validate parameters and data; X as float64 (CSC when sparse)."""
+        validate_params(self)
+        X, y = validate_data(self, X, y, reset=True, **kw)
+        sw = check_sample_weight(sample_weight, X.shape[0])
+        X = as_float64(X)
+        if sp.issparse(X):
+            X = X.tocsc()
+        return X, y, sw
+
+
+class LinearPredictMixin:
+    """``predict`` / ``decision_function`` = X @ coef_.T + intercept_."""
+
+    def _linear(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
