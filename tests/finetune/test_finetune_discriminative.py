@@ -27,6 +27,10 @@ def test_layerwise_decay_list_and_options():
     groups = discriminative_lr(net, lr=[1e-4, 2e-4, 3e-4], weight_decay=0.1)
     assert [g["lr"] for g in groups] == [1e-4, 2e-4, 3e-4]
     assert all(g["weight_decay"] == 0.1 for g in groups)
+    heads = discriminative_lr(net, lr=1e-3, decay=0.5, head_lr=0.1)
+    assert [g["lr"] for g in heads] == pytest.approx([5e-4, 1e-3, 0.1])
+    with pytest.raises(ConfigError, match="not both"):
+        discriminative_lr(net, lr=[1e-3, 1e-3], head_lr=0.1)
     with pytest.raises(ConfigError, match="3 layer groups"):
         discriminative_lr(net, lr=[1e-3, 1e-3])
     with pytest.raises(ConfigError, match="decay must be in"):
