@@ -15,6 +15,7 @@ See ``docs/train.md`` for the event list, the log format and resuming.
 
 from gradwise.train import metrics
 from gradwise.train._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from gradwise.train._diagnostics import GradientDiagnostics
 from gradwise.train._early_stopping import EarlyStopping
 from gradwise.train._logger import MetricsLogger
 from gradwise.train._progress import ProgressBar
@@ -29,6 +30,7 @@ __all__ = [
     "Checkpoint",
     "Control",
     "EarlyStopping",
+    "GradientDiagnostics",
     "History",
     "Metric",
     "MetricsLogger",
