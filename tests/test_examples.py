@@ -9,6 +9,7 @@ from gradwise.recipes.train import run
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TRAIN_EXAMPLES = ["digits.yaml", "breast_cancer.yaml", "diabetes.yaml"]
+LINEAR_EXAMPLES = ["linear_diabetes.yaml", "linear_sparse.yaml"]
 
 
 @pytest.mark.parametrize("name", TRAIN_EXAMPLES)
@@ -26,3 +27,11 @@ def test_small_examples_run_one_epoch(name, tmp_path):
     result = run(cfg, progress=False)
     assert (result.run_dir / "report.html").exists()
     assert result.results["test"]["loss"] > 0
+
+
+@pytest.mark.parametrize("name", LINEAR_EXAMPLES)
+def test_linear_example_validates(name):
+    from gradwise.recipes.linear import LinearConfig
+
+    cfg = load_config(EXAMPLES / name, model=LinearConfig)
+    assert cfg.name == Path(name).stem

@@ -87,6 +87,22 @@ def lr_find_cmd(
 
 @app.command()
 @_user_errors
+def linear(
+    config: Annotated[Path, typer.Argument(help="YAML linear-model config.")],
+    set_: SetOption = None,
+) -> None:
+    """Fit a Lasso / Ridge / Elastic Net / logistic model; writes the path, CV and report."""
+    from gradwise.config import load_config
+    from gradwise.recipes.linear import LinearConfig, run
+
+    result = run(load_config(config, set_, model=LinearConfig))
+    for key, value in result.results.items():
+        typer.echo(f"{key}: {value}")
+    typer.echo(f"report: {result.run_dir / 'report.html'}")
+
+
+@app.command()
+@_user_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Re-draw the plots and report.html of a run from its metrics.jsonl."""
     from gradwise.errors import ConfigError

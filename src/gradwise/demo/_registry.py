@@ -56,4 +56,4 @@ def run_section(name: str, out_dir: Path, quick: bool = False) -> dict[str, Any]
 def _load_builtin_sections() -> None:
     # Importing the section modules registers them; done lazily so that
     # `gradwise --help` stays fast.
-    from gradwise.demo import _train  # noqa: F401
+    from gradwise.demo import _linear, _train  # noqa: F401
