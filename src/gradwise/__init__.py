@@ -11,6 +11,7 @@ Each technique is a small, tested piece in its own subpackage:
 - :mod:`gradwise.finetune`: freezing, layer groups, discriminative lr, augmentation
 - :mod:`gradwise.lora`: LoRA adapters in PEFT's file format
 - :mod:`gradwise.instruct`: instruction tuning of causal language models
+- :mod:`gradwise.linear`: glmnet-grade Lasso, Ridge, ElasticNet, logistic regression
 
 Subpackages and the most used names are imported on first access, so
 ``import gradwise`` stays cheap::
@@ -32,6 +33,7 @@ _SUBPACKAGES = (
     "errors",
     "finetune",
     "instruct",
+    "linear",
     "lora",
     "nn",
     "optim",
@@ -59,6 +61,9 @@ _NAMES = {
     "attach": "schedules",
     "lr_find": "schedules",
     "LoRAConfig": "lora",
+    "Lasso": "linear",
+    "Ridge": "linear",
+    "ElasticNet": "linear",
     "GradwiseError": "errors",
     "ConfigError": "errors",
 }
