@@ -16,6 +16,7 @@ See ``docs/train.md`` for the event list, the log format and resuming.
 from gradwise.train import metrics
 from gradwise.train._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from gradwise.train._diagnostics import GradientDiagnostics
+from gradwise.train._distributed import is_main_process, process_rank, world_size
 from gradwise.train._early_stopping import EarlyStopping
 from gradwise.train._logger import MetricsLogger
 from gradwise.train._progress import ProgressBar
@@ -38,8 +39,11 @@ __all__ = [
     "TrainState",
     "Trainer",
     "get_metric",
+    "is_main_process",
     "load_checkpoint",
     "metrics",
+    "process_rank",
     "save_checkpoint",
     "seed_everything",
+    "world_size",
 ]

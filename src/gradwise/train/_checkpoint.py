@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from gradwise.errors import CheckpointError, ConfigError
+from gradwise.train._distributed import share_ranks
 from gradwise.train._io import atomic_write, write_text
 from gradwise.train._monitor import Monitor
 from gradwise.train._state import Callback, Control, TrainState
@@ -97,7 +98,9 @@ class Checkpoint(Callback):
     the monitored value improves, and ``latest`` naming the newest rolling
     checkpoint (what ``Trainer.fit(resume=dir)`` loads). Only the ``keep``
     newest rolling checkpoints stay on disk. Each save emits a
-    ``"checkpoint"`` event.
+    ``"checkpoint"`` event. Under ``torchrun`` the callback runs on every
+    process (each adds its RNG states and running sums to the file) and only
+    rank 0 writes.
 
     Args:
         dir: output directory (created).
@@ -137,6 +140,7 @@ class Checkpoint(Callback):
         self.every_n_steps, self.every_epoch, self.keep = every_n_steps, every_epoch, keep
         self.best = None if save_best is None else Monitor(save_best, mode, "Checkpoint")
         self.saved: list[str] = []
+        self._writes = True
 
     def on_step_end(self, state: TrainState) -> Control | None:
         if self.every_n_steps and state.step % self.every_n_steps == 0:
@@ -161,7 +165,11 @@ class Checkpoint(Callback):
         payload["events"].append(
             {"type": "event", "epoch": state.epoch, "step": state.step, **event}
         )
-        save_checkpoint(path, payload)
+        # Under DDP every rank reaches this point at the same step (collective
+        # gather of the per-rank RNGs); only rank 0 writes.
+        self._writes = share_ranks(payload)
+        if self._writes:
+            save_checkpoint(path, payload)
         return event
 
     def _save(self, state: TrainState, name: str) -> Control:
@@ -171,10 +179,11 @@ class Checkpoint(Callback):
             self.saved.remove(name)
         self.saved.append(name)
         event = self._write(state, name, f"saved {name}")
-        write_text(self.dir / LATEST, name)
-        for old in self.saved[: -self.keep]:
-            with contextlib.suppress(FileNotFoundError):
-                (self.dir / old).unlink()
+        if self._writes:
+            write_text(self.dir / LATEST, name)
+            for old in self.saved[: -self.keep]:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.dir / old).unlink()
         self.saved = self.saved[-self.keep :]
         return Control(events=[event])
 

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from gradwise.errors import DataError
+from gradwise.train._distributed import Shard, ShardSampler
 
 Batch = tuple[tuple[Tensor, ...], Any]
 
@@ -75,17 +76,26 @@ class TensorBatches:
     TensorDataset(...), shuffle=shuffle, generator=generator)`` (one int64 for
     the worker seed, then the permutations of ``RandomSampler``), so both paths
     see the examples in the same order, epoch after epoch.
+
+    With a ``shard`` (several processes), each epoch keeps only this rank's
+    part of the permutation (see :class:`~gradwise.train._distributed.Shard`).
     """
 
     def __init__(
-        self, inputs: tuple[Tensor, ...], target: Tensor | None, batch_size: int, shuffle: bool
+        self,
+        inputs: tuple[Tensor, ...],
+        target: Tensor | None,
+        batch_size: int,
+        shuffle: bool,
+        shard: Shard | None = None,
     ) -> None:
         self.inputs, self.target = inputs, target
         self.n = inputs[0].shape[0]
-        self.batch_size, self.shuffle = batch_size, shuffle
+        self.batch_size, self.shuffle, self.shard = batch_size, shuffle, shard
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        n = self.n if self.shard is None else self.shard.size(self.n)
+        return math.ceil(n / self.batch_size)
 
     def epoch(self, generator: torch.Generator | None) -> Iterator[Batch]:
         """The batches of one epoch; the random draws happen now, not at the first batch."""
@@ -97,12 +107,15 @@ class TensorBatches:
             # RandomSampler draws one more permutation for its (empty) remainder
             # when the epoch is exhausted; drawing it too keeps later epochs equal.
             torch.randperm(self.n, generator=generator)
+        if self.shard is not None:
+            perm = self.shard.indices(self.n, perm)
+        if perm is not None:
             perm = perm.to(self.inputs[0].device)
         return self._slices(perm)
 
     def _slices(self, perm: Tensor | None) -> Iterator[Batch]:
         bs, target = self.batch_size, self.target
-        for i in range(0, self.n, bs):
+        for i in range(0, self.n if perm is None else len(perm), bs):
             if perm is None:
                 yield (
                     tuple(x[i : i + bs] for x in self.inputs),
@@ -176,6 +189,7 @@ def make_batches(
     generator: torch.Generator | None,
     prepare: Callable[[Any], Any] | None = None,
     with_target: bool = True,
+    shard: Shard | None = None,
 ) -> tuple[TensorBatches | LoaderBatches, Any]:
     """Batches for ``data`` and its full raw target (None when only a loader has it).
 
@@ -184,11 +198,22 @@ def make_batches(
         generator: the shuffle generator for loaders gradwise builds.
         prepare: the head's ``prepare_target``, applied once (fast path) or per batch.
         with_target: False for ``predict``: a lone tensor or ``(X,)`` is accepted.
+        shard: this process's part of the data when training on several
+            processes (tuples and Datasets; a DataLoader is used as given).
     """
     if isinstance(data, DataLoader):
         return LoaderBatches(data, device, prepare, what, with_target), None
     if isinstance(data, TensorDataset):
         data = tuple(data.tensors)
+    if isinstance(data, Dataset) and shard is not None and not isinstance(data, IterableDataset):
+        gen = generator if generator is not None else torch.Generator()
+        loader = DataLoader(
+            data,
+            batch_size=batch_size,
+            sampler=ShardSampler(len(data), shard, shuffle, gen),
+            generator=gen,
+        )
+        return LoaderBatches(loader, device, prepare, what, with_target), None
     if isinstance(data, Dataset):
         loader = DataLoader(
             data,
@@ -212,7 +237,7 @@ def make_batches(
         else:
             raw, target = None, None
             inputs = tuple(x.to(device) for x in (tensors[:-1] if len(tensors) >= 2 else tensors))
-        return TensorBatches(inputs, target, batch_size, shuffle), raw
+        return TensorBatches(inputs, target, batch_size, shuffle, shard), raw
     raise DataError(
         f"{what} data must be a DataLoader, a torch Dataset or a tuple (X, y) of tensors or "
         f"arrays; got {_describe(data)}"

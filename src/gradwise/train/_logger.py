@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gradwise.errors import ConfigError
+from gradwise.train._distributed import is_main_process
 from gradwise.train._io import write_text
 from gradwise.train._state import Callback, TrainState
 
@@ -51,7 +52,8 @@ class MetricsLogger(Callback):
 
     When ``fit`` resumes from a checkpoint, records the stopped run wrote after
     that checkpoint are dropped from ``metrics.jsonl`` first, so the file reads
-    as one uninterrupted run.
+    as one uninterrupted run. Under ``torchrun`` only rank 0 writes (the
+    records already hold the numbers of every process).
 
     Example:
         >>> # Trainer(..., callbacks=[MetricsLogger("runs/a", log_every=10)])
@@ -73,6 +75,7 @@ class MetricsLogger(Callback):
         self.jsonl_path, self.csv_path = self.dir / "metrics.jsonl", self.dir / "metrics.csv"
         self._file: IO[str] | None = None
         self._tb: Any = None
+        self._silent = False  # a process other than rank 0
 
     # -- files -----------------------------------------------------------------
 
@@ -120,6 +123,9 @@ class MetricsLogger(Callback):
     # -- events ------------------------------------------------------------------
 
     def on_fit_start(self, state: TrainState) -> None:
+        self._silent = not is_main_process()
+        if self._silent:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         if state.resumed:
             self._trim_for_resume(state)
@@ -128,7 +134,7 @@ class MetricsLogger(Callback):
         self._tb = _tensorboard_writer(self.dir, self.tensorboard)
 
     def on_step_end(self, state: TrainState) -> None:
-        if state.step % self.log_every:
+        if state.step % self.log_every or self._silent:
             return
         loss, lr = float(state.loss), float(state.last_lr)
         self._write(
@@ -146,6 +152,8 @@ class MetricsLogger(Callback):
             self._tb.add_scalar("step/lr", lr, state.step)
 
     def on_epoch_end(self, state: TrainState) -> None:
+        if self._silent:
+            return
         record = state.metrics
         self._write(record)
         self._file.flush()
@@ -156,6 +164,8 @@ class MetricsLogger(Callback):
                     self._tb.add_scalar(f"epoch/{key}", value, record["epoch"])
 
     def on_event(self, state: TrainState, record: dict[str, Any]) -> None:
+        if self._silent:
+            return
         if self._file is None:  # emitted after this logger closed (a later on_fit_end)
             with open(self.jsonl_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")

@@ -46,8 +46,13 @@ def run_eval(
     batches: TensorBatches | LoaderBatches,
     metrics: list[Metric],
     amp: Callable[[], Any],
+    dist: Any = None,
 ) -> dict[str, float]:
-    """Mean loss (weighted by batch size) and metrics over ``batches`` in eval mode."""
+    """Mean loss (weighted by batch size) and metrics over ``batches`` in eval mode.
+
+    With ``dist`` (DDP), ``batches`` is this rank's shard and the result
+    covers the shards of every rank.
+    """
     was_training = model.training
     model.eval()
     for m in metrics:
@@ -68,6 +73,9 @@ def run_eval(
                     m.update(out, target)
     finally:
         model.train(was_training)
+    if dist is not None:
+        loss, values = dist.totals(total, count, metrics)
+        return {"loss": loss, **values}
     result = {"loss": float(total) / count if count else float("nan")}
     result.update({m.name: m.compute() for m in metrics})
     return result
@@ -91,6 +99,7 @@ class Run:
         clip_grad_norm: float | None,
         scheduler_per: str,
         amp: Callable[[], Any],
+        dist: Any = None,
     ) -> None:
         self.state, self.loss_fn = state, loss_fn
         self.train, self.val = train, val
@@ -98,6 +107,9 @@ class Run:
         self.callbacks, self.generator = callbacks, generator
         self.grad_accum, self.clip, self.scheduler_per = grad_accum, clip_grad_norm, scheduler_per
         self.amp = amp
+        # Under DDP: the process group, and the DistributedDataParallel wrapper
+        # that the forward pass goes through (state.model stays the bare module).
+        self.dist, self.ddp = dist, None
         self.hooks = {
             ev: [getattr(cb, ev) for cb in callbacks if _handles(cb, ev)] for ev in EVENTS
         }
@@ -194,6 +206,8 @@ class Run:
                 m.reset()
             self.epoch_done = False
             self.epoch_rng = self._rng_state()
+            if self.dist is not None:
+                self.dist.set_epoch(self.train, s.epoch)
             batches = self.train.epoch(self.generator)
             self.fire("on_epoch_start")
             return batches
@@ -201,6 +215,8 @@ class Run:
         # loader draws the same shuffle, skip the batches already done, then
         # jump to the generators' state at the moment of the checkpoint.
         self._set_rng(self.epoch_rng)
+        if self.dist is not None:
+            self.dist.set_epoch(self.train, s.epoch)
         batches = self.train.epoch(self.generator)
         self.fire("on_epoch_start")
         for _ in range(s.batch_in_epoch):
@@ -211,6 +227,9 @@ class Run:
     def _train_batches(self, batches: Iterator[Batch]) -> None:
         s, model, loss_fn = self.state, self.state.model, self.loss_fn
         model.train()
+        ddp = self.ddp
+        if ddp is not None:
+            model = ddp
         accum, nb = self.grad_accum, s.batches_per_epoch
         # Batches of the last accumulation group, which may be short: its loss
         # is divided by its own size so that it, too, is a mean over its batches.
@@ -225,10 +244,14 @@ class Run:
             b = s.batch_in_epoch
             if on_batch_start:
                 self.fire("on_batch_start")
+            k = accum if full is None or b < full else nb - full
+            if ddp is not None:
+                # DDP averages gradients across ranks in the last backward of a
+                # group only (what its no_sync() context sets).
+                ddp.require_backward_grad_sync = pending + 1 == k
             with amp():
                 out = model(*inputs)
                 loss = loss_fn(out, target)
-            k = accum if full is None or b < full else nb - full
             (loss / k if k != 1 else loss).backward()
             pending += 1
             ld = loss.detach()
@@ -253,10 +276,13 @@ class Run:
             if self.stop:
                 s.optimizer.zero_grad(set_to_none=True)
             else:
+                if ddp is not None:
+                    self.dist.average_gradients(self.params)
                 self._step(group_loss)
 
     def _step(self, group_loss: Tensor) -> None:
         s = self.state
+        mean = None if self.dist is None else self.dist.start_mean(group_loss)
         if self.hooks["on_before_step"]:
             self.fire("on_before_step")
         s.last_lr = s.optimizer.param_groups[0]["lr"]
@@ -270,7 +296,7 @@ class Run:
                 s.scheduler.step()
         s.optimizer.zero_grad(set_to_none=True)
         s.step += 1
-        s.loss = group_loss
+        s.loss = group_loss if mean is None else mean.wait()  # the mean over ranks under DDP
         if self.hooks["on_step_end"]:
             self.fire("on_step_end")
 
@@ -278,10 +304,18 @@ class Run:
         s = self.state
         record: dict[str, Any] = {"type": "epoch", "epoch": s.epoch, "step": s.step}
         record["batches"] = s.batches
-        record["train_loss"] = float(self.loss_sum) / self.count if self.count else float("nan")
-        record.update({f"train_{m.name}": m.compute() for m in self.train_metrics})
+        if self.dist is None:
+            n = self.count
+            record["train_loss"] = float(self.loss_sum) / n if n else float("nan")
+            record.update({f"train_{m.name}": m.compute() for m in self.train_metrics})
+        else:
+            loss, values = self.dist.totals(self.loss_sum, self.count, self.train_metrics)
+            record["train_loss"] = loss
+            record.update({f"train_{k}": v for k, v in values.items()})
         if self.val is not None:
-            result = run_eval(s.model, self.loss_fn, self.val, self.val_metrics, self.amp)
+            result = run_eval(
+                s.model, self.loss_fn, self.val, self.val_metrics, self.amp, self.dist
+            )
             record.update({f"val_{k}": v for k, v in result.items()})
         record["lr"] = float(s.last_lr if s.last_lr is not None else s.lr[0])
         record["epoch_time"] = self.elapsed + time.perf_counter() - t0
@@ -323,6 +357,7 @@ class Run:
                 "elapsed": self.elapsed,
                 "metrics": [_metric_state(m) for m in self.train_metrics],
             },
+            **self._rank_marker(),
             "loss": s.loss,
             "history": [dict(r) for r in s.history],
             "events": [dict(e) for e in s.events],
@@ -331,6 +366,12 @@ class Run:
                 for key, cb in zip(callback_keys(self.callbacks), self.callbacks)
             },
         }
+
+    def _rank_marker(self) -> dict[str, Any]:
+        # Under DDP the Checkpoint callback gathers every rank's RNGs and sums.
+        if self.dist is None:
+            return {}
+        return {"distributed": {"rank": self.dist.rank, "world_size": self.dist.world}}
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         """Load a snapshot (already read and checked by ``load_checkpoint``)."""

@@ -16,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from gradwise.train._distributed import is_main_process
 from gradwise.train._state import Callback, TrainState
 
 
@@ -45,6 +46,7 @@ class ProgressBar(Callback):
     every ``refresh`` seconds (reading the loss is a device sync on CUDA, so
     it happens only then). Elsewhere (a log file, CI) it prints one summary
     line per epoch. Events (early stop, checkpoints...) are printed as they come.
+    Under ``torchrun`` only rank 0 prints.
 
     Args:
         enabled: False turns the callback into a no-op (handy from a config).
@@ -61,9 +63,11 @@ class ProgressBar(Callback):
         self._progress: Progress | None = None
         self._task: Any = None
         self._next = 0.0
+        self._silent = False  # a process other than rank 0
 
     def on_fit_start(self, state: TrainState) -> None:
-        if not self.enabled:
+        self._silent = not is_main_process()
+        if not self.enabled or self._silent:
             return
         self.console = self.console or Console(stderr=True)
         if not self.console.is_terminal:
@@ -111,7 +115,7 @@ class ProgressBar(Callback):
         self._progress.refresh()
 
     def on_epoch_end(self, state: TrainState) -> None:
-        if not self.enabled:
+        if not self.enabled or self._silent:
             return
         if self._progress is not None:
             self._progress.update(self._task, completed=state.batch_in_epoch, step=state.step)
@@ -119,7 +123,7 @@ class ProgressBar(Callback):
         self.console.print(epoch_line(state.metrics, state.epochs), highlight=False)
 
     def on_event(self, state: TrainState, record: dict[str, Any]) -> None:
-        if self.enabled and self.console is not None:
+        if self.enabled and not self._silent and self.console is not None:
             self.console.print(
                 f"[{record['kind']}] {record['message']}", highlight=False, markup=False
             )

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from gradwise.errors import CheckpointError, ConfigError, DataError, HeadError, unknown
+from gradwise.train import _distributed
 from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
 from gradwise.train._data import LoaderBatches, is_head, make_batches
 from gradwise.train._loop import Run, run_eval
@@ -72,6 +73,11 @@ class Trainer:
             ``optimizer -> scheduler``; stepped after every optimizer step or
             every epoch (``scheduler_per``); ``ReduceLROnPlateau`` steps per
             epoch on ``val_loss`` (``train_loss`` without validation data).
+        distributed: ``"auto"`` trains with DistributedDataParallel when
+            ``torchrun`` started several processes (or a process group with
+            several ranks exists); ``True`` always, ``False`` never. Under DDP
+            ``batch_size`` is per process: the global batch is
+            ``batch_size × world_size`` (see ``docs/distributed.md``).
 
     Example:
         >>> import torch
@@ -102,6 +108,7 @@ class Trainer:
         seed: int | None = None,
         scheduler: Any = None,
         scheduler_per: str = "step",
+        distributed: bool | str = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -125,7 +132,12 @@ class Trainer:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ConfigError(f"Trainer: seed must be an int or None, got {seed!r}")
         self.precision, self.scheduler_per, self.seed = precision, scheduler_per, seed
-        self.device = resolve_device(device)
+        if not isinstance(distributed, bool) and distributed != "auto":
+            raise ConfigError(
+                f"Trainer: distributed must be 'auto', True or False, got {distributed!r}"
+            )
+        self.distributed = distributed
+        self.device = _distributed.local_device(resolve_device(device), distributed)
         if (
             precision == "bf16"
             and self.device.type == "cuda"
@@ -196,7 +208,9 @@ class Trainer:
             return lambda: torch.autocast(dev, dtype=torch.bfloat16)
         return contextlib.nullcontext
 
-    def _batches(self, data: Any, what: str, *, shuffle: bool, generator: Any, target=True):
+    def _batches(
+        self, data: Any, what: str, *, shuffle: bool, generator: Any, target=True, shard=None
+    ):
         prepare = self.head.prepare_target if self.head is not None else None
         return make_batches(
             data,
@@ -207,6 +221,7 @@ class Trainer:
             generator=generator,
             prepare=prepare,
             with_target=target,
+            shard=shard,
         )
 
     def _check_targets(self, batches: Any, raw: Any, what: str) -> None:
@@ -230,20 +245,43 @@ class Trainer:
                 written by :class:`Checkpoint`; training continues from there
                 so that, on CPU, the final weights equal those of a run that
                 never stopped.
+
+        Under ``torchrun`` (see ``distributed``) every process calls ``fit``
+        with the same arguments; each trains on its shard of ``train`` and
+        ``val``, and the epoch records hold the numbers of all processes.
         """
         if self.head is not None:
             self.head.check_model(self.model)
+        dist = _distributed.setup(self.distributed, self.device)
+        if dist is not None:
+            _distributed.check_metrics(self._make_metrics())
         generator = torch.Generator()
         if self.seed is not None and resume is None:
-            seed_everything(self.seed)
+            # Each rank its own dropout/augmentation stream; one shuffle for all.
+            seed_everything(self.seed if dist is None else self.seed + dist.rank)
             generator.manual_seed(self.seed)
         else:
-            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
-        train_b, raw = self._batches(train, "train", shuffle=self.shuffle, generator=generator)
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            generator.manual_seed(seed if dist is None else dist.broadcast(seed))
+        train_b, raw = self._batches(
+            train,
+            "train",
+            shuffle=self.shuffle,
+            generator=generator,
+            shard=None if dist is None else dist.shard(pad=True),
+        )
         self._check_targets(train_b, raw, "train")
+        if dist is not None:
+            dist.warn_unsharded(getattr(train_b, "loader", None))
         val_b = None
         if val is not None:
-            val_b, vraw = self._batches(val, "val", shuffle=False, generator=None)
+            val_b, vraw = self._batches(
+                val,
+                "val",
+                shuffle=False,
+                generator=None,
+                shard=None if dist is None else dist.shard(pad=False),
+            )
             self._check_targets(val_b, vraw, "val")
         try:
             nb: int | None = len(train_b)
@@ -273,18 +311,26 @@ class Trainer:
             clip_grad_norm=self.clip_grad_norm,
             scheduler_per=self.scheduler_per,
             amp=self._amp(),
+            dist=dist,
         )
         path = None
         if resume is not None:
-            path = resolve_checkpoint(resume)
+            path = resolve_checkpoint(resume) if dist is None else dist.resolve(resume)
             ckpt = load_checkpoint(path)
+            rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
+            ckpt = _distributed.for_rank(ckpt, path, rank, world)
             try:
                 run.restore(ckpt)
             except (RuntimeError, KeyError, ValueError, TypeError) as exc:
                 raise CheckpointError(
                     f"checkpoint {str(path)!r} does not fit this model/optimizer: {exc}"
                 ) from exc
-        self.history = run.fit(None if path is None else str(path))
+        if dist is not None:
+            run.ddp = dist.wrap(self.model)
+        try:
+            self.history = run.fit(None if path is None else str(path))
+        finally:
+            run.ddp = None  # the wrapper (and its gradient hooks) lives for one fit
         return self.history
 
     # -- evaluate / predict ----------------------------------------------------------
