@@ -96,3 +96,30 @@ def test_lr_find_command_prints_suggestion(tmp_path):
     assert result.exit_code == 0, result.output
     assert "suggested lr:" in result.output
     assert (tmp_path / "f" / "lr_find.png").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_write_one_run(tmp_path):
+    import json
+    import shutil
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = shutil.which("torchrun", path=str(__import__("pathlib").Path(sys.executable).parent))
+    path = _write(
+        tmp_path,
+        f"name: ddp\nruns_dir: {tmp_path}\ndata: {{name: breast_cancer}}\nmodel: {{hidden: [8]}}\n"
+        "training: {epochs: 2, batch_size: 16}\ncallbacks: {progress: false}\n",
+    )
+    proc = subprocess.run(
+        [torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}",
+         "-m", "gradwise", "train", str(path), "--no-progress"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("report:") == 1  # rank 0 prints, rank 1 stays quiet
+    lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    epochs = [json.loads(x)["epoch"] for x in lines if '"type": "epoch"' in x]
+    assert epochs == [1, 2]  # written once, not once per process

@@ -56,9 +56,12 @@ def train(
     """Train a model from a YAML config; writes runs/NAME/ with a report."""
     from gradwise.config import load_config
     from gradwise.recipes.train import run
+    from gradwise.train import is_main_process
 
     cfg = load_config(config, set_)
     result = run(cfg, resume=resume, progress=progress)
+    if not is_main_process():
+        return
     for split, metrics in result.results.items():
         shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
         typer.echo(f"{split:>5}: {shown}")

@@ -24,7 +24,15 @@ from gradwise import data as gdata
 from gradwise import nn as gnn
 from gradwise.config import DataConfig, OptimizerConfig, RunConfig, dump_config
 from gradwise.report import Section, write_report
-from gradwise.train import Checkpoint, EarlyStopping, MetricsLogger, ProgressBar, Trainer
+from gradwise.train import (
+    Checkpoint,
+    EarlyStopping,
+    MetricsLogger,
+    ProgressBar,
+    Trainer,
+    is_main_process,
+    world_size,
+)
 
 
 @dataclass
@@ -136,7 +144,8 @@ def choose_lr(cfg: RunConfig, prep: Prepared, plot_path: Path | None = None) -> 
 
 
 def _steps_per_epoch(n: int, cfg: RunConfig) -> int:
-    batches = math.ceil(n / cfg.training.batch_size)
+    # under torchrun each process sees ceil(n / world) examples; batch_size is per process
+    batches = math.ceil(math.ceil(n / world_size()) / cfg.training.batch_size)
     return math.ceil(batches / cfg.training.grad_accum)
 
 
@@ -155,7 +164,8 @@ def run(
     run_dir = cfg.run_dir
     ckpt_dir = run_dir / "checkpoints"
     can_resume = resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
-    if not can_resume:
+    main = is_main_process()  # under torchrun only rank 0 writes files
+    if not can_resume and main:
         # a fresh run never mixes its records with an older run of the same name
         for stale in ("metrics.jsonl", "metrics.csv", "results.json", "report.html", "lr_find.png"):
             (run_dir / stale).unlink(missing_ok=True)
@@ -173,7 +183,7 @@ def run(
                 update={"optimizer": cfg.optimizer.model_copy(update={"lr": float(old_lr)})}
             )
     if cfg.optimizer.lr == "auto":
-        found = choose_lr(cfg, prep, run_dir / "lr_find.png")
+        found = choose_lr(cfg, prep, run_dir / "lr_find.png" if main else None)
         chosen = float(found.suggestion)
         # the resolved config records the choice, so the run can be repeated as is
         cfg = cfg.model_copy(
@@ -186,7 +196,8 @@ def run(
                 images=[run_dir / "lr_find.png"],
             )
         )
-    dump_config(cfg, run_dir / "config.yaml")
+    if main:
+        dump_config(cfg, run_dir / "config.yaml")
 
     cb = cfg.callbacks
     callbacks: list[Any] = [MetricsLogger(run_dir, log_every=cb.log_every, tensorboard=cb.tensorboard)]
@@ -245,6 +256,7 @@ def run(
         results["val"] = trainer.evaluate(parts.val.tensors())
     if len(parts.test):
         results["test"] = trainer.evaluate(parts.test.tensors())
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    write_report(run_dir, title=f"gradwise train: {cfg.name}", extra=extra_sections)
+    if main:
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        write_report(run_dir, title=f"gradwise train: {cfg.name}", extra=extra_sections)
     return TrainResult(run_dir, results, prep.model, history)
