@@ -1,0 +1,331 @@
+"""The sweep report: trial table, overlaid curves, heatmap of a 2-parameter grid, best config.
+
+Everything is drawn from the study alone (its trials' user attributes), so a
+report can be written on any machine that reaches a shared database.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gradwise.config import parse_config
+from gradwise.report import Section, render_html
+from gradwise.sweep._config import SweepConfig, trial_raw
+from gradwise.sweep._space import Space
+from gradwise.train._io import write_text
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Save a figure atomically: workers finishing together write the same report."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    _plt().close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def label(value: Any) -> str:
+    """A short text for a parameter value in tables and on axes."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def info(trial: Any) -> dict[str, Any]:
+    """What the objective stored about a trial's run (empty while it runs)."""
+    return trial.user_attrs.get("run", {})
+
+
+def finished_trials(study: Any) -> list[Any]:
+    """The study's trials that count (a surplus trial of a race for the last slot does not)."""
+    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
+
+
+def trial_rows(study: Any, cfg: SweepConfig) -> list[dict[str, Any]]:
+    """One row per trial: number, state, value, parameter values, epochs, seconds."""
+    space, metric = Space(cfg.sweep), cfg.sweep.metric
+    rows = []
+    for t in finished_trials(study):
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower()}
+        run = info(t)
+        if run.get("diverged"):
+            row["state"] += " (diverged)"
+        row[metric] = t.value if t.state.name == "COMPLETE" else None
+        for k, v in space.values_of(t.params).items():
+            row[k] = label(v)
+        row["epochs"] = len(run.get("history", []))
+        if "sparsity" in run:
+            row["zero weights"] = run["sparsity"]
+        row["seconds"] = run.get("seconds")
+        rows.append(row)
+    return rows
+
+
+def _best(study: Any) -> Any:
+    try:
+        return study.best_trial
+    except ValueError:  # no complete trial yet
+        return None
+
+
+def best_config(study: Any, cfg: SweepConfig) -> dict[str, Any] | None:
+    """The full run config of the best trial, as written (runnable with ``gradwise train``)."""
+    best = _best(study)
+    if best is None:
+        return None
+    raw = trial_raw(cfg.base(), Space(cfg.sweep).values_of(best.params))
+    raw["name"] = f"{cfg.name}-best"
+    return parse_config(raw).model_dump(mode="json", exclude_unset=True)
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+
+def plot_curves(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
+    """The metric per epoch of every trial on one axis; the best bold, pruned ones dashed."""
+    metric, space = cfg.sweep.metric, Space(cfg.sweep)
+    best = _best(study)
+    trials = [t for t in finished_trials(study) if info(t).get("history")]
+    if not trials:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    cmap = plt.get_cmap("viridis")
+    for i, t in enumerate(trials):
+        hist = info(t)["history"]
+        xs = [r["epoch"] for r in hist if metric in r]
+        ys = [r[metric] for r in hist if metric in r]
+        is_best = best is not None and t.number == best.number
+        params = ", ".join(f"{k}={label(v)}" for k, v in space.values_of(t.params).items())
+        ax.plot(
+            xs, ys,
+            color="black" if is_best else cmap(i / max(1, len(trials) - 1)),
+            lw=2.4 if is_best else 1.0,
+            ls="--" if t.state.name == "PRUNED" else "-",
+            label=f"#{t.number} {params}" + (" (best)" if is_best else ""),
+        )  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} per epoch, one line per trial (dashed: pruned)")
+    ax.grid(alpha=0.3)
+    if len(trials) <= 16:
+        ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def grid_matrix(
+    study: Any, cfg: SweepConfig, x: str, y: str
+) -> tuple[list[list[float]], list[str], list[str]]:
+    """Mean value of complete trials at each (y, x) pair of listed values; NaN where none."""
+    space = Space(cfg.sweep)
+    xs = [label(v) for v in cfg.sweep.params[x].values or []]
+    ys = [label(v) for v in cfg.sweep.params[y].values or []]
+    cells: dict[tuple[str, str], list[float]] = {}
+    for t in finished_trials(study):
+        if t.state.name != "COMPLETE" or t.value is None:
+            continue
+        vals = space.values_of(t.params)
+        cells.setdefault((label(vals[y]), label(vals[x])), []).append(t.value)
+    grid = [
+        [sum(cells[(r, c)]) / len(cells[(r, c)]) if (r, c) in cells else math.nan for c in xs]
+        for r in ys
+    ]
+    return grid, xs, ys
+
+
+def plot_heatmap(
+    grid: Sequence[Sequence[float]],
+    xlabels: Sequence[str],
+    ylabels: Sequence[str],
+    path: Path,
+    *,
+    xname: str,
+    yname: str,
+    title: str,
+    maximize: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    ax: Any = None,
+) -> Path:
+    """A heatmap of a 2-parameter grid, cells annotated, the best one boxed.
+
+    Bright is good in both directions (the colour map is reversed for a
+    metric to minimise). Pass ``ax`` to draw into a figure of your own (then
+    nothing is saved).
+    """
+    import numpy as np
+
+    plt = _plt()
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(xlabels), 1.2 + 0.6 * len(ylabels)))
+    data = np.array(grid, dtype=float)
+    finite = data[np.isfinite(data)]
+    lo = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
+    hi = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
+    cmap = plt.get_cmap("viridis" if maximize else "viridis_r").with_extremes(bad="#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=lo, vmax=hi, origin="lower",
+                   aspect="auto")  # fmt: skip
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            v = data[i, j]
+            text = "–" if not np.isfinite(v) else f"{v:.3g}"
+            pos = (v - lo) / ((hi - lo) or 1.0) if np.isfinite(v) else 1.0
+            dark = pos < 0.5 if maximize else pos > 0.5  # the dark end of (reversed) viridis
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")  # fmt: skip
+    if finite.size:
+        flat = np.where(np.isfinite(data), data, -np.inf if maximize else np.inf)
+        i, j = np.unravel_index(np.argmax(flat) if maximize else np.argmin(flat), data.shape)
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    ax.set_xticks(range(len(xlabels)), list(xlabels), fontsize=7, rotation=45)
+    ax.set_yticks(range(len(ylabels)), list(ylabels), fontsize=7)
+    ax.set_xlabel(xname)
+    ax.set_ylabel(yname)
+    ax.set_title(title, fontsize=9)
+    if own:
+        fig.colorbar(im, ax=ax, fraction=0.05)
+        fig.tight_layout()
+        save_figure(fig, path)
+    return path
+
+
+def plot_ranges(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
+    """The value of each complete trial against each range parameter (random/TPE sweeps)."""
+    ranged = [k for k, p in cfg.sweep.params.items() if p.values is None]
+    done = [t for t in finished_trials(study) if t.state.name == "COMPLETE"]
+    done = [t for t in done if t.value is not None and math.isfinite(t.value)]
+    if not ranged or not done:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(ranged), figsize=(3.4 * len(ranged), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], ranged):
+        ax.scatter([t.params[name] for t in done], [t.value for t in done], s=14)
+        if cfg.sweep.params[name].log:
+            ax.set_xscale("log")
+        ax.set_xlabel(name)
+        ax.set_ylabel(cfg.sweep.metric)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_depth(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
+    """Last-epoch gradient norm against depth, one line per trial (diagnostics on)."""
+    trials = [t for t in finished_trials(study) if info(t).get("diagnostics")]
+    if not trials:
+        return None
+    space = Space(cfg.sweep)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for t in trials:
+        norms = info(t)["diagnostics"]["grad_norm"][-1]
+        ys = [v if v > 0 and math.isfinite(v) else math.nan for v in norms]
+        params = ", ".join(label(v) for v in space.values_of(t.params).values())
+        ax.plot(range(len(ys)), ys, marker="o", ms=3, label=f"#{t.number} {params}")
+    layers = info(trials[0])["diagnostics"]["layers"]
+    ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (input → output)")
+    ax.set_ylabel("gradient norm, last epoch mean")
+    ax.set_title("gradient norm over depth, one line per trial")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# -- the page -----------------------------------------------------------------------------
+
+
+def write_sweep_report(study: Any, cfg: SweepConfig, run_dir: Path) -> Path:
+    """Write ``plots/*.png``, ``best_config.yaml`` and ``report.html`` into ``run_dir``."""
+    run_dir = Path(run_dir)
+    plots = run_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    spec = cfg.sweep
+    rows = trial_rows(study, cfg)
+    best = _best(study)
+    images = [p for p in (plot_curves(study, cfg, plots / "curves.png"),) if p]
+    value_params = [k for k, p in spec.params.items() if p.values is not None]
+    if len(spec.params) == 2 and len(value_params) == 2:
+        x, y = value_params
+        grid, xs, ys = grid_matrix(study, cfg, x, y)
+        images.append(
+            plot_heatmap(grid, xs, ys, plots / "heatmap.png", xname=x, yname=y,
+                         title=f"{spec.metric} (mean over trials)",
+                         maximize=spec.direction == "maximize")
+        )  # fmt: skip
+    images += [p for p in (plot_ranges(study, cfg, plots / "params.png"),
+                           plot_depth(study, cfg, plots / "grad_norm_depth.png")) if p]  # fmt: skip
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    summary = (
+        f"{spec.method} search over {', '.join(spec.params)}; objective: {spec.direction} "
+        f"{spec.metric} of the final model. Trials: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + ". Each trial's records are in trials/trial-NNNN/ (metrics.jsonl, config.yaml)."
+    )
+    sections = [Section("Sweep", text=summary)]
+    best_raw = best_config(study, cfg)
+    if best is not None and best_raw is not None:
+        write_text(run_dir / "best_config.yaml", yaml.safe_dump(best_raw, sort_keys=False))
+        top = {"trial": best.number, spec.metric: best.value}
+        top.update({k: label(v) for k, v in Space(spec).values_of(best.params).items()})
+        sections.append(
+            Section(
+                "Best trial", tables=[("", [top])], pre=yaml.safe_dump(best_raw, sort_keys=False)
+            )  # fmt: skip
+        )
+    sections.append(Section("Plots", images=images))
+    ordered = sorted(
+        rows,
+        key=lambda r: (r[spec.metric] is None, -(r[spec.metric] or 0.0)
+                       if spec.direction == "maximize" else (r[spec.metric] or 0.0)),
+    )  # fmt: skip
+    sections.append(Section("Trials", tables=[("best first", ordered)]))
+    out = run_dir / "report.html"
+    write_text(out, render_html(f"gradwise sweep: {cfg.name}", sections))
+    return out
+
+
+def summarize(
+    study: Any, cfg: SweepConfig, run_dir: Path, storage: str, ran: int, report: Path
+) -> Any:
+    """The :class:`SweepResult` of a study."""
+    from gradwise.sweep._study import SweepResult
+
+    best = _best(study)
+    return SweepResult(
+        run_dir=Path(run_dir),
+        study_name=cfg.name,
+        storage=storage,
+        metric=cfg.sweep.metric,
+        direction=cfg.sweep.direction,
+        best_trial=None if best is None else best.number,
+        best_value=None if best is None else best.value,
+        best_params={} if best is None else Space(cfg.sweep).values_of(best.params),
+        best_config=best_config(study, cfg),
+        trials=trial_rows(study, cfg),
+        ran=ran,
+        report=report,
+    )

@@ -1,0 +1,434 @@
+"""Run a sweep: open (or continue) the Optuna study, run workers, write the report.
+
+The study lives in a database: by default ``RUN_DIR/study.db`` (SQLite), or a
+URL that workers on several machines share. Every worker loops: take a
+waiting trial (a retry) or start a new one while the study has fewer than
+``n_trials``; wait while other workers' trials are running; stop when all are
+finished. Re-running a sweep therefore continues it: finished trials stay,
+interrupted ones are run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from gradwise.config import apply_overrides, read_yaml
+from gradwise.errors import ConfigError
+from gradwise.sweep._config import SweepConfig, SweepSpec, parse_sweep
+from gradwise.sweep._space import Space
+from gradwise.sweep._trial import Objective
+from gradwise.train._io import write_text
+
+HEARTBEAT_S = 20  # a running trial writes a heartbeat this often...
+GRACE_S = 120  # ...and is failed (then retried) when none came for this long
+POLL_S = 2.0  # how often an idle worker looks whether the others are done
+
+
+@dataclass
+class SweepResult:
+    """What a sweep produced.
+
+    Attributes:
+        run_dir: ``runs/NAME``: ``study.db``, ``sweep.yaml``, ``trials/``,
+            ``plots/``, ``best_config.yaml`` and ``report.html``.
+        study_name, storage: the Optuna study and its database (password hidden).
+        metric, direction: the objective.
+        best_trial, best_value, best_params: the best finished trial (None if none).
+        best_config: the full run config of the best trial (a dict).
+        trials: one row per trial: number, state, value, params, epochs, seconds.
+        ran: trials this call trained (0 when the study was already complete).
+        report: the HTML report.
+    """
+
+    run_dir: Path
+    study_name: str
+    storage: str
+    metric: str
+    direction: str
+    best_trial: int | None
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_config: dict[str, Any] | None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    ran: int = 0
+    report: Path | None = None
+
+
+def optuna_module() -> Any:
+    """Import Optuna (the ``sweep`` extra) with a clear error when it is missing."""
+    try:
+        import optuna
+    except ImportError as exc:  # pragma: no cover - optuna is in the dev environment
+        raise ConfigError("gradwise sweep needs Optuna: pip install 'gradwise[sweep]'") from exc
+    return optuna
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's own INFO lines and experimental-feature warnings, off while a sweep runs."""
+    optuna = optuna_module()
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+# -- storage and samplers ------------------------------------------------------------------
+
+
+def storage_url(cfg: SweepConfig, storage: str | None) -> str:
+    """The database URL: the argument, else ``sweep.storage``, else ``RUN_DIR/study.db``."""
+    url = storage or cfg.sweep.storage
+    if url is None:
+        path = (cfg.run_dir / "study.db").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if "://" not in url:
+        raise ConfigError(
+            f"storage must be a database URL such as sqlite:///path/study.db or "
+            f"postgresql://user:password@host/db, got {url!r}"
+        )
+    return url
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password hidden, for reports and messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a URL sqlalchemy cannot parse is shown as is
+        return url
+
+
+def _retrying(fn: Any, what: str) -> Any:
+    """Run ``fn``; retry while another process holds the SQLite lock or creates the tables."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(8):
+        try:
+            return fn()
+        except (OperationalError, IntegrityError):
+            if attempt == 7:
+                raise
+            time.sleep(0.25 * 2**attempt)
+    raise AssertionError(what)  # unreachable
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna RDB storage with heartbeats, so trials of a killed worker are retried."""
+    optuna = optuna_module()
+    storages = optuna.storages
+    retry_cls = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+    retry_cls = retry_cls or storages.RetryFailedTrialCallback
+    params = inspect.signature(storages.RDBStorage).parameters
+    key = "heartbeat_stale_trial_callback"
+    key = key if key in params else "failed_trial_callback"
+    # sqlite waits for a lock instead of failing at once when workers write together
+    engine = (
+        {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    )
+    try:
+        return _retrying(
+            lambda: storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                **{key: retry_cls(max_retry=2)},
+            ),
+            "storage",
+        )
+    except ImportError as exc:
+        raise ConfigError(
+            f"storage {shown_url(url)}: the database driver is not installed ({exc.__cause__ or exc}); "
+            "for PostgreSQL: pip install psycopg2-binary"
+        ) from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            raise ConfigError(
+                f"storage {shown_url(url)}: cannot open the database ({exc})"
+            ) from None
+        raise
+
+
+class TrialSeeded:
+    """A sampler whose draws for trial k depend only on ``(seed, k)`` and the history.
+
+    Optuna's samplers hold one random state per process, so two workers with
+    the same seed, or a resumed sweep, would repeat each other's draws. Here
+    each trial gets a fresh inner sampler seeded from its (storage-wide,
+    unique) trial number: parallel workers draw different points and a serial
+    sweep is reproducible.
+    """
+
+    def __init__(self, make: Any, seed: int) -> None:
+        self._make, self._seed = make, seed
+        self._inner: dict[int, Any] = {}
+
+    def _for(self, trial: Any) -> Any:
+        n = trial.number
+        if n not in self._inner:
+            seed = int(np.random.SeedSequence([self._seed, n]).generate_state(1)[0])
+            self._inner[n] = self._make(seed)
+        return self._inner[n]
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Any, trial: Any, space: dict[str, Any]) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, space)
+
+    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+        return self._for(trial).sample_independent(study, trial, name, dist)
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        inner = self._inner.pop(trial.number, None)
+        if inner is not None:
+            inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        pass  # the seed of a trial is its number
+
+
+def make_sampler(spec: SweepSpec) -> Any:
+    optuna = optuna_module()
+    samplers = optuna.samplers
+    if spec.method == "grid":
+        # the same seed in every worker: trial k is grid point k in all of them
+        return samplers.GridSampler(Space(spec).grid(), seed=spec.seed)
+    base = type("TrialSeededSampler", (TrialSeeded, samplers.BaseSampler), {})
+    if spec.method == "random":
+        return base(lambda s: samplers.RandomSampler(seed=s), spec.seed)
+    return base(lambda s: samplers.TPESampler(seed=s), spec.seed)
+
+
+def make_pruner(spec: SweepSpec) -> Any:
+    optuna = optuna_module()
+    if spec.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=spec.prune_startup, n_warmup_steps=spec.prune_warmup
+    )
+
+
+def fingerprint(spec: SweepSpec) -> dict[str, Any]:
+    """What must not change when a sweep is continued: the space and the objective."""
+    return spec.model_dump(mode="json", include={"method", "metric", "direction", "params"})
+
+
+def open_study(cfg: SweepConfig, url: str) -> Any:
+    """Create the study, or load it and check that it is the same sweep."""
+    optuna = optuna_module()
+    spec = cfg.sweep
+    storage = open_storage(url)
+    study = _retrying(
+        lambda: optuna.create_study(
+            study_name=cfg.name,
+            storage=storage,
+            direction=spec.direction,
+            sampler=make_sampler(spec),
+            pruner=make_pruner(spec),
+            load_if_exists=True,
+        ),
+        "study",
+    )
+    if study.direction.name.lower() != spec.direction:
+        raise ConfigError(
+            f"study {cfg.name!r} in {shown_url(url)} was made to {study.direction.name.lower()}; "
+            f"this config says {spec.direction}: change 'name' or delete the study"
+        )
+    mine = fingerprint(spec)
+    theirs = study.user_attrs.get("sweep")
+    if theirs is None:
+        study.set_user_attr("sweep", mine)
+        study.set_user_attr("base", cfg.base())
+    elif theirs != mine:
+        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise ConfigError(
+            f"study {cfg.name!r} in {shown_url(url)} was made by a different sweep "
+            f"({', '.join(changed)} changed): change 'name', or delete the study to start over"
+        )
+    return study
+
+
+# -- workers --------------------------------------------------------------------------------
+
+
+def _fail_dead_local(study: Any) -> None:
+    """Fail (and so retry) running trials whose worker process on this host is gone.
+
+    The heartbeat catches those of other machines after GRACE_S; here a
+    resumed sweep need not wait for it.
+    """
+    from optuna.trial import TrialState
+
+    from gradwise.sweep._trial import worker_id
+
+    host = worker_id().rsplit(":", 1)[0]
+    storage = study._storage  # Optuna has no public call to fail one trial
+    callback = getattr(storage, "heartbeat_stale_trial_callback", None) or getattr(
+        storage, "failed_trial_callback", None
+    )
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get("worker", "")
+        h, _, pid = owner.rpartition(":")
+        if h != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+            if callback is not None:
+                callback(study, storage.get_trial(t._trial_id))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def work(
+    raw: dict[str, Any],
+    url: str,
+    threads: int | None = None,
+    verbose: bool = True,
+    study: Any = None,
+) -> int:
+    """One worker: run trials until the study is complete; returns how many it trained."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    optuna = optuna_module()
+    from optuna.trial import TrialState
+
+    cfg = SweepConfig.model_validate(raw)
+    with _quiet_optuna():
+        if study is None:
+            study = optuna.load_study(
+                study_name=cfg.name, storage=open_storage(url),
+                sampler=make_sampler(cfg.sweep), pruner=make_pruner(cfg.sweep),
+            )  # fmt: skip
+        objective = Objective(cfg, cfg.run_dir, verbose=verbose)
+        total = cfg.sweep.total_trials
+        while True:
+            _fail_dead_local(study)
+            optuna.storages.fail_stale_trials(study)
+            trials = [
+                t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")
+            ]
+            states = [t.state for t in trials]
+            taken = sum(s != TrialState.FAIL for s in states)
+            if TrialState.WAITING in states or taken < total:
+                study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
+            elif TrialState.RUNNING in states:
+                time.sleep(POLL_S)
+            else:
+                return objective.ran
+
+
+def run_sweep(
+    sweep_cfg: SweepConfig,
+    *,
+    jobs: int = 1,
+    storage: str | None = None,
+    verbose: bool = True,
+) -> SweepResult:
+    """Run (or continue) a sweep and write its report.
+
+    Args:
+        sweep_cfg: a validated :class:`SweepConfig` (see :func:`parse_sweep`).
+        jobs: local worker processes sharing the study (each gets
+            ``cpu_count // jobs`` torch threads).
+        storage: a database URL (``postgresql://user:pw@host/db``) shared by
+            workers on several machines; default ``sweep.storage`` or
+            ``RUN_DIR/study.db``.
+        verbose: print one line per finished trial.
+
+    Re-running the same config continues the study: finished trials are kept
+    and the study grows to ``n_trials``; trials of a worker that died are run
+    again. A changed search space or metric is refused (change ``name``).
+
+    Example:
+        >>> # cfg = parse_sweep(read_yaml("examples/sweep_activations.yaml"))
+        >>> # result = run_sweep(cfg, jobs=2); result.best_params
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
+    from gradwise.sweep._report import summarize, write_sweep_report
+
+    url = storage_url(sweep_cfg, storage)
+    run_dir = sweep_cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    raw = sweep_cfg.model_dump(mode="json", exclude_unset=True)
+    raw.update(name=sweep_cfg.name, runs_dir=sweep_cfg.runs_dir)
+    # as written (unset fields stay unset): `gradwise report` re-reads it
+    write_text(run_dir / "sweep.yaml", yaml.safe_dump(raw, sort_keys=False))
+    with _quiet_optuna():
+        study = open_study(sweep_cfg, url)
+    if jobs == 1:
+        ran = work(raw, url, verbose=verbose, study=study)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        # spawn, not fork: a forked copy of a process that already ran torch can deadlock
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(work, raw, url, threads, verbose) for _ in range(jobs)]
+            ran = sum(f.result() for f in futures)
+    with _quiet_optuna():
+        report = write_sweep_report(study, sweep_cfg, run_dir)
+        return summarize(study, sweep_cfg, run_dir, shown_url(url), ran, report)
+
+
+def load_sweep_config(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
+    """Read a sweep YAML file, apply ``key.path=value`` overrides and validate it."""
+    raw = apply_overrides(read_yaml(path), list(overrides or []))
+    return parse_sweep(raw)
+
+
+def run_sweep_file(
+    path: Path, overrides: list[str], jobs: int = 1, storage: str | None = None
+) -> SweepResult:
+    """``gradwise sweep CONFIG [--set k=v] [--jobs N] [--storage URL]``; ConfigError on bad input."""
+    return run_sweep(load_sweep_config(path, overrides), jobs=jobs, storage=storage)
+
+
+def report_sweep(run_dir: str | Path, storage: str | None = None) -> SweepResult:
+    """Redraw the report of a sweep directory (``sweep.yaml`` + its study), running nothing."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "sweep.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a sweep directory: it has no sweep.yaml")
+    cfg = parse_sweep(read_yaml(run_dir / "sweep.yaml"))
+    # the directory may have moved since the sweep ran: its own study.db comes first
+    url = storage or cfg.sweep.storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"{run_dir}: no study.db; pass the storage URL the sweep used")
+    from gradwise.sweep._report import summarize, write_sweep_report
+
+    with _quiet_optuna():
+        study = open_study(cfg, url)
+        report = write_sweep_report(study, cfg, run_dir)
+        return summarize(study, cfg, run_dir, shown_url(url), 0, report)

@@ -1,0 +1,195 @@
+"""Running sweeps: grid coverage, report, resume, retry of a dead worker's trial, pruning."""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+import torch
+import yaml
+
+from gradwise.config import parse_config
+from gradwise.errors import ConfigError
+from gradwise.sweep import TrialPruning, load_sweep_config, parse_sweep, report_sweep, run_sweep
+from gradwise.sweep._study import open_study, storage_url
+from gradwise.train import Trainer
+
+LRS = [0.003, 0.3]
+ACTS = ["relu", "tanh"]
+
+
+def grid_cfg(base, **spec):
+    params = {"optimizer.lr": {"values": LRS}, "model.activation": {"values": ACTS}}
+    return parse_sweep(
+        base(sweep={"method": "grid", "metric": "val_accuracy", "params": params, **spec})
+    )
+
+
+def study_of(cfg):
+    return open_study(cfg, storage_url(cfg, None))
+
+
+def test_grid_sweep_covers_the_grid_and_writes_the_report(tmp_path, no_trial_reports, base):
+    cfg = grid_cfg(base)
+    result = run_sweep(cfg, verbose=False)
+    assert result.ran == 4 and len(result.trials) == 4
+    seen = {(t["optimizer.lr"], t["model.activation"]) for t in result.trials}
+    assert seen == {(str(lr), act) for lr, act in itertools.product(LRS, ACTS)}
+    assert all(t["state"] == "complete" and t["epochs"] == 2 for t in result.trials)
+    # the value of a trial is its final val accuracy, as its own results.json says
+    run_dir = result.run_dir
+    for t in result.trials:
+        results = json.loads((run_dir / f"trials/trial-{t['trial']:04d}/results.json").read_text())
+        assert t["val_accuracy"] == results["val"]["accuracy"]
+    best = max(result.trials, key=lambda t: t["val_accuracy"])
+    assert result.best_value == best["val_accuracy"]
+    assert str(result.best_params["optimizer.lr"]) == best["optimizer.lr"]
+    assert (run_dir / "study.db").is_file()
+    assert sorted(p.name for p in (run_dir / "plots").iterdir()) == ["curves.png", "heatmap.png"]
+    page = result.report.read_text()
+    assert "Best trial" in page and page.count("<tr>") >= 6
+    best_cfg = parse_config(yaml.safe_load((run_dir / "best_config.yaml").read_text()))
+    assert best_cfg.optimizer.lr == result.best_params["optimizer.lr"]
+    assert best_cfg.model.activation == result.best_params["model.activation"]
+    # the report can be redrawn from the directory alone
+    again = report_sweep(run_dir)
+    assert again.best_value == result.best_value and again.ran == 0
+
+
+def test_resume_continues_the_study_without_redoing_trials(tmp_path, no_trial_reports, base):
+    def cfg(n):
+        params = {"optimizer.lr": {"low": 1e-3, "high": 0.3, "log": True}}
+        return parse_sweep(
+            base(sweep={"method": "random", "n_trials": n, "params": params, "seed": 3})
+        )
+
+    first = run_sweep(cfg(2), verbose=False)
+    assert first.ran == 2
+    more = run_sweep(cfg(3), verbose=False)
+    assert more.ran == 1
+    assert [t["trial"] for t in more.trials] == [0, 1, 2]
+    assert more.trials[:2] == first.trials  # kept as they were
+    assert run_sweep(cfg(3), verbose=False).ran == 0  # complete: nothing to do
+    # trial k's draw depends on (seed, k) only: a fresh study repeats the same points
+    other = tmp_path / "other"
+    fresh = run_sweep(cfg(2).model_copy(update={"runs_dir": str(other)}), verbose=False)
+    assert [t["optimizer.lr"] for t in fresh.trials] == [t["optimizer.lr"] for t in first.trials]
+    changed = cfg(3).model_copy(
+        update={
+            "sweep": cfg(3).sweep.model_copy(
+                update={"metric": "val_accuracy", "direction": "maximize"}
+            )
+        }
+    )
+    with pytest.raises(ConfigError, match="made to minimize; this config says maximize"):
+        run_sweep(changed, verbose=False)
+
+
+def test_changed_search_space_is_refused(tmp_path, no_trial_reports, base):
+    run_sweep(grid_cfg(base, n_trials=1), verbose=False)
+    params = {"optimizer.lr": {"values": [0.1, 0.2]}}
+    other = parse_sweep(base(sweep={"method": "grid", "metric": "val_accuracy",
+                                              "params": params}))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"different sweep \(params changed\)"):
+        run_sweep(other, verbose=False)
+
+
+def test_trial_of_a_dead_worker_is_run_again(tmp_path, no_trial_reports, base):
+    cfg = grid_cfg(base)
+    study = study_of(cfg)
+    # a worker on this host that died in the middle of trial 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    trial = study.ask()
+    trial.suggest_categorical("optimizer.lr", LRS)
+    trial.suggest_categorical("model.activation", ACTS)
+    trial.set_user_attr("worker", f"{os.uname().nodename}:{dead}")
+    result = run_sweep(cfg, verbose=False)
+    states = [t["state"] for t in result.trials]
+    assert states.count("fail") == 1 and states.count("complete") == 4
+    assert result.ran == 4
+
+
+def test_pruning_stops_a_bad_trial(tmp_path, no_trial_reports, base):
+    params = {"optimizer.lr": {"low": 1e-6, "high": 0.3, "log": True}}
+    spec = {"method": "random", "n_trials": 2, "metric": "val_accuracy", "params": params,
+            "pruner": "median", "prune_startup": 1, "prune_warmup": 0}  # fmt: skip
+    cfg = parse_sweep(base(sweep=spec, training={"epochs": 4, "batch_size": 16}))
+    study = study_of(cfg)
+    study.enqueue_trial({"optimizer.lr": 0.1})  # learns: sets the median
+    study.enqueue_trial({"optimizer.lr": 1e-6})  # stays at chance: pruned
+    result = run_sweep(cfg, verbose=False)
+    good, bad = result.trials
+    assert good["state"] == "complete" and good["epochs"] == 4
+    assert bad["state"] == "pruned" and bad["epochs"] == 1
+    log = (result.run_dir / "trials/trial-0001/metrics.jsonl").read_text().splitlines()
+    events = [json.loads(x) for x in log if '"event"' in x]
+    assert [e["kind"] for e in events] == ["pruned"]
+
+
+def test_trial_pruning_callback_against_optuna_directly():
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1)
+    )
+    first = study.ask()
+    for epoch in (1, 2, 3):
+        first.report(0.9, step=epoch)
+    study.tell(first, 0.9)
+    trial = study.ask()
+    X, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    model = torch.nn.Linear(4, 2)
+    t = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        torch.nn.CrossEntropyLoss(),
+        metrics=["accuracy"],
+        epochs=3,
+        callbacks=[TrialPruning(trial, "val_accuracy")],
+    )
+    history = t.fit((X, y), (X, y))
+    assert len(history) == 1  # stopped after epoch 1
+    assert trial.should_prune()
+    assert history.events[0]["kind"] == "pruned"
+    with pytest.raises(ConfigError, match="'val_f1' is not in the epoch record"):
+        t2 = Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.0),
+            torch.nn.CrossEntropyLoss(),
+            callbacks=[TrialPruning(study.ask(), "val_f1")],
+        )
+        t2.fit((X, y), (X, y))
+
+
+def test_diagnostics_per_trial_and_bad_storage(tmp_path, no_trial_reports, base):
+    params = {"model.activation": {"values": ["sigmoid", "relu"]}}
+    cfg = parse_sweep(base(model={"hidden": [8, 8, 8]},
+                           sweep={"method": "grid", "params": params, "diagnostics": 1}))  # fmt: skip
+    result = run_sweep(cfg, verbose=False)
+    study = study_of(cfg)
+    for t in study.trials:
+        diag = t.user_attrs["run"]["diagnostics"]
+        assert diag["layers"] == ["block0.linear", "block1.linear", "block2.linear", "head"]
+        assert len(diag["grad_norm"]) == 2 and len(diag["grad_norm"][0]) == 4  # epoch × layer
+        assert set(diag["saturated" if t.params["model.activation"] == "sigmoid" else "dead"]) == {
+            "block0.act",
+            "block1.act",
+            "block2.act",
+        }
+    assert (result.run_dir / "plots/grad_norm_depth.png").is_file()
+    with pytest.raises(ConfigError, match="storage must be a database URL"):
+        run_sweep(cfg, storage="study.db", verbose=False)
+    with pytest.raises(ConfigError, match="jobs must be an int >= 1"):
+        run_sweep(cfg, jobs=0, verbose=False)
+
+
+def test_load_sweep_config_with_overrides(tmp_path, base):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base(sweep={"method": "grid", "params": {
+        "optimizer.lr": {"values": [0.1]}}})))  # fmt: skip
+    cfg = load_sweep_config(path, ["sweep.method=random", "sweep.n_trials=3", "name=x"])
+    assert (cfg.sweep.method, cfg.sweep.n_trials, cfg.name) == ("random", 3, "x")
+    with pytest.raises(ConfigError, match="sweep.n_trials"):
+        load_sweep_config(path, ["sweep.n_trials=0"])
