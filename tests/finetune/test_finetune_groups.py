@@ -116,3 +116,15 @@ def test_single_module_is_one_group():
     assert [g.name for g in layer_groups(nn.Linear(2, 3))] == ["model"]
     with pytest.raises(ConfigError, match="no parameters"):
         layer_groups(nn.ReLU())
+
+
+def test_tiny_t5_encoder_then_decoder_stacks():
+    cfg = transformers.T5Config(vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=2,
+                                num_decoder_layers=2, num_heads=2, decoder_start_token_id=0)
+    model = transformers.T5ForConditionalGeneration(cfg)
+    groups = layer_groups(model)
+    assert [g.name for g in groups] == [
+        "shared", "encoder.block.0", "encoder.block.1", "decoder.block.0", "decoder.block.1",
+    ]  # fmt: skip
+    assert groups[2].names[-1] == "encoder.final_layer_norm.weight"
+    _covers_each_parameter_once(model, groups)
