@@ -123,3 +123,20 @@ def test_torchrun_two_processes_write_one_run(tmp_path):
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     epochs = [json.loads(x)["epoch"] for x in lines if '"type": "epoch"' in x]
     assert epochs == [1, 2]  # written once, not once per process
+
+
+def test_sweep_config_error_exits_2(tmp_path):
+    path = _write(
+        tmp_path,
+        "data: {name: iris}\nsweep: {method: grdi, params: {optimizer.lr: {values: [0.1]}}}\n",
+    )
+    result = runner.invoke(app, ["sweep", str(path)])
+    assert result.exit_code == 2
+    assert "method" in result.output
+
+
+def test_finetune_config_error_exits_2(tmp_path):
+    path = _write(tmp_path, "name: f\nplann: {}\n")
+    result = runner.invoke(app, ["finetune", str(path)])
+    assert result.exit_code == 2
+    assert "plann" in result.output

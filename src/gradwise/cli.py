@@ -1,7 +1,7 @@
 """The ``gradwise`` command.
 
-``gradwise demo | train CONFIG | report RUN_DIR`` (more commands join as
-capabilities land). Errors a user can cause (a bad config, bad data) print
+``gradwise demo | train CONFIG | lr-find CONFIG | finetune CONFIG |
+instruct CONFIG | linear CONFIG | sweep CONFIG | report RUN_DIR``. Errors a user can cause (a bad config, bad data) print
 one clear message and exit with status 2, with no traceback.
 """
 
@@ -90,6 +90,27 @@ def lr_find_cmd(
 
 @app.command()
 @_user_errors
+def finetune(
+    config: Annotated[Path, typer.Argument(help="YAML fine-tuning config.")],
+    set_: SetOption = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Fine-tune a gradwise checkpoint or a local Hugging Face model with a plan."""
+    from gradwise.config import load_config
+    from gradwise.finetune._config import FinetuneConfig
+    from gradwise.recipes.finetune import run as run_finetune
+
+    result = run_finetune(load_config(config, set_, model=FinetuneConfig), progress=progress)
+    for split, metrics in result.results.items():
+        shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        typer.echo(f"{split:>14}: {shown}")
+    if result.forgetting:
+        typer.echo("forgetting: " + "  ".join(f"{k}={v:.4f}" for k, v in result.forgetting.items()))
+    typer.echo(f"report: {result.run_dir / 'report.html'}")
+
+
+@app.command()
+@_user_errors
 def linear(
     config: Annotated[Path, typer.Argument(help="YAML linear-model config.")],
     set_: SetOption = None,
@@ -106,11 +127,39 @@ def linear(
 
 @app.command()
 @_user_errors
+def sweep(
+    config: Annotated[Path, typer.Argument(help="YAML run config with a sweep: section.")],
+    set_: SetOption = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Optuna storage URL shared by several machines (default: SQLite in the run dir)."),
+    ] = None,
+) -> None:
+    """Search hyperparameters on Optuna (grid, random, TPE) with pruning; writes a sweep report."""
+    from gradwise.sweep import run_sweep_file
+
+    result = run_sweep_file(config, list(set_ or []), jobs=jobs, storage=storage)
+    typer.echo(f"trials run now: {result.ran}, in study: {len(result.trials)}")
+    if result.best_trial is not None:
+        typer.echo(f"best {result.metric} = {result.best_value:.4f} (trial {result.best_trial})")
+        for key, value in (result.best_params or {}).items():
+            typer.echo(f"   {key} = {value}")
+    typer.echo(f"report: {result.report}")
+
+
+@app.command()
+@_user_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Re-draw the plots and report.html of a run from its metrics.jsonl."""
     from gradwise.errors import ConfigError
     from gradwise.report import write_report
 
+    if (run_dir / "sweep.yaml").exists():
+        from gradwise.sweep import report_sweep
+
+        typer.echo(f"report: {report_sweep(run_dir).report}")
+        return
     if not (run_dir / "metrics.jsonl").exists():
         raise ConfigError(f"{run_dir} is not a run directory: it has no metrics.jsonl")
     typer.echo(f"report: {write_report(run_dir)}")
