@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,18 @@ def run_section(name: str, out_dir: Path, quick: bool = False) -> dict[str, Any]
     return result
 
 
+# the modules whose import registers a section, in no particular order
+_BUILTIN = ("_train", "_lr", "_linear", "_finetune", "_lora", "_see_why", "_instruct")
+
+
 def _load_builtin_sections() -> None:
     # Importing the section modules registers them; done lazily so that
-    # `gradwise --help` stays fast.
-    from gradwise.demo import _linear, _train  # noqa: F401
+    # `gradwise --help` stays fast. A module missing from an installation
+    # (a capability not shipped) is skipped; an import error inside one is not.
+    for name in _BUILTIN:
+        module = f"gradwise.demo.{name}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
