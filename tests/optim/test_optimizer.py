@@ -229,3 +229,25 @@ def test_mixed_dtypes_fall_back_to_reference_path():
     # b_1 = g, b_2 = 0.9 g + g: w = 1 - 0.1 - 0.19
     assert torch.allclose(a, torch.full((3, 3), 0.71))
     assert torch.allclose(b, torch.full((3, 3), 0.71, dtype=F64))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_deepcopy_and_pickle_keep_the_chain(problem, fused):
+    import pickle
+
+    X, y, model = problem
+    net = model()
+    opt = go.adamw(net.parameters(), lr=1e-2, prox=L1(1e-3), fused=fused)
+    _steps(net, opt, X, y, 3)
+    twin_net = copy.deepcopy(net)
+    twin = copy.deepcopy(opt)
+    # the copy's state refers to the copied model's parameters
+    twin.param_groups[0]["params"] = list(twin_net.parameters())
+    twin.state = type(twin.state)(dict, {q: copy.deepcopy(opt.state[p])
+                                         for p, q in zip(net.parameters(), twin_net.parameters())})
+    _steps(net, opt, X, y, 3)
+    _steps(twin_net, twin, X, y, 3)
+    assert torch.equal(_flat(net), _flat(twin_net))
+    restored = pickle.loads(pickle.dumps(opt))
+    assert [repr(t) for t in restored.leaves] == [repr(t) for t in opt.leaves]
+    assert restored.prox.penalty.lam == 1e-3

@@ -9,8 +9,9 @@ one call of torch's fused multi-tensor kernel (``_fused_sgd_``, ``_fused_adam_``
 ``_fused_adamw_``) per param group does the whole step. On CPU that is 2-5x
 the per-tensor loop (benchmarks/bench_optim.py), mostly because a step over
 many small tensors is dominated by per-op dispatch. The foreach kernels are
-not used: on CPU they loop over tensors in C++ and measured no faster than
-the reference path. Tests check each fused path against the reference path.
+not used: on CPU they loop over tensors in C++ and were never faster than the
+fused kernels in that benchmark. Tests check each fused path against the
+reference path.
 
 ``run`` returns False, before changing anything, whenever the tensors do not
 fit a fused kernel (sparse, complex, non-contiguous, mixed device or dtype,
@@ -63,18 +64,34 @@ def match(leaves: tuple[Transform, ...]) -> FastPlan | None:
     return FastPlan(adam, core, decay, decoupled)
 
 
+class GroupCache(NamedTuple):
+    """What one group's fused step needs, built once and reused while valid.
+
+    Valid while the group, its parameters with gradients and the flags that
+    shape the state (amsgrad, momentum on/off) stay the same; the optimizer
+    drops it when the reference path or ``load_state_dict`` touches the state.
+    """
+
+    group: Group
+    key: tuple  # (amsgrad or momentum on, ...) at build time
+    params: list[torch.Tensor]
+    plans: list[ParamPlan]
+    state: list[list[torch.Tensor]]  # adam: m, v, vmax, steps; sgd: buffers
+    steps: torch.Tensor | None  # adam: the group's step counters, one buffer
+    prox: tuple[list[torch.Tensor], list[Any]] | None  # (params, factors)
+
+
 def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) -> bool:
     """Do ``group``'s step with a fused kernel; False (nothing done) if it cannot."""
     lr = group["lr"]
     if isinstance(lr, torch.Tensor):
         return False
-    params, grads, picked = [], [], []
-    for p, plan in zip(group["params"], plans):
+    params, grads = [], []
+    for p in group["params"]:
         g = p.grad
         if g is not None:
             params.append(p)
             grads.append(g)
-            picked.append(plan)
     if not params:
         return True
     p0 = params[0]
@@ -92,20 +109,73 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
             or not g.is_contiguous()
         ):
             return False
-    states = opt.state
-    for p, plan in zip(params, picked):
-        st = states[p]
-        if not st:
-            opt.init_state(p, plan, st)
+    key = (bool(group["amsgrad"]),) if fast.adam else (bool(fast.core is not None and group["momentum"]),)
+    cache = opt._fast_cache.get(id(group))
+    if (
+        cache is None
+        or cache.group is not group
+        or cache.key != key
+        or len(cache.params) != len(params)
+        or any(a is not b for a, b in zip(cache.params, params))
+    ):
+        cache = _build(opt, fast, group, plans, params, grads, key)
+        if cache is None:
+            return False
+        opt._fast_cache[id(group)] = cache
     if fast.adam:
-        done = _adam(opt, fast, group, params, grads, picked)
+        _adam(fast, group, cache, grads)
     else:
-        done = _sgd(opt, fast, group, params, grads, picked)
-    if done and opt.prox is not None:
+        _sgd(opt, fast, group, cache, grads)
+    if cache.prox is not None:
         from gradwise.optim._optimizer import apply_prox
 
-        apply_prox(opt.prox, [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None], lr)
-    return done
+        apply_prox(opt.prox, cache.prox, lr)  # type: ignore[arg-type]
+    return True
+
+
+def _build(opt: Optimizer, fast: FastPlan, group: Group, plans, params, grads, key) -> GroupCache | None:
+    with_grad = {id(p) for p in params}
+    picked = [pl for p, pl in zip(group["params"], plans) if id(p) in with_grad]
+    state = opt.state
+    for p, plan in zip(params, picked):
+        if not state[p]:
+            opt.init_state(p, plan, state[p])
+    steps_buf = None
+    if fast.adam:
+        k_step, k_m, k_v, k_vmax = opt._keys[fast.core]  # type: ignore[index]
+        if key[0]:
+            for p in params:
+                if state[p].get(k_vmax) is None:
+                    state[p][k_vmax] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        # torch's fused path adds 1 to each 0-dim step counter, one kernel per
+        # parameter: on CPU, for 200 parameters, about as long as the Adam
+        # kernel itself. Here the counters of a group become 0-dim views of
+        # one buffer (still one 'step' tensor per parameter in the state),
+        # all advanced by a single add_.
+        steps_buf = torch.stack([state[p][k_step] for p in params])
+        views = list(steps_buf.unbind(0))
+        for p, v in zip(params, views):
+            state[p][k_step] = v
+        lists = [
+            [state[p][k_m] for p in params],
+            [state[p][k_v] for p in params],
+            [state[p][k_vmax] for p in params] if key[0] else [],
+            views,
+        ]
+    elif key[0]:
+        (k_buf,) = opt._keys[fast.core]  # type: ignore[index]
+        bufs = [state[p].get(k_buf) for p in params]
+        missing = sum(b is None for b in bufs)
+        if 0 < missing < len(bufs):
+            return None  # some buffers new, some not: one kernel call cannot do both
+        lists = [bufs]
+    else:
+        lists = [[]]
+    prox = None
+    if opt.prox is not None:
+        pairs = [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None]
+        prox = ([p for p, _ in pairs], [f for _, f in pairs])
+    return GroupCache(group, key, params, picked, lists, steps_buf, prox)
 
 
 def _split(fast: FastPlan, group: Group, plans: list[ParamPlan]) -> list[tuple[list[int] | None, float]]:
@@ -125,83 +195,35 @@ def _pick(xs: list[Any], idx: list[int] | None) -> list[Any]:
     return xs if idx is None else [xs[i] for i in idx]
 
 
-def _advance_steps(opt: Optimizer, group: Group, params: list, steps: list, key: str) -> list:
-    """Add 1 to every step counter of this step's parameters; return the counters.
-
-    torch's fused path adds 1 to each 0-dim counter with a foreach op, one
-    kernel per parameter: on CPU, 200 parameters cost about as much as the
-    Adam kernel itself. Here the counters are 0-dim views of one buffer per
-    group (still one ``step`` tensor per parameter in ``state``), advanced by
-    one ``add_``. The buffer is rebuilt whenever the set of counters changes
-    (first step, a parameter without gradient, ``load_state_dict``).
-    """
-    cached = opt._step_buffers.get(id(group))
-    if (
-        cached is not None
-        and cached[0] is group
-        and len(cached[1]) == len(steps)
-        and all(a is b for a, b in zip(cached[1], steps))
-    ):
-        cached[2].add_(1)
-        return steps
-    buf = torch.stack(steps)
-    views = list(buf.unbind(0))
-    for p, v in zip(params, views):
-        opt.state[p][key] = v
-    opt._step_buffers[id(group)] = (group, views, buf)
-    buf.add_(1)
-    return views
-
-
-def _adam(opt: Optimizer, fast: FastPlan, group: Group, params, grads, plans) -> bool:
-    k_step, k_m, k_v, k_vmax = opt._keys[fast.core]  # type: ignore[index]
-    amsgrad = group["amsgrad"]
-    steps, ms, vs, vmaxs = [], [], [], []
-    state = opt.state
-    device = params[0].get_device()
-    for p in params:
-        st = state[p]
-        step = st[k_step]
-        if step.get_device() != device:
-            return False
-        steps.append(step)
-        ms.append(st[k_m])
-        vs.append(st[k_v])
-        if amsgrad:
-            if st.get(k_vmax) is None:
-                st[k_vmax] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            vmaxs.append(st[k_vmax])
+def _adam(fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Tensor]) -> None:
+    ms, vs, vmaxs, steps = cache.state
+    params = cache.params
+    amsgrad = cache.key[0]
     b1, b2 = group["betas"]
     kernel = torch._fused_adamw_ if fast.decoupled else torch._fused_adam_
-    steps = _advance_steps(opt, group, params, steps, k_step)
-    for idx, wd in _split(fast, group, plans):
+    cache.steps.add_(1)  # type: ignore[union-attr]
+    for idx, wd in _split(fast, group, cache.plans):
         kernel(
             _pick(params, idx), _pick(grads, idx), _pick(ms, idx), _pick(vs, idx),
             _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx),
             lr=group["lr"], beta1=b1, beta2=b2, weight_decay=wd, eps=group["eps"],
             amsgrad=amsgrad, maximize=False,
         )
-    return True
 
 
-def _sgd(opt: Optimizer, fast: FastPlan, group: Group, params, grads, plans) -> bool:
+def _sgd(opt: Optimizer, fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Tensor]) -> None:
     lr = group["lr"]
-    mu = group["momentum"] if fast.core is not None else 0.0
-    bufs: list[Any] = []
-    first = False
-    if mu:
-        (key,) = opt._keys[fast.core]  # type: ignore[index]
-        bufs = [opt.state[p].get(key) for p in params]
-        missing = sum(b is None for b in bufs)
-        if 0 < missing < len(bufs):
-            return False  # some buffers new, some not: one kernel call cannot do both
-        first = missing > 0
-        if first:
-            for i, p in enumerate(params):
-                bufs[i] = opt.state[p][key] = torch.empty_like(grads[i])
+    params = cache.params
+    mu = group["momentum"] if cache.key[0] else 0.0
+    (bufs,) = cache.state
+    first = bool(mu) and bufs[0] is None
+    if first:
+        (k_buf,) = opt._keys[fast.core]  # type: ignore[index]
+        for i, p in enumerate(params):
+            bufs[i] = opt.state[p][k_buf] = torch.empty_like(grads[i])
     damp = group["dampening"] if mu else 0.0
     nesterov = bool(group["nesterov"]) if mu else False
-    for idx, wd in _split(fast, group, plans):
+    for idx, wd in _split(fast, group, cache.plans):
         ps = _pick(params, idx)
         if fast.decoupled and wd:
             # SGDW: w <- w (1 - lr wd) - lr b, the decay kept out of the buffer.
@@ -212,4 +234,3 @@ def _sgd(opt: Optimizer, fast: FastPlan, group: Group, params, grads, plans) -> 
             weight_decay=wd, momentum=mu, lr=lr, dampening=damp, nesterov=nesterov,
             maximize=False, is_first_step=first,
         )
-    return True

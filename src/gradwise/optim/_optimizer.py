@@ -10,7 +10,7 @@ from torch import Tensor
 
 from gradwise.errors import ConfigError
 from gradwise.optim import _dispatch
-from gradwise.optim._base import Group, Transform, leaves_of
+from gradwise.optim._base import Group, Transform, chain, leaves_of
 from gradwise.optim._decay import Prox
 from gradwise.regularization import selects
 from gradwise.regularization._penalties import Factor
@@ -88,6 +88,7 @@ class Optimizer(torch.optim.Optimizer):
                     )
                 hyper[key] = value
         hyper.update(defaults)
+        self.transform = transform if isinstance(transform, Transform) else chain(*transform)
         self.leaves = leaves
         self.prox = leaves[-1] if leaves and isinstance(leaves[-1], Prox) else None
         if self.prox is not None and "lr" not in hyper:
@@ -101,7 +102,7 @@ class Optimizer(torch.optim.Optimizer):
                 "[scale_by_momentum | scale_by_adam] [add_decayed_weights] scale_by_lr [prox]"
             )
         self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
-        self._step_buffers: dict[int, tuple[Group, list[Tensor], Tensor]] = {}
+        self._fast_cache: dict[int, _dispatch.GroupCache] = {}
         super().__init__(params, hyper)
 
     # -- per-parameter plans (masks and penalty factors) --------------------
@@ -133,10 +134,24 @@ class Optimizer(torch.optim.Optimizer):
             if on:
                 state.update(zip(keys, leaf.init(param)))
 
+    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # torch pickles only defaults, state and param_groups; the chain is
+        # needed too (copy.deepcopy, multiprocessing). Caches are rebuilt.
+        out = super().__getstate__()
+        out.update({k: self.__dict__[k] for k in self._PICKLED})
+        return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._plans = {}
+        self._fast_cache = {}
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._plans.clear()
-        self._step_buffers.clear()
+        self._fast_cache.clear()
         # torch keeps the saved 'step' tensor itself (shared with a live
         # optimizer the state_dict came from) and where it was; copy it to the
         # parameter's device in float32, where the fused kernels read it.
@@ -173,6 +188,7 @@ class Optimizer(torch.optim.Optimizer):
         states: list[dict[str, Any]] = []
         ups: list[Tensor] = []
         for group, group_plans in work:
+            self._fast_cache.pop(id(group), None)  # this path may replace state tensors
             for p, plan in zip(group["params"], group_plans):
                 g = p.grad
                 if g is None:
@@ -206,19 +222,17 @@ class Optimizer(torch.optim.Optimizer):
             p.add_(u)
         if self.prox is not None:
             for group, group_plans in work:
-                picked = [(p, pl.factor) for p, pl in zip(group["params"], group_plans)
-                          if p.grad is not None and pl.factor is not None]
-                apply_prox(self.prox, picked, group["lr"])
+                pairs = [(p, pl.factor) for p, pl in zip(group["params"], group_plans)
+                         if p.grad is not None and pl.factor is not None]
+                apply_prox(self.prox, ([p for p, _ in pairs], [f for _, f in pairs]), group["lr"])
 
 
-def apply_prox(prox: Prox, picked: Sequence[tuple[Tensor, Factor]], lr: float) -> None:
-    """Proximal step with step size ``lr`` on ``(param, factor)`` pairs, in place."""
-    if not picked:
+def apply_prox(prox: Prox, targets: tuple[Sequence[Tensor], Sequence[Factor]], lr: float) -> None:
+    """Proximal step with step size ``lr`` on ``(params, factors)``, in place."""
+    params, factors = targets
+    many = getattr(prox.penalty, "prox_many", None)
+    if many is not None and not any(isinstance(f, Tensor) for f in factors):
+        many(params, lr, factors)
         return
-    penalty = prox.penalty
-    many = getattr(penalty, "prox_many", None)
-    if many is not None and not any(isinstance(f, Tensor) for _, f in picked):
-        many([p for p, _ in picked], lr, [f for _, f in picked])
-        return
-    for p, f in picked:
+    for p, f in zip(params, factors):
         prox.apply(p, lr, f)
