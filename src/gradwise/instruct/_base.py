@@ -4,7 +4,9 @@ There is no model hub to download from, so demos and tests make their own
 base model:
 
 1. a byte-level BPE tokenizer is trained with ``tokenizers`` on a generated
-   corpus (digits are split one by one, so numbers read digit by digit);
+   corpus; digits and capital letters stay one per token (as Llama splits
+   digits), so numbers and the capital-letter strings of the tasks read
+   character by character while lowercase English is merged;
    special tokens ``<|endoftext|>`` (BOS, EOS), ``<|pad|>``, ``<|im_start|>``
    and ``<|im_end|>``, and a ChatML chat template;
 2. a tiny Llama- or GPT-2-style ``transformers`` model is pretrained on the
@@ -47,13 +49,14 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 384) -> Any:
     """Train a byte-level BPE tokenizer; return a transformers fast tokenizer.
 
     All 256 byte symbols are in the vocabulary, so any text encodes;
-    ``vocab_size`` bounds the merges learned on top of them.
+    ``vocab_size`` bounds the merges learned on top of them. Digits and
+    capital letters are never merged.
 
     >>> tok = train_tokenizer(["the cat sat", "the dog ran"], vocab_size=300)
     >>> tok.decode(tok("the cat 42")["input_ids"])
     'the cat 42'
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
@@ -65,7 +68,9 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 384) -> Any:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Digits(individual_digits=True),
+            # one token per digit and capital letter: arithmetic and the
+            # letter tasks see every character (BPE merges would hide them)
+            pre_tokenizers.Split(Regex("[0-9A-Z]"), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
         ]
     )
@@ -166,6 +171,7 @@ def pretrain(
     warmup: int = 20,
     weight_decay: float = 0.01,
     seed: int = 0,
+    device: str | torch.device = "cpu",
     log: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Next-token pretraining on token rows (N, T); returns the loss of every step.
@@ -174,6 +180,7 @@ def pretrain(
     cosine to 10% of ``lr``; only 2-D weights decay (as in nanoGPT).
     """
     g = torch.Generator().manual_seed(seed)
+    model.to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -199,7 +206,7 @@ def pretrain(
     for step in range(steps):
         if at + batch_size > len(order):
             order, at = torch.randperm(len(rows), generator=g), 0
-        x = rows[order[at : at + batch_size]]
+        x = rows[order[at : at + batch_size]].to(device)
         at += batch_size
         loss = model(input_ids=x, labels=x).loss
         opt.zero_grad(set_to_none=True)
@@ -207,10 +214,10 @@ def pretrain(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if log is not None:
             log(step, losses[-1])
-    model.eval()
+    model.eval().to("cpu")
     return losses
 
 
@@ -224,11 +231,12 @@ def init_base(
     vocab_size: int = 384,
     max_length: int = 128,
     documents: int = 20_000,
-    steps: int = 600,
+    steps: int = 500,
     batch_size: int = 32,
     lr: float = 3e-3,
     seed: int = 0,
     texts: Sequence[str] | None = None,
+    device: str = "cpu",
     log: Callable[[int, float], None] | None = None,
 ) -> BaseModelInfo:
     """Train a tokenizer, pretrain a tiny causal LM and save both to ``out_dir``.
@@ -242,9 +250,10 @@ def init_base(
         documents: size of the generated corpus (see :func:`~._tasks.corpus`);
             ignored when ``texts`` gives a corpus.
         steps, batch_size, lr: pretraining budget.
+        device: where to pretrain (``"cpu"``, ``"cuda"``); the saved model is the same.
         log: called as ``log(step, loss)`` after every step.
 
-    >>> info = init_base("runs/base", steps=600)  # doctest: +SKIP
+    >>> info = init_base("runs/base")  # doctest: +SKIP
     >>> AutoModelForCausalLM.from_pretrained(info.path)  # doctest: +SKIP
     """
     from transformers import AutoModelForCausalLM
@@ -266,7 +275,9 @@ def init_base(
     )
     model = AutoModelForCausalLM.from_config(config)
     rows = _rows(tokenizer, texts, max_length)
-    losses = pretrain(model, rows, steps=steps, batch_size=batch_size, lr=lr, seed=seed, log=log)
+    losses = pretrain(
+        model, rows, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, log=log
+    )
     path = save_pretrained_atomic(model, tokenizer, out_dir)
     n_params = sum(p.numel() for p in model.parameters())
     return BaseModelInfo(path, n_params, steps, time.perf_counter() - start, losses)

@@ -23,7 +23,7 @@ def token_losses(logits: Tensor, labels: Tensor) -> Tensor:
     """Per-target losses (B, T-1); ``0`` where the target is ``-100``.
 
     >>> z = torch.zeros(1, 3, 4)  # uniform over 4 tokens
-    >>> token_losses(z, torch.tensor([[-100, 2, -100]])).round(decimals=4).tolist()
+    >>> [[round(v, 4) for v in row] for row in token_losses(z, torch.tensor([[-100, 2, -100]])).tolist()]
     [[1.3863, 0.0]]
     """
     logits = logits[:, :-1].float()  # (B, T-1, V)

@@ -173,11 +173,20 @@ def tokenize_example(
         unstable: ``"split"`` or ``"error"`` for a tokenization that is not
             prefix-stable (see the module docstring).
 
-    Example (labels are ``-100`` up to the response)::
+    Example (labels are ``-100`` up to the response), with a toy
+    tokenizer that maps each character to its code point::
 
-        >>> t = tokenize_example(Example.from_alpaca("hi", "yo"), get_template("alpaca", tok))
-        >>> t.labels[: t.prompt_length] == [-100] * t.prompt_length
-        True
+        >>> from gradwise.instruct import get_template
+        >>> class Chars:
+        ...     eos_token, eos_token_id = "$", 36
+        ...     def __call__(self, text, add_special_tokens=True):
+        ...         ids = lambda t: [ord(c) for c in t]
+        ...         return {"input_ids": ids(text) if isinstance(text, str) else list(map(ids, text))}
+        >>> t = tokenize_example(Example.from_alpaca("hi", "yo"), get_template("alpaca", Chars()))
+        >>> "".join(chr(i) for i in t.input_ids[t.prompt_length:])
+        'yo$'
+        >>> set(t.labels[: t.prompt_length])
+        {-100}
     """
     texts, trained = render_boundaries(example, template, assistant_turns)
     ids = _encode_all(template, texts)

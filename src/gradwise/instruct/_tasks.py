@@ -1,18 +1,22 @@
 """Generators of small text tasks: instruction data and a pretraining corpus.
 
-Ten task types work on random lowercase words and small numbers, so any
-number of fresh examples can be drawn and held-out examples are new to the
-model. Each task states the same fact in two ways:
+Ten task types work on random strings of capital letters and on small
+numbers, so any number of fresh examples can be drawn and held-out examples
+are new to the model. Each task states the same fact in two ways:
 
-* as *instructions* (``"Reverse the word: bako"`` -> ``"okab"``), the data of
+* as *instructions* (``"Reverse the word: BAKO"`` -> ``"OKAB"``), the data of
   instruction tuning;
-* as *plain sentences* (``"bako backwards is okab."``), the text a base model
+* as *plain sentences* (``"BAKO backwards is OKAB."``), the text a base model
   is pretrained on. The base model thus knows how to do the tasks but not how
   to answer an instruction and stop, which is what instruction tuning teaches.
 
+The tokenizer of :func:`~gradwise.instruct.train_tokenizer` keeps capital
+letters and digits one per token, so these strings are read character by
+character while the English around them is merged by BPE.
+
 >>> import random
 >>> TASKS["reverse"].instruction(random.Random(0))
-{'instruction': 'Reverse the word: yyhe', 'output': 'ehyy'}
+{'instruction': 'Write YNBI backwards.', 'output': 'IBNY'}
 """
 
 from __future__ import annotations
@@ -23,18 +27,14 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gradwise.errors import unknown
+from gradwise.errors import ConfigError, unknown
 from gradwise.instruct._data import Example
 
-LETTERS = string.ascii_lowercase
+LETTERS = string.ascii_uppercase
 
 
 def _word(rng: random.Random, lo: int = 3, hi: int = 5) -> str:
     return "".join(rng.choice(LETTERS) for _ in range(rng.randint(lo, hi)))
-
-
-def _num(rng: random.Random, hi: int = 49) -> int:
-    return rng.randint(0, hi)
 
 
 @dataclass(frozen=True)
@@ -69,21 +69,23 @@ def _w(fn: Callable[[str], str]) -> Callable[[random.Random], tuple[dict, str]]:
     return draw
 
 
-def _two_numbers(fn: Callable[[int, int], int]) -> Callable[[random.Random], tuple[dict, str]]:
+def _two_numbers(
+    fn: Callable[[int, int], int], hi: int
+) -> Callable[[random.Random], tuple[dict, str]]:
     def draw(rng: random.Random) -> tuple[dict, str]:
-        a, b = _num(rng), _num(rng)
+        a, b = rng.randint(0, hi), rng.randint(0, hi)
         return {"a": a, "b": b}, str(fn(a, b))
 
     return draw
 
 
 def _two_words(rng: random.Random) -> tuple[dict, str]:
-    a, b = _word(rng, 2, 4), _word(rng, 2, 4)
+    a, b = _word(rng, 2, 3), _word(rng, 2, 3)
     return {"a": a, "b": b}, a + b
 
 
 def _next(rng: random.Random) -> tuple[dict, str]:
-    n = _num(rng, 98)
+    n = rng.randint(0, 498)
     return {"n": n}, str(n + 1)
 
 
@@ -97,14 +99,14 @@ TASKS: dict[str, Task] = {
             ("{w} backwards is {answer}.", "Reversed, {w} reads {answer}."),
         ),
         Task(
-            "uppercase",
-            _w(str.upper),
-            ("Write {w} in capital letters.", "Uppercase: {w}"),
-            ("{w} in capitals is {answer}.", "In upper case {w} is {answer}."),
+            "spell",
+            _w(lambda w: "-".join(w)),
+            ("Spell {w} with dashes.", "Spell out: {w}"),
+            ("{w} spelled out is {answer}.", "Letter by letter, {w} is {answer}."),
         ),
         Task(
             "add",
-            _two_numbers(lambda a, b: a + b),
+            _two_numbers(lambda a, b: a + b, 19),
             ("Add {a} and {b}.", "What is {a} plus {b}?"),
             ("{a} plus {b} is {answer}.", "The sum of {a} and {b} is {answer}."),
         ),
@@ -134,7 +136,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             "larger",
-            _two_numbers(max),
+            _two_numbers(max, 99),
             ("Which is larger, {a} or {b}?", "Give the larger number: {a}, {b}"),
             ("Of {a} and {b} the larger is {answer}.", "{answer} is the larger of {a} and {b}."),
         ),
@@ -160,8 +162,8 @@ def instruction_set(
     """Train and held-out instruction examples, ``n_*`` per task, no prompt in both.
 
     >>> train, test = instruction_set(3, 2, tasks=["reverse"], seed=1)
-    >>> len(train), len(test), test[0].response == test[0].messages[0]["content"].split()[-1][::-1]
-    (3, 2, True)
+    >>> len(train), len(test), test[0].messages[0]["content"], test[0].response
+    (3, 2, 'Reverse the word: NTYY', 'YYTN')
     """
     names = tasks or list(TASKS)
     for name in names:
@@ -174,8 +176,13 @@ def instruction_set(
         seen: set[str] = set()
         rows: list[dict[str, str]] = []
         attempts = 0
-        while len(rows) < n_train + n_test and attempts < 100 * (n_train + n_test):
+        while len(rows) < n_train + n_test:
             attempts += 1
+            if attempts > 100 * (n_train + n_test):
+                raise ConfigError(
+                    f"task {name!r} has fewer than {n_train + n_test} distinct prompts; "
+                    "ask for fewer examples"
+                )
             rec = TASKS[name].instruction(rng)
             if rec["instruction"] not in seen:  # a held-out prompt is never a training prompt
                 seen.add(rec["instruction"])
@@ -191,7 +198,7 @@ def task_of(example: Example) -> str:
     text = example.messages[0].get("instruction", example.messages[0]["content"])
     for name, task in TASKS.items():
         for p in task.prompts:
-            pattern = re.sub(r"\\\{\w+\\\}", r"[a-z0-9]+", re.escape(p))
+            pattern = re.sub(r"\\\{\w+\\\}", r"[A-Z0-9]+", re.escape(p))
             if re.fullmatch(pattern, text):
                 return name
     return "?"

@@ -1,0 +1,314 @@
+"""Recipe: ``gradwise instruct CONFIG``, supervised fine-tuning (SFT) of a causal LM.
+
+Reads top to bottom: load model + tokenizer (``from_pretrained`` of a local
+directory) -> read the JSONL data -> tokenize with response-only labels ->
+evaluate the base model -> LoRA (optional) -> batches (packed or padded) ->
+AdamW + warmup-cosine -> the gradwise Trainer (metrics log, checkpoints,
+progress) -> evaluate -> save the adapter or the merged model -> report.
+
+Everything lands in ``runs/NAME/``: ``config.yaml``, ``metrics.jsonl``,
+``checkpoints/``, ``adapter/`` (PEFT format) or ``model/``
+(``save_pretrained``), ``results.json``, ``generations.jsonl`` and
+``report.html``.
+
+The Trainer feeds ``(inputs, target)`` pairs to ``model(*inputs)`` and
+``loss(output, target)``; a causal LM takes keyword tensors instead, so two
+small adapters sit between them: :class:`CausalLMAdapter` (a module whose
+``forward(batch)`` returns the logits) and :func:`causal_lm_loss` on
+``(logits, labels)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gradwise.config import dump_config, parse_config
+from gradwise.errors import DataError
+from gradwise.instruct import (
+    EvalResult,
+    Example,
+    causal_lm_loss,
+    evaluate,
+    get_template,
+    make_loader,
+    read_jsonl,
+    tokenize_dataset,
+)
+from gradwise.instruct._base import save_pretrained_atomic
+from gradwise.instruct._config import InstructConfig
+
+
+class CausalLMAdapter(nn.Module):
+    """Wrap a Hugging Face causal LM so that ``forward(batch_dict)`` returns logits (B, T, V).
+
+    The batch's tensors (``input_ids``, ``attention_mask``, ``position_ids``)
+    are moved to the model's device; ``labels`` are left out, since the loss
+    is computed outside the model.
+    """
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        device = self.lm.get_input_embeddings().weight.device
+        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        return self.lm(**inputs, use_cache=False).logits
+
+
+def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """The Trainer's loss: mean next-token cross-entropy over response tokens."""
+    return causal_lm_loss(logits, labels.to(logits.device))
+
+
+@dataclass
+class SFTResult:
+    """What a run produced: its directory, metrics before/after, the tuned model."""
+
+    run_dir: Path
+    results: dict[str, Any]
+    model: nn.Module
+    tokenizer: Any
+    history: Any = None
+    generations: list[dict[str, str]] = field(default_factory=list)
+
+
+def load_model(cfg: InstructConfig) -> tuple[nn.Module, Any]:
+    """``from_pretrained`` of the model and tokenizer directories a config names."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(cfg.model.path)
+    if not (path / "config.json").is_file():
+        raise DataError(
+            f"model.path: {path} is not a Hugging Face model directory (no config.json)"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or path)
+    if tokenizer.pad_token_id is None:  # padding positions are masked out, any id does
+        tokenizer.pad_token = tokenizer.eos_token
+    kw: dict[str, Any] = {"dtype": getattr(torch, cfg.model.dtype)}
+    if cfg.model.attn_implementation is not None:
+        kw["attn_implementation"] = cfg.model.attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(path, **kw)
+    return model, tokenizer
+
+
+def load_examples(cfg: InstructConfig) -> tuple[list[Example], list[Example], dict[str, Any]]:
+    """Train and held-out examples: ``data.val`` or a seeded ``val_fraction`` of train."""
+    d = cfg.data
+    train = read_jsonl(d.train, format=d.format, on_error=d.on_error)
+    info = {"train_file": d.train, "skipped_lines": train.skipped}
+    examples = list(train)
+    if d.val is not None:
+        val_data = read_jsonl(d.val, format=d.format, on_error=d.on_error)
+        info["skipped_lines"] = train.skipped + val_data.skipped
+        return examples, list(val_data), info
+    n_val = int(round(d.val_fraction * len(examples)))
+    if n_val == 0:
+        return examples, [], info
+    order = list(range(len(examples)))
+    random.Random(d.seed).shuffle(order)
+    held = set(order[:n_val])
+    return (
+        [e for i, e in enumerate(examples) if i not in held],
+        [examples[i] for i in sorted(held)],
+        info,
+    )
+
+
+def _eval(model, tokenizer, examples, template, cfg: InstructConfig) -> EvalResult:
+    e = cfg.eval
+    subset = examples[: e.max_examples] if e.max_examples else examples
+    return evaluate(
+        model,
+        tokenizer,
+        subset,
+        template,
+        max_new_tokens=e.max_new_tokens,
+        batch_size=e.batch_size,
+        max_length=cfg.data.max_length,
+    )
+
+
+def sft(
+    cfg: InstructConfig,
+    *,
+    model: nn.Module | None = None,
+    tokenizer: Any = None,
+    train_examples: list[Example] | None = None,
+    val_examples: list[Example] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> SFTResult:
+    """Instruction-tune a causal LM as ``cfg`` says; see the module docstring.
+
+    ``model``/``tokenizer`` and ``train_examples``/``val_examples`` may be
+    given directly (they then replace ``cfg.model`` and ``cfg.data`` files).
+    """
+    from gradwise import lora as glora
+    from gradwise import optim as goptim
+    from gradwise.report import Section, write_report
+    from gradwise.schedules import attach, warmup_cosine
+    from gradwise.train import Checkpoint, MetricsLogger, ProgressBar, Trainer
+
+    # 1. the run directory: a fresh run never mixes records with an older one
+    run_dir = cfg.run_dir
+    ckpt_dir = run_dir / "checkpoints"
+    can_resume = resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
+    if not can_resume:
+        for stale in ("metrics.jsonl", "metrics.csv", "results.json", "report.html"):
+            (run_dir / stale).unlink(missing_ok=True)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+
+    # 2. model, tokenizer and template
+    if model is None or tokenizer is None:
+        model, tokenizer = load_model(cfg)
+    template = get_template(cfg.data.template, tokenizer)
+    dtype = next(model.parameters()).dtype
+
+    # 3. data -> token ids with labels on the responses only
+    info: dict[str, Any] = {}
+    if train_examples is None:
+        train_examples, loaded_val, info = load_examples(cfg)
+        val_examples = loaded_val if val_examples is None else val_examples
+    val_examples = val_examples or []
+    d = cfg.data
+    tok_kw = dict(
+        max_length=d.max_length,
+        truncation=d.truncation,
+        assistant_turns=d.assistant_turns,
+        unstable=d.unstable,
+    )
+    train_tok, stats = tokenize_dataset(train_examples, template, **tok_kw)
+    val_tok, _ = tokenize_dataset(val_examples, template, **tok_kw)
+    if not train_tok:
+        raise DataError("no training example has a response token left; check max_length")
+
+    # 4. the base model on the held-out set, for a before/after comparison
+    results: dict[str, Any] = {}
+    if cfg.eval.before and val_examples and not can_resume:
+        results["before"] = _eval(model, tokenizer, val_examples, template, cfg).as_dict()
+
+    # 5. LoRA: freeze the base, train low-rank adapters
+    if cfg.lora is not None:
+        lc = cfg.lora
+        torch.manual_seed(cfg.training.seed)  # the adapters' initial A is random
+        glora.inject(
+            model,
+            glora.LoRAConfig(
+                r=lc.r,
+                alpha=lc.alpha,
+                dropout=lc.dropout,
+                target_modules=lc.target_modules,
+                use_rslora=lc.use_rslora,
+                task_type="CAUSAL_LM",
+            ),
+        )
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_total = sum(p.numel() for p in model.parameters())
+
+    # 6. batches: packed rows (block-diagonal attention) or padded examples
+    t = cfg.training
+    pad_id = tokenizer.pad_token_id
+    loader_kw = dict(pad_id=pad_id, dtype=dtype, pairs=True, max_length=d.max_length)
+    train_loader = make_loader(
+        train_tok,
+        batch_size=t.batch_size,
+        packing=d.packing,
+        attention=d.packed_attention,
+        shuffle=True,
+        seed=t.seed,
+        **loader_kw,
+    )
+    val_loader = (
+        make_loader(val_tok, batch_size=t.batch_size, shuffle=False, **loader_kw)
+        if val_tok
+        else None
+    )
+
+    # 7. optimizer and schedule: AdamW on the trainable weights, warmup then cosine
+    o = cfg.optimizer
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = goptim.adamw(trainable, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
+    total_steps = math.ceil(len(train_loader) / t.grad_accum) * t.epochs
+    warmup = int(o.warmup * total_steps) if o.warmup < 1 else int(o.warmup)
+    schedule = warmup_cosine(total_steps=total_steps, warmup=min(warmup, total_steps - 1))
+
+    # 8. train with the gradwise Trainer
+    callbacks: list[Any] = [MetricsLogger(run_dir, log_every=t.log_every, tensorboard=False)]
+    if t.checkpoint:
+        callbacks.append(Checkpoint(ckpt_dir, every_epoch=True, keep=1))
+    if progress and t.progress:
+        callbacks.append(ProgressBar())
+    trainer = Trainer(
+        CausalLMAdapter(model),
+        optimizer,
+        lm_loss,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        callbacks=callbacks,
+        device=t.device,
+        grad_accum=t.grad_accum,
+        clip_grad_norm=t.clip_grad_norm,
+        precision=t.precision,
+        seed=t.seed,
+        scheduler=lambda opt: attach(opt, schedule),
+    )
+    history = trainer.fit(train_loader, val_loader, resume=ckpt_dir if can_resume else None)
+
+    # 9. evaluate the tuned model on the held-out set
+    generations: list[dict[str, str]] = []
+    if val_examples:
+        after = _eval(model, tokenizer, val_examples, template, cfg)
+        results["after"] = after.as_dict()
+        generations = after.predictions
+
+    # 10. save: the adapter (PEFT format) or the whole model (LoRA merged in)
+    if cfg.save == "adapter":
+        glora.save_adapter(model, run_dir / "adapter", base_model_name_or_path=str(cfg.model.path))
+        tokenizer.save_pretrained(run_dir / "adapter")
+    elif cfg.save == "merged":
+        if cfg.lora is not None:
+            glora.unload(model, merge_adapter=True)
+        save_pretrained_atomic(model, tokenizer, run_dir / "model")
+
+    # 11. results and report
+    results["data"] = {
+        "train_examples": len(train_tok),
+        "val_examples": len(val_tok),
+        "truncated": stats.n_truncated,
+        "dropped": stats.n_dropped,
+        "tokenized_by_segment": stats.n_split,
+        "skipped_lines": len(info.get("skipped_lines", [])),
+    }
+    results["parameters"] = {"trainable": n_trainable, "total": n_total}
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    with (run_dir / "generations.jsonl").open("w") as fh:
+        for g in generations:
+            fh.write(json.dumps(g) + "\n")
+    table = [{k: g[k] for k in ("prompt", "reference", "prediction")} for g in generations[:20]]
+    write_report(
+        run_dir,
+        title=f"gradwise instruct: {cfg.name}",
+        extra=[Section("Generations (held-out)", tables=[("first 20", table)])] if table else [],
+    )
+    return SFTResult(run_dir, results, model, tokenizer, history, generations)
+
+
+def run(
+    cfg: InstructConfig | dict[str, Any], *, resume: bool = False, progress: bool = True
+) -> SFTResult:
+    """Validate a config (a dict or an :class:`InstructConfig`) and run :func:`sft`."""
+    if not isinstance(cfg, InstructConfig):
+        cfg = parse_config(cfg, InstructConfig)
+    return sft(cfg, resume=resume, progress=progress)
