@@ -140,3 +140,16 @@ def test_finetune_config_error_exits_2(tmp_path):
     result = runner.invoke(app, ["finetune", str(path)])
     assert result.exit_code == 2
     assert "plann" in result.output
+
+
+def test_instruct_config_error_exits_2(tmp_path):
+    path = _write(tmp_path, "name: i\nlorra: {r: 8}\n")
+    result = runner.invoke(app, ["instruct", str(path)])
+    assert result.exit_code == 2
+    assert "lorra" in result.output
+
+
+def test_instruct_init_base_needs_out():
+    result = runner.invoke(app, ["instruct", "init-base"])
+    assert result.exit_code == 2
+    assert "--out" in result.output

@@ -111,6 +111,44 @@ def finetune(
 
 @app.command()
 @_user_errors
+def instruct(
+    target: Annotated[
+        str, typer.Argument(help="A YAML instruction-tuning config, or 'init-base'.")
+    ],
+    set_: SetOption = None,
+    out: Annotated[
+        Path | None, typer.Option(help="init-base: where the tiny base model is saved.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Instruction-tune a local causal LM (full or LoRA); `instruct init-base --out DIR`
+    builds the tiny offline base model."""
+    from gradwise.errors import ConfigError
+
+    if target == "init-base":
+        from gradwise.instruct import init_base
+
+        if out is None:
+            raise ConfigError("instruct init-base needs --out DIR")
+        init_base(out)
+        typer.echo(f"base model: {out}")
+        return
+    from gradwise.config import load_config
+    from gradwise.instruct import InstructConfig
+    from gradwise.recipes.instruct import run as run_instruct
+
+    result = run_instruct(load_config(Path(target), set_, model=InstructConfig), progress=progress)
+    for key in ("before", "after"):
+        if key in result.results:
+            shown = "  ".join(
+                f"{k}={v:.4f}" for k, v in result.results[key].items() if isinstance(v, float)
+            )
+            typer.echo(f"{key:>6}: {shown}")
+    typer.echo(f"report: {result.run_dir / 'report.html'}")
+
+
+@app.command()
+@_user_errors
 def linear(
     config: Annotated[Path, typer.Argument(help="YAML linear-model config.")],
     set_: SetOption = None,
