@@ -102,3 +102,18 @@ def test_positive_path(diabetes, rel):
     _, ref, _ = sk.enet_path(*centred(X, y), l1_ratio=1.0, alphas=lams, positive=True,
                              tol=1e-14, max_iter=1_000_000)
     assert rel(coefs, ref) < 1e-5
+
+
+@pytest.mark.parametrize("shape,sparse", [((60, 200), False), ((60, 200), True), ((300, 20), False)])
+def test_compiled_and_python_path_drivers_agree(make_sparse, monkeypatch, rel, shape, sparse):
+    import scipy.sparse as sps
+
+    from gradwise.linear import _kernels
+
+    X, y, _ = make_sparse(*shape, 5, seed=12)
+    X = sps.csc_matrix(X) if sparse else X
+    lams, ref, _ = enet_path(X, y, 0.7, n_lams=25, tol=1e-12)
+    monkeypatch.setattr(_kernels, "path_driver", lambda: None)
+    _, py, gaps = enet_path(X, y, 0.7, lams, tol=1e-12)
+    assert rel(py, ref) < 1e-6
+    assert np.all(gaps <= 1e-12 * np.var(y) + 1e-15)

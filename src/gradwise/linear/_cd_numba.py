@@ -83,8 +83,9 @@ def _gap(rr, zr, dn, l1n, l2n, pen_b, form_b):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, s, b, ws, l1, l2, m,
-            positive, form_b, g_out):
+def _gap_given_g(w, zc, r, s, b, ws, l1, l2, positive, form_b, g_ws):
+    """Duality gap on ``ws`` from known gradients g_ws (no pass over X)."""
+    n = r.shape[0]
     rr = 0.0
     zr = 0.0
     if w.shape[0] == 0:
@@ -103,8 +104,7 @@ def _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, s, b, ws, l1, l
     pen_b = 0.0
     for k in range(ws.shape[0]):
         j = ws[k]
-        g = _col_dot(j, X, n, data, indices, indptr, sparse, w, r) + s * wsum * m[j]
-        g_out[k] = g
+        g = g_ws[k]
         bj = b[j]
         l1n += l1[j] * abs(bj)
         l2n += l2[j] * bj * bj
@@ -118,6 +118,16 @@ def _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, s, b, ws, l1, l
             v = v if positive else abs(v)
             dn = max(dn, v / l1[j])
     return _gap(rr, zr, dn, l1n, l2n, pen_b, form_b)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, s, b, ws, l1, l2, m,
+            positive, form_b, g_out):
+    """Gradients on ``ws`` (one pass over those columns) and the duality gap there."""
+    for k in range(ws.shape[0]):
+        j = ws[k]
+        g_out[k] = _col_dot(j, X, n, data, indices, indptr, sparse, w, r) + s * wsum * m[j]
+    return _gap_given_g(w, zc, r, s, b, ws, l1, l2, positive, form_b, g_out)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -144,128 +154,149 @@ def _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, idx, nidx, l1
 
 
 @numba.njit(cache=True, nogil=True)
-def cd_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, ws, l1, l2, H, m,
-                positive, form_b, max_epochs, tol, g_ws):
-    """Coordinate descent on the working set ``ws`` with active-set cycling.
+def _build_active(ws, b, l1, H, g_ws, positive, active):
+    """Active list: non-zeros, unpenalised features and KKT violators of ``ws``."""
+    na = 0
+    for k in range(ws.shape[0]):
+        j = ws[k]
+        if H[j] <= 0.0:
+            continue
+        g = g_ws[k] if positive else abs(g_ws[k])
+        if b[j] != 0.0 or l1[j] == 0.0 or g > l1[j]:
+            active[na] = j
+            na += 1
+    return na
 
-    Returns ``(epochs, gap)``; ``g_ws`` receives the gradient on ``ws`` at the
-    last gap check. Stops when the working-set duality gap is <= tol.
-    """
-    nws = ws.shape[0]
-    active = np.empty(nws, dtype=np.int64)
-    epochs = 0
-    gap = np.inf
-    thr = tol
-    while epochs < max_epochs:
-        dmax = _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, ws, nws, l1, l2,
-                      H, m, positive)
-        epochs += 1
-        if dmax <= thr or epochs % 10 == 0 or epochs >= max_epochs:
-            gap = _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st[0], b, ws, l1,
-                          l2, m, positive, form_b, g_ws)
-            if gap <= tol:
-                break
-            thr = min(thr, dmax) * 0.1
-        # cycle on the non-zero coordinates until they settle (glmnet's active set)
-        na = 0
-        for k in range(nws):
-            if b[ws[k]] != 0.0:
-                active[na] = ws[k]
-                na += 1
-        if na < nws:
-            while epochs < max_epochs:
-                da = _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, active, na,
-                            l1, l2, H, m, positive)
-                epochs += 1
-                if da <= thr:
-                    break
-    return epochs, gap
+
+@numba.njit(cache=True, nogil=True)
+def _anderson_weights(hist, K):
+    """Anderson mixing weights c (sum 1) minimising ||sum_i c_i (b_{i+1} - b_i)||."""
+    U = hist[1:K + 1] - hist[:K]
+    C = U @ U.T
+    tr = 0.0
+    for i in range(K):
+        tr += C[i, i]
+    if tr <= 0.0:
+        return np.zeros(0)
+    for i in range(K):
+        C[i, i] += 1e-12 * tr  # keeps C invertible when iterates are (nearly) dependent
+    try:
+        z = np.linalg.solve(C, np.ones(K))
+    except Exception:  # noqa: BLE001 - numba raises a generic error for singular C
+        return np.zeros(0)
+    sz = z.sum()
+    if sz == 0.0 or not np.isfinite(sz):
+        return np.zeros(0)
+    return z / sz
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def _gap_gram(zz, q, h, b, ws, l1, l2, positive, form_b):
-    # ||r||^2 = zz - 2 b.q + b.G.b = zz - b.q - b.h ;  z.r = zz - b.q  (h = q - G b)
-    bq = 0.0
-    bh = 0.0
-    for j in range(b.shape[0]):
-        if b[j] != 0.0:
-            bq += b[j] * q[j]
-            bh += b[j] * h[j]
-    rr = zz - bq - bh
-    zr = zz - bq
-    dn = 0.0
-    l1n = 0.0
-    l2n = 0.0
-    pen_b = 0.0
-    for k in range(ws.shape[0]):
-        j = ws[k]
-        bj = b[j]
-        g = h[j]
-        l1n += l1[j] * abs(bj)
-        l2n += l2[j] * bj * bj
-        if form_b:
-            if l2[j] > 0.0:
-                v = (g if positive else abs(g)) - l1[j]
-                if v > 0.0:
-                    pen_b += 0.5 * v * v / l2[j]
-        elif l1[j] > 0.0:
-            v = g - l2[j] * bj
-            v = v if positive else abs(v)
-            dn = max(dn, v / l1[j])
-    return _gap(rr, zr, dn, l1n, l2n, pen_b, form_b)
-
-
-@numba.njit(cache=True, nogil=True)
-def _sweep_gram(G, h, b, idx, nidx, l1, l2, positive):
-    dmax = 0.0
-    p = h.shape[0]
-    for k in range(nidx):
+def _objective_res(w, r, s, b, idx, na, l1, l2):
+    """1/2 ||r + s||_W^2 + penalty over idx (the terms an update of idx can change)."""
+    rr = 0.0
+    if w.shape[0] == 0:
+        for i in range(r.shape[0]):
+            ri = r[i] + s
+            rr += ri * ri
+    else:
+        for i in range(r.shape[0]):
+            ri = r[i] + s
+            rr += w[i] * ri * ri
+    pen = 0.0
+    for k in range(na):
         j = idx[k]
-        hj = G[j, j]
-        if hj <= 0.0:
-            continue
-        bj = b[j]
-        new = _prox(h[j] + hj * bj, l1[j], hj + l2[j], positive)
-        d = new - bj
-        if d != 0.0:
-            for i in range(p):
-                h[i] -= d * G[j, i]
-            b[j] = new
-            dmax = max(dmax, (hj + l2[j]) * d * d)
-    return dmax
+        pen += l1[j] * abs(b[j]) + 0.5 * l2[j] * b[j] * b[j]
+    return 0.5 * rr + pen
 
 
 @numba.njit(cache=True, nogil=True)
-def cd_gram(G, q, zz, h, b, ws, l1, l2, positive, form_b, max_epochs, tol):
-    """Covariance-update coordinate descent: ``h = q - G b`` is kept up to date.
+def _try_extrapolation(X, n, data, indices, indptr, sparse, w, r, st, b, active, na, l1, l2,
+                       m, positive, hist, K, r_tmp, b_tmp):
+    """Anderson step on the active coordinates, kept only if the objective drops."""
+    c = _anderson_weights(hist, K)
+    if c.shape[0] == 0:
+        return
+    for k in range(na):
+        acc = 0.0
+        for i in range(K):
+            acc += c[i] * hist[i + 1, k]
+        if positive and acc < 0.0:
+            return
+        b_tmp[k] = acc
+    r_tmp[:] = r
+    s_new = st[0]
+    for k in range(na):
+        j = active[k]
+        d = b_tmp[k] - b[j]
+        if d != 0.0:
+            _col_axpy(j, X, n, data, indices, indptr, sparse, d, r_tmp)
+            s_new += d * m[j]
+    old = _objective_res(w, r, st[0], b, active, na, l1, l2)
+    saved = np.empty(na)
+    for k in range(na):
+        saved[k] = b[active[k]]
+        b[active[k]] = b_tmp[k]
+    if _objective_res(w, r_tmp, s_new, b, active, na, l1, l2) < old:
+        r[:] = r_tmp
+        st[0] = s_new
+    else:
+        for k in range(na):
+            b[active[k]] = saved[k]
 
-    Every update costs O(p) instead of O(n), glmnet's choice when n >> p.
+
+@numba.njit(cache=True, nogil=True)
+def cd_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, ws, l1, l2, H, m,
+                positive, form_b, max_epochs, tol, g_ws, g_ready=True):
+    """Coordinate descent on the working set ``ws``: active-set cycling + Anderson.
+
+    Each round checks the duality gap on ``ws`` (which also gives every
+    gradient there), rebuilds the active list (non-zeros and KKT violators)
+    and cycles on it until an epoch's largest decrease is below a threshold
+    that shrinks tenfold per round; every K = 5 epochs an Anderson step
+    (Bertrand and Massias 2021) extrapolates the iterates.
+    With ``g_ready``, ``g_ws`` holds the gradient on ``ws`` at the starting
+    point (the drivers have it from their last KKT pass) and the first check
+    needs no pass over X; on return it holds the gradient at the last check.
     Returns ``(epochs, gap)``.
     """
+    K = 5
     nws = ws.shape[0]
     active = np.empty(nws, dtype=np.int64)
+    hist = np.empty((K + 1, nws))
+    r_tmp = np.empty_like(r)
+    b_tmp = np.empty(nws)
     epochs = 0
-    gap = np.inf
     thr = tol
-    while epochs < max_epochs:
-        dmax = _sweep_gram(G, h, b, ws, nws, l1, l2, positive)
-        epochs += 1
-        if dmax <= thr or epochs % 10 == 0 or epochs >= max_epochs:
-            gap = _gap_gram(zz, q, h, b, ws, l1, l2, positive, form_b)
-            if gap <= tol:
+    first = g_ready
+    while True:
+        if first:  # g_ws holds the gradient at the starting point: no pass needed
+            gap = _gap_given_g(w, zc, r, st[0], b, ws, l1, l2, positive, form_b, g_ws)
+            first = False
+        else:
+            gap = _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st[0], b, ws, l1,
+                          l2, m, positive, form_b, g_ws)
+        if gap <= tol or epochs >= max_epochs:
+            break
+        na = _build_active(ws, b, l1, H, g_ws, positive, active)
+        for k in range(na):
+            hist[0, k] = b[active[k]]
+        nh = 1
+        while epochs < max_epochs:
+            da = _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, active, na,
+                        l1, l2, H, m, positive)
+            epochs += 1
+            if da <= thr:
                 break
-            thr = min(thr, dmax) * 0.1
-        na = 0
-        for k in range(nws):
-            if b[ws[k]] != 0.0:
-                active[na] = ws[k]
-                na += 1
-        if na < nws:
-            while epochs < max_epochs:
-                da = _sweep_gram(G, h, b, active, na, l1, l2, positive)
-                epochs += 1
-                if da <= thr:
-                    break
+            for k in range(na):
+                hist[nh, k] = b[active[k]]
+            nh += 1
+            if nh == K + 1:
+                _try_extrapolation(X, n, data, indices, indptr, sparse, w, r, st, b, active,
+                                   na, l1, l2, m, positive, hist[:, :na], K, r_tmp, b_tmp)
+                for k in range(na):
+                    hist[0, k] = b[active[k]]
+                nh = 1
+        thr *= 0.1
     return epochs, gap
 
 

@@ -96,16 +96,18 @@ def _dual_terms(g, bw, l1w, l2w, positive, form_b):
     return dn, l1n, l2n, 0.0
 
 
-def _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, s, b, ws, l1, l2, m,
-            positive, form_b, g_out):
+def _gap_given_g(w, zc, r, s, b, ws, l1, l2, positive, form_b, g_ws):
     rs = r + s
     wr = rs if w.shape[0] == 0 else w * rs
-    rr = float(rs @ wr)
-    zr = float(zc @ wr)
+    terms = _dual_terms(g_ws, b[ws], l1[ws], l2[ws], positive, form_b)
+    return gap_terms(float(rs @ wr), float(zc @ wr), *terms, form_b)
+
+
+def _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, s, b, ws, l1, l2, m,
+            positive, form_b, g_out):
     for k, j in enumerate(ws):
         g_out[k] = _col_dot(j, X, n, data, indices, indptr, sparse, w, r) + s * wsum * m[j]
-    terms = _dual_terms(g_out, b[ws], l1[ws], l2[ws], positive, form_b)
-    return gap_terms(rr, zr, *terms, form_b)
+    return _gap_given_g(w, zc, r, s, b, ws, l1, l2, positive, form_b, g_out)
 
 
 def _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, idx, nidx, l1, l2, H, m,
@@ -129,47 +131,105 @@ def _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, idx, nidx, l1
     return dmax
 
 
-def _run(sweep_all, sweep_active, gap_fn, b, ws, max_epochs, tol):
-    """Shared schedule: sweep ws, check the gap when sweeps stall, cycle on non-zeros."""
-    epochs, gap, thr = 0, np.inf, tol
-    while epochs < max_epochs:
-        dmax = sweep_all()
-        epochs += 1
-        if dmax <= thr or epochs % 10 == 0 or epochs >= max_epochs:
-            gap = gap_fn()
-            if gap <= tol:
+def anderson_weights(hist: np.ndarray) -> np.ndarray | None:
+    """Weights c (sum 1) minimising ||sum_i c_i (b_{i+1} - b_i)|| over K + 1 iterates.
+
+    Anderson acceleration of coordinate descent (Bertrand and Massias 2021):
+    the extrapolation ``sum_i c_i b_{i+1}`` is tried every K epochs.
+    """
+    U = np.diff(hist, axis=0)
+    C = U @ U.T
+    tr = np.trace(C)
+    if tr <= 0:
+        return None
+    C[np.diag_indices_from(C)] += 1e-12 * tr  # invertible when iterates are dependent
+    try:
+        z = np.linalg.solve(C, np.ones(C.shape[0]))
+    except np.linalg.LinAlgError:
+        return None
+    return z / z.sum() if np.isfinite(z.sum()) and z.sum() != 0 else None
+
+
+def _run(sweep, gap_fn, extrapolate, b, ws, l1, H, positive, max_epochs, tol, g_ws, K=5):
+    """Shared schedule: gap and KKT on ws, cycle on the active set with Anderson steps.
+
+    Each round checks the gap on ``ws`` (the first from the given ``g_ws``),
+    rebuilds the active list (non-zeros, unpenalised features, KKT
+    violators) and cycles on it until an epoch's largest decrease is below a
+    threshold that shrinks tenfold per round.
+    """
+    epochs, thr, first = 0, tol, True
+    while True:
+        gap = gap_fn(first)
+        first = False
+        if gap <= tol or epochs >= max_epochs:
+            return epochs, gap
+        g = g_ws if positive else np.abs(g_ws)
+        keep = (H[ws] > 0) & ((b[ws] != 0) | (l1[ws] == 0) | (g > l1[ws]))
+        active = ws[keep]
+        hist = [b[active].copy()]
+        while epochs < max_epochs:
+            da = sweep(active)
+            epochs += 1
+            if da <= thr:
                 break
-            thr = min(thr, dmax) * 0.1
-        active = ws[b[ws] != 0.0]
-        if active.shape[0] < ws.shape[0]:
-            while epochs < max_epochs:
-                da = sweep_active(active)
-                epochs += 1
-                if da <= thr:
-                    break
-    return epochs, gap
+            hist.append(b[active].copy())
+            if len(hist) == K + 1:
+                extrapolate(active, np.array(hist))
+                hist = [b[active].copy()]
+        thr *= 0.1
+
+
+def _objective(w, r, s, b, idx, l1, l2) -> float:
+    rs = r + s
+    rr = rs @ rs if w.shape[0] == 0 else rs @ (w * rs)
+    bi = b[idx]
+    return 0.5 * float(rr) + float(l1[idx] @ np.abs(bi) + 0.5 * l2[idx] @ (bi * bi))
 
 
 def cd_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, ws, l1, l2, H, m,
-                positive, form_b, max_epochs, tol, g_ws):
-    """Coordinate descent on the working set ``ws`` with active-set cycling.
+                positive, form_b, max_epochs, tol, g_ws, g_ready=True):
+    """Coordinate descent on the working set ``ws``: active-set cycling + Anderson.
 
     Arguments: X dense (n, p) as its column-major ravel with ``n`` rows, or
-    CSC arrays (data, indices, indptr) with ``sparse=True``; ``r`` (n,) and ``st = [s]`` the residual
-    (updated in place); ``b`` (p,) coefficients (in place); ``H`` (p,)
-    curvatures; ``form_b`` chooses the ridge form of the gap. ``g_ws``
-    receives the centred gradient on ``ws`` at the last gap check.
-    Returns ``(epochs, gap)``.
+    CSC arrays (data, indices, indptr) with ``sparse=True``; ``r`` (n,) and
+    ``st = [s]`` the residual (updated in place); ``b`` (p,) coefficients (in
+    place); ``H`` (p,) curvatures; ``form_b`` chooses the ridge form of the
+    gap. ``g_ws`` holds the centred gradient on ``ws`` at the start and
+    receives it at the last gap check. Returns ``(epochs, gap)``.
     """
     def sweep(idx):
         return _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, idx, idx.shape[0],
                       l1, l2, H, m, positive)
 
-    def gap():
-        return _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st[0], b, ws, l1, l2,
-                       m, positive, form_b, g_ws)
+    def gap(first):
+        if first and g_ready:
+            return _gap_given_g(w, zc, r, st[0], b, ws, l1, l2, positive, form_b, g_ws)
+        return _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st[0], b, ws, l1,
+                       l2, m, positive, form_b, g_ws)
 
-    return _run(lambda: sweep(ws), sweep, gap, b, ws, max_epochs, tol)
+    def extrapolate(active, hist):
+        c = anderson_weights(hist)
+        if c is None:
+            return
+        new = c @ hist[1:]
+        if positive and np.any(new < 0):
+            return
+        r_new, s_new = r.copy(), st[0]
+        for j, d in zip(active, new - b[active]):
+            if d != 0.0:
+                _col_axpy(j, X, n, data, indices, indptr, sparse, d, r_new)
+                s_new += d * m[j]
+        old_b = b[active].copy()
+        before = _objective(w, r, st[0], b, active, l1, l2)
+        b[active] = new
+        if _objective(w, r_new, s_new, b, active, l1, l2) < before:
+            r[:] = r_new
+            st[0] = s_new
+        else:
+            b[active] = old_b
+
+    return _run(sweep, gap, extrapolate, b, ws, l1, H, positive, max_epochs, tol, g_ws)
 
 
 def _sweep_gram(G, h, b, idx, l1, l2, positive):
@@ -201,12 +261,39 @@ def cd_gram(G, q, zz, h, b, ws, l1, l2, positive, form_b, max_epochs, tol):
 
     ``G`` (p, p) is the centred weighted Gram matrix, ``q = X~^T W zc``,
     ``zz = zc^T W zc`` and ``h = q - G b`` (updated in place: an update of
-    b_j costs O(p), not O(n)). Returns ``(epochs, gap)``.
+    b_j costs O(p), not O(n)). Same schedule as `cd_residual`.
+    Returns ``(epochs, gap)``.
     """
-    return _run(lambda: _sweep_gram(G, h, b, ws, l1, l2, positive),
-                lambda idx: _sweep_gram(G, h, b, idx, l1, l2, positive),
-                lambda: _gap_gram(zz, q, h, b, ws, l1, l2, positive, form_b),
-                b, ws, max_epochs, tol)
+    H = np.diag(G).copy()
+    g_ws = np.empty(ws.shape[0])
+
+    def gap(first):
+        g_ws[:] = h[ws]
+        return _gap_gram(zz, q, h, b, ws, l1, l2, positive, form_b)
+
+    def objective(hh, idx):
+        bi = b[idx]
+        return 0.5 * (zz - float(b @ q) - float(b @ hh)) + float(
+            l1[idx] @ np.abs(bi) + 0.5 * l2[idx] @ (bi * bi))
+
+    def extrapolate(active, hist):
+        c = anderson_weights(hist)
+        if c is None:
+            return
+        new = c @ hist[1:]
+        if positive and np.any(new < 0):
+            return
+        before = objective(h, active)
+        h_new = h - (new - b[active]) @ G[active]
+        old_b = b[active].copy()
+        b[active] = new
+        if objective(h_new, active) < before:
+            h[:] = h_new
+        else:
+            b[active] = old_b
+
+    return _run(lambda idx: _sweep_gram(G, h, b, idx, l1, l2, positive), gap, extrapolate, b,
+                ws, l1, H, positive, max_epochs, tol, g_ws)
 
 
 def grad_dense(X, n, wr, out):

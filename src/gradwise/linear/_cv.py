@@ -21,7 +21,8 @@ from ._classification import (
 from ._enet import lam_grid, lam_max, solve_path
 from ._logistic import fit_logistic, logistic_lam_max, logistic_path, make_logit_data
 from ._path import fit_path, prepare
-from ._validation import Interval, Options
+from ._problem import gram_fold_problems, make_problem, penalty_weights, take_rows, uses_gram
+from ._validation import Interval, Options, check_penalty_factor
 
 
 def one_se_rule(lams: np.ndarray, cv_mean: np.ndarray, cv_se: np.ndarray) -> tuple[int, int]:
@@ -166,8 +167,15 @@ class ElasticNetCV(LinearPredictMixin, RegressorMixin, _CVResultMixin, GlmnetBas
         alphas = _check_alphas(self)
         opts = {"positive": self.positive, "tol": self.tol, "max_iter": self.max_iter}
         prep = (self.fit_intercept, self.standardize, self.penalty_factor)
-        full, w1, w2 = prepare(X, y, sw, *prep)
         folds = list(check_cv(self.cv).split(X, y))
+        fold_probs = None
+        if uses_gram(X, min(len(tr) for tr, _ in folds)):
+            # covariance mode: every fold's Gram matrix from the all-data one
+            full, fold_probs, Xc, mu = gram_fold_problems(X, y, sw, self.fit_intercept, folds)
+        else:
+            full = make_problem(X, y, sw, self.fit_intercept)
+        pf = check_penalty_factor(self.penalty_factor, full.p)
+        w1, w2 = penalty_weights(full, pf, self.standardize)
         if self.lams is not None:
             from ._path import check_lams
 
@@ -180,10 +188,16 @@ class ElasticNetCV(LinearPredictMixin, RegressorMixin, _CVResultMixin, GlmnetBas
         for a, lams in zip(alphas, grids):
             e = np.empty((len(folds), lams.shape[0]))
             for f, (tr, te) in enumerate(folds):
-                prob, f1, f2 = prepare(_rows(X, tr), y[tr], None if sw is None else sw[tr],
-                                       *prep)
-                res = fit_path(prob, f1, f2, a, lams, 0, 0.0, warn=False, **opts)
-                pred = _rows(X, te) @ res.coefs + res.intercepts
+                if fold_probs is not None:
+                    prob = fold_probs[f]
+                    f1, f2 = penalty_weights(prob, pf, self.standardize)
+                    res = fit_path(prob, f1, f2, a, lams, 0, 0.0, warn=False, **opts)
+                    pred = take_rows(Xc, te) @ res.coefs + (mu @ res.coefs + res.intercepts)
+                else:
+                    prob, f1, f2 = prepare(_rows(X, tr), y[tr], None if sw is None else sw[tr],
+                                           *prep)
+                    res = fit_path(prob, f1, f2, a, lams, 0, 0.0, warn=False, **opts)
+                    pred = _rows(X, te) @ res.coefs + res.intercepts
                 e[f] = _wmean((y[te, None] - pred) ** 2, None if sw is None else sw[te])
             errs.append(e)
         best, idx = self._store_cv(alphas, grids, errs)

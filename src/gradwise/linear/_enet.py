@@ -75,6 +75,7 @@ class _State:
     def __init__(self, prob: LSProblem, b0: np.ndarray | None):
         self.b = np.zeros(prob.p) if b0 is None else np.array(b0, dtype=np.float64)
         self.st = np.zeros(1)
+        self.g_ready = True  # g matches (b, r); False after a path prediction
         if prob.kind == "gram":
             self.g = prob.q - prob.G @ self.b
             self.r = None
@@ -115,22 +116,58 @@ def _run_kernel(prob, state, ws, l1, l2, positive, form_b, max_epochs, tol_abs):
     if prob.kind == "gram":
         return K.cd_gram(prob.G, prob.q, prob.zz, state.g, state.b, ws, l1, l2, positive,
                          form_b, max_epochs, tol_abs)
-    g_ws = np.empty(ws.shape[0])
-    out = K.cd_residual(prob.flat, prob.n, prob.data, prob.indices, prob.indptr, prob.sparse, prob.w,
-                        prob.wsum, prob.zc, state.r, state.st, state.b, ws, l1, l2, prob.H,
-                        prob.m, positive, form_b, max_epochs, tol_abs, g_ws)
+    g_ws = state.g[ws]  # when current, the kernel skips its first pass
+    out = K.cd_residual(prob.flat, prob.n, prob.data, prob.indices, prob.indptr, prob.sparse,
+                        prob.w, prob.wsum, prob.zc, state.r, state.st, state.b, ws, l1, l2,
+                        prob.H, prob.m, positive, form_b, max_epochs, tol_abs, g_ws,
+                        state.g_ready)
     state.g = prob.grad(state.r, state.st[0])  # the KKT pass over all features
+    state.g_ready = True
     return out
 
 
-def solve_lam(prob, state, l1, l2, strong_l1, positive, form_b, tol_abs, max_iter, usable):
-    """Solve one lam from ``state`` (in place). Returns (gap, epochs)."""
+def predict(prob, state, b_prev, f, l1, l2, usable) -> bool:
+    """Path prediction ``b + f (b - b_prev)`` on the support, kept if the objective drops.
+
+    Between knots the lasso path is linear in lam (the elastic net's is
+    smooth), so extrapolating from the last two solutions is a better warm
+    start than the last one alone. Signs that would flip become zeros.
+    """
+    b = state.b
+    bp = np.where(b != 0, b + f * (b - b_prev), 0.0)
+    bp[(bp > 0) != (b > 0)] = 0.0
+    bp[~usable] = 0.0
+    idx = np.flatnonzero(bp != b)
+    if idx.shape[0] == 0:
+        return False
+    d = bp[idx] - b[idx]
+    r = state.r - prob.columns(idx) @ d  # columns are centred: the offset s is unchanged
+    rs_old, rs_new = state.r + state.st[0], r + state.st[0]
+    w = prob.w if prob.w.shape[0] else 1.0
+
+    def objective(rs, bb):
+        return 0.5 * float(rs @ (w * rs)) + float(l1 @ np.abs(bb) + 0.5 * l2 @ (bb * bb))
+
+    if objective(rs_new, bp) >= objective(rs_old, b):
+        return False
+    state.b, state.r, state.g_ready = bp, r, False
+    return True
+
+
+def solve_lam(prob, state, l1, l2, strong_l1, positive, form_b, tol_abs, max_iter, usable,
+              prediction=None):
+    """Solve one lam from ``state`` (in place). Returns (gap, epochs).
+
+    ``prediction = (b_prev, f)`` enables the path prediction (`predict`).
+    """
     g = state.g if positive else np.abs(state.g)
     ws_mask = usable & ((state.b != 0) | (l1 == 0) | (g >= strong_l1))
     epochs = 0
     gap = _full_gap(prob, state, l1, l2, positive, form_b, usable)
-    if gap <= tol_abs and not ws_mask.any():
+    if gap <= tol_abs:  # the previous solution is already good enough here
         return gap, 0
+    if prediction is not None and prob.kind != "gram" and not positive:
+        predict(prob, state, prediction[0], prediction[1], l1, l2, usable)
     tol_k = tol_abs
     chunk = _CHUNK
     while True:
@@ -188,6 +225,7 @@ def polish(prob: LSProblem, state: _State, l1, l2, positive, form_b, usable, gap
     trial.b = np.zeros(prob.p)
     trial.b[A] = bA
     trial.st = np.zeros(1)
+    trial.g_ready = True
     if prob.kind == "gram":
         trial.r = None
         trial.g = prob.q - prob.G[:, A] @ bA
@@ -199,6 +237,19 @@ def polish(prob: LSProblem, state: _State, l1, l2, positive, form_b, usable, gap
         state.b, state.r, state.g, state.st = trial.b, trial.r, trial.g, trial.st
         return new_gap
     return gap
+
+
+def _run_path_driver(drv, prob, state, lams, lam_prev, l1u, l2u, positive, form_b, tol_abs,
+                     chunk, coefs, gaps, n_iters, start) -> int:
+    lams = np.ascontiguousarray(lams, dtype=np.float64)
+    if prob.kind == "gram":
+        return int(drv.path_gram(prob.G, prob.q, prob.zz, state.g, state.b, lams, l1u, l2u,
+                                 positive, form_b, tol_abs, chunk, coefs, gaps, n_iters, start))
+    return int(drv.path_residual(
+        prob.flat, prob.n, prob.data, prob.indices, prob.indptr, prob.sparse, prob.w,
+        prob.wsum, prob.zc, state.r, state.st, state.b, state.g, prob.H, prob.m, lams,
+        -1.0 if lam_prev is None else float(lam_prev), l1u, l2u, positive, form_b, tol_abs,
+        chunk, coefs, gaps, n_iters, start))
 
 
 def solve_path(
@@ -233,23 +284,42 @@ def solve_path(
     gaps = np.empty(L)
     n_iters = np.zeros(L, dtype=np.int64)
     unconverged = []
-    for k, lam in enumerate(lams):
-        l1 = prob.wsum * lam * alpha * w1
-        l2 = prob.wsum * lam * (1.0 - alpha) * w2
+    drv = None if do_polish else _kernels.path_driver()
+    l1u, l2u = prob.wsum * alpha * w1, prob.wsum * (1.0 - alpha) * w2
+    chunk = min(_CHUNK, max_iter)
+    k = 0
+    while k < L:
+        done = 0
+        if drv is not None:  # compiled loop over lams; stops early at a stalled lam
+            k_new = _run_path_driver(drv, prob, state, lams, lam_prev, l1u, l2u, positive,
+                                     form_b, tol_abs, chunk, coefs, gaps, n_iters, k)
+            if k_new > k:
+                lam_prev = float(lams[k_new - 1])
+            k = k_new
+            if k >= L:
+                break
+            done = int(n_iters[k])
+        lam = float(lams[k])
+        l1, l2 = lam * l1u, lam * l2u
         if lam_prev is None:  # no previous solution: grow the working set from the KKT check
             strong = np.full(prob.p, np.inf)
         else:
-            strong = prob.wsum * alpha * w1 * (2.0 * lam - lam_prev)
-        gap, ep = solve_lam(prob, state, l1, l2, strong, positive, form_b, tol_abs, max_iter,
-                            usable)
+            strong = l1u * (2.0 * lam - lam_prev)
+        pred = None
+        if k >= 2 and done == 0 and lams[k - 2] > lams[k - 1]:  # warm start = solution k-1
+            pred = (coefs[:, k - 2], (lam - lams[k - 1]) / (lams[k - 1] - lams[k - 2]))
+        gap, ep = solve_lam(prob, state, l1, l2, strong, positive, form_b, tol_abs,
+                            max(max_iter - done, 1), usable, pred)
         if do_polish:
             gap = polish(prob, state, l1, l2, positive, form_b, usable, gap)
-        if gap > tol_abs:
-            unconverged.append((lam, gap))
         coefs[:, k] = state.b
-        gaps[k] = gap / prob.wsum
-        n_iters[k] = ep
+        gaps[k] = gap
+        n_iters[k] = done + ep
         lam_prev = lam
+        k += 1
+    for k in np.flatnonzero(gaps > tol_abs):
+        unconverged.append((float(lams[k]), float(gaps[k])))
+    gaps = gaps / prob.wsum
     if unconverged and warn:
         lam, gap = unconverged[0]
         warnings.warn(

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit, xlogy
+from scipy.special import xlogy
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _kernels
+from ._cd_numpy import _gap_given_g as gap_terms_from_g
+from ._logistic_objective import duality_gap, loss, penalty, probs, recentre
 from ._logistic_polish import newton_polish
 
 _PMIN = 1e-10  # curvature floor p(1-p) for saturated probabilities (glmnet uses 1e-5)
@@ -96,63 +98,8 @@ def make_logit_data(X, sw: np.ndarray | None, fit_intercept: bool) -> LogitData:
     return LogitData(Xc, False, n, p, w, mean, np.sqrt(var))
 
 
-def _penalty(B, l1, l2) -> float:
-    return float(np.sum(np.abs(B) @ l1) + 0.5 * np.sum((B * B) @ l2))
-
-
-def _logsumexp(eta: np.ndarray) -> np.ndarray:
-    """Row-wise log(sum(exp(eta))), stable (scipy's is slow on small arrays)."""
-    mx = eta.max(axis=1)
-    return mx + np.log(np.exp(eta - mx[:, None]).sum(axis=1))
-
-
-def _loss(eta: np.ndarray, Y: np.ndarray, sw: np.ndarray, binary: bool) -> float:
-    if binary:  # log(1 + e^eta) - y eta
-        return float(sw @ (np.logaddexp(0.0, eta[:, 0]) - Y[:, 0] * eta[:, 0]))
-    return float(sw @ (_logsumexp(eta) - np.sum(Y * eta, axis=1)))
-
-
-def _probs(eta: np.ndarray, binary: bool) -> np.ndarray:
-    if binary:
-        return expit(eta)
-    P = np.exp(eta - eta.max(axis=1, keepdims=True))
-    return P / P.sum(axis=1, keepdims=True)
-
-
-def duality_gap(data, eta, P, Y, B, b0, l1, l2, positive, binary) -> tuple[float, np.ndarray]:
-    """Fenchel duality gap (unnormalised) and the gradient X^T sw (Y - P), (K, p).
-
-    With the intercept held at b0, the dual point ``theta = s * sw (Y - P)``
-    (``s`` in (0, 1] keeps ``|X_j^T theta| <= l1_j`` where there is no L2
-    term) gives ``D = -sum_i sw_i H(q_i) - b0 . sum_i theta_i - G*(X^T theta)``
-    with ``q = s P + (1 - s) Y`` (a probability vector for every s),
-    ``H(q) = sum_k q_k log q_k`` (binary: plus the (1 - q) term) and
-    ``G*(v) = sum_j (|v_j| - l1_j)_+^2 / (2 l2_j)``. Weak duality makes
-    ``primal - D >= 0`` and it is 0 exactly at the optimum.
-    """
-    R = data.sw[:, None] * (Y - P)
-    V = np.stack([data.grad(R[:, k]) for k in range(R.shape[1])])  # (K, p)
-    Va = V if positive else np.abs(V)
-    hard = (l2 == 0) & (l1 > 0)  # L1-only features: the dual must satisfy |v_j| <= l1_j
-    s = 1.0
-    if hard.any():
-        worst = float(np.max(Va[:, hard] / l1[hard]))
-        s = 1.0 if worst <= 1.0 else 1.0 / worst
-    soft = l2 > 0
-    excess = np.maximum(s * Va[:, soft] - l1[soft], 0.0)
-    gstar = float(np.sum(excess**2 / (2.0 * l2[soft])))
-    Q = s * P + (1.0 - s) * Y
-    if binary:
-        ent = xlogy(Q, Q) + xlogy(1.0 - Q, 1.0 - Q)
-    else:
-        ent = xlogy(Q, Q)
-    dual = -float(data.sw @ ent.sum(axis=1)) - s * float(b0 @ R.sum(axis=0)) - gstar
-    primal = _loss(eta, Y, data.sw, binary) + _penalty(B, l1, l2)
-    return primal - dual, V
-
-
 def _class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive, fit_intercept, tol_in,
-                max_epochs):
+                tol_floor, max_epochs):
     """Penalised IRLS step for class k on the working set: (direction dB_k, db0_k)."""
     pk = P[:, k]
     curv = np.maximum(pk * (1.0 - pk), _PMIN)
@@ -178,9 +125,13 @@ def _class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive, fit_intercept, 
     else:
         X, d, ind, ptr = data.X.ravel(order="F"), np.empty(0), np.empty(0, np.int64), np.empty(
             0, np.int64)
-    g_ws = np.empty(ws.shape[0])
-    K.cd_residual(X, data.n, d, ind, ptr, data.sparse, v, vsum, zc, r, np.zeros(1), b, ws, l1, l2, H, m,
-                  positive, bool(np.all(l1 == 0)), max_epochs, tol_in, g_ws)
+    g_ws = np.asarray(data.columns(ws)[1] @ (v * r)).ravel()  # sum(v r) = 0: centred already
+    form_b = bool(np.all(l1 == 0))
+    # inexact Newton: solve the quadratic model to a fraction of its own starting gap
+    gap0 = gap_terms_from_g(v, zc, r, 0.0, b, ws, l1, l2, positive, form_b, g_ws)
+    tol_k = max(min(0.1 * gap0, tol_in), 1e-3 * tol_floor)
+    K.cd_residual(X, data.n, d, ind, ptr, data.sparse, v, vsum, zc, r, np.zeros(1), b, ws, l1,
+                  l2, H, m, positive, form_b, max_epochs, tol_k, g_ws)
     new_b0 = (v @ zeta) / vsum - m @ b if fit_intercept else 0.0
     return b - B[k], new_b0 - b0[k]
 
@@ -242,11 +193,18 @@ def fit_logistic(
 
     eta = eta_of(B, b0)
     ws_mask = usable & (np.any(B != 0, axis=0) | (l1 == 0))
-    gap, it = np.inf, 0
+    gap, it, stalls = np.inf, 0, 0
+    f_prev = np.inf
     for it in range(1, max_iter + 1):  # noqa: B007 - `it` reported as n_iter
-        P = _probs(eta, binary)
+        P = probs(eta, binary)
         gap, V = duality_gap(data, eta, P, Y, B, b0, l1, l2, positive, binary)
-        if gap <= tol_abs:
+        f = loss(eta, Y, sw, binary) + penalty(B, l1, l2)
+        # With saturated probabilities the dual point is a loose certificate (the gap is
+        # first order in the KKT residual there): stop when the objective no longer moves
+        # and leave the rest to the polish.
+        stalls = stalls + 1 if f_prev - f <= 1e-14 * max(1.0, abs(f)) else 0
+        f_prev = f
+        if gap <= tol_abs or stalls >= 2:
             break
         Va = V if positive else np.abs(V)
         viol = usable & ~ws_mask & np.any(Va > l1 * (1 + 1e-12), axis=0)
@@ -257,90 +215,37 @@ def fit_logistic(
             idx = idx[np.argsort(-score)[:limit]]
         ws_mask[idx] = True
         ws = np.flatnonzero(ws_mask).astype(np.int64)
-        tol_in = max(0.1 * min(gap, null_dev), 0.01 * tol_abs)
+        tol_in = 0.1 * min(gap, null_dev)
         for k in range(Kc):
-            P = _probs(eta, binary)
+            P = probs(eta, binary)
             dB, db0 = _class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive,
-                                  fit_intercept, tol_in, 10_000)
+                                  fit_intercept, tol_in, tol_abs, 10_000)
             B, b0, eta = _line_search(data, eta, Y, B, b0, k, dB, db0, ws, l1, l2, binary)
         if not binary and not positive:
-            B, eta = _recentre(data, B, eta, l1, l2)
+            B, eta = recentre(data, B, eta, l1, l2)
     else:
-        P = _probs(eta, binary)
+        P = probs(eta, binary)
         gap, _ = duality_gap(data, eta, P, Y, B, b0, l1, l2, positive, binary)
-    if gap > tol_abs and warn:
-        warnings.warn(
-            f"proximal Newton did not converge in {max_iter} iterations (duality gap "
-            f"{gap / swsum:.3g} > tolerance {tol_abs / swsum:.3g}); increase max_iter or tol",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    if polish:
+    if polish and gap > 0.0:
         def objective(B_, b0_):
-            return _loss(eta_of(B_, b0_), Y, sw, binary) + _penalty(B_, l1, l2)
+            return loss(eta_of(B_, b0_), Y, sw, binary) + penalty(B_, l1, l2)
 
         B2, b02 = newton_polish(data, Y, B, b0, l1, l2, objective, fit_intercept, binary)
         eta2 = eta_of(B2, b02)
-        gap2, _ = duality_gap(data, eta2, _probs(eta2, binary), Y, B2, b02, l1, l2, positive,
+        gap2, _ = duality_gap(data, eta2, probs(eta2, binary), Y, B2, b02, l1, l2, positive,
                               binary)
         if gap2 <= gap:
             B, b0, gap = B2, b02, gap2
+    if gap > tol_abs and warn:
+        warnings.warn(
+            f"proximal Newton stopped after {it} iterations at duality gap "
+            f"{gap / swsum:.3g} > tolerance {tol_abs / swsum:.3g}; increase max_iter or tol",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     if not binary and fit_intercept:
         b0 = b0 - b0.mean()  # softmax is unchanged; glmnet and scikit-learn centre them too
     return LogitResult(B, b0, max(gap, 0.0) / swsum, it)
-
-
-def _shift(B: np.ndarray, l1: np.ndarray, l2: np.ndarray) -> np.ndarray:
-    """Per feature, the c minimising sum_k l1 |B_kj - c| + l2/2 (B_kj - c)^2.
-
-    The derivative ``l2 (K c - sum B) + l1 (#{B < c} - #{B > c})`` is monotone
-    in c; between consecutive sorted values it is linear, so the root is found
-    exactly from the sorted columns (the mean for ridge, a median for lasso).
-    """
-    K, p = B.shape
-    S = np.sort(B, axis=0)
-    c = np.empty(p)
-    tot = S.sum(axis=0)
-    c[:] = 0.0
-    for j in np.flatnonzero(np.any(B != 0, axis=0)):
-        a, q, col = l1[j], l2[j], S[:, j]
-        if a == 0.0 and q == 0.0:  # unpenalised: any shift is as good, keep it where it is
-            continue
-        if q == 0.0:
-            c[j] = col[(K - 1) // 2]
-            continue
-        best = tot[j] / K
-        for m in range(K + 1):  # c in [col[m-1], col[m]]: m values below, K - m above
-            cm = (tot[j] - a * (2 * m - K) / q) / K
-            lo = -np.inf if m == 0 else col[m - 1]
-            hi = np.inf if m == K else col[m]
-            if lo <= cm <= hi:
-                best = cm
-                break
-            if m < K and a > 0:  # a kink at col[m] may hold the root
-                below, above = m, K - m - 1
-                d_lo = q * (K * col[m] - tot[j]) + a * (below - above - 1)
-                d_hi = q * (K * col[m] - tot[j]) + a * (below - above + 1)
-                if d_lo <= 0.0 <= d_hi:
-                    best = col[m]
-                    break
-        c[j] = best
-    return c
-
-
-def _recentre(data, B, eta, l1, l2):
-    """Move each column of B by the shift that minimises the penalty (glmnet).
-
-    The softmax loss does not change when every class's coefficient of a
-    feature moves by the same amount, so this only lowers the penalty; it
-    settles the direction block coordinate descent over classes cannot see.
-    """
-    c = _shift(B, l1, l2)
-    c[np.abs(c) < 1e-300] = 0.0
-    if not np.any(c):
-        return B, eta
-    nz = np.flatnonzero(c)
-    return B - c, eta - data.matvec(nz, c[nz])[:, None]
 
 
 def _line_search(data, eta, Y, B, b0, k, dB, db0, ws, l1, l2, binary):
@@ -350,8 +255,8 @@ def _line_search(data, eta, Y, B, b0, k, dB, db0, ws, l1, l2, binary):
     sw = data.sw
     dk = dB[ws]
     deta = data.matvec(ws, dk) + db0
-    f0 = _loss(eta, Y, sw, binary) + _penalty(B, l1, l2)
-    P = _probs(eta, binary)
+    f0 = loss(eta, Y, sw, binary) + penalty(B, l1, l2)
+    P = probs(eta, binary)
     slope = float(sw @ ((P[:, k] - Y[:, k]) * deta))  # directional derivative of the loss
     bk_new = B[k] + dB
     pen_change = (float(l1 @ (np.abs(bk_new) - np.abs(B[k])))
@@ -365,14 +270,14 @@ def _line_search(data, eta, Y, B, b0, k, dB, db0, ws, l1, l2, binary):
         b0_t[k] += t * db0
         eta_t = eta.copy()
         eta_t[:, k] += t * deta
-        f_t = _loss(eta_t, Y, sw, binary) + _penalty(B_t, l1, l2)
+        f_t = loss(eta_t, Y, sw, binary) + penalty(B_t, l1, l2)
         if f_t <= f0 + 1e-4 * t * decrease or t * np.max(np.abs(deta)) < 1e-14:
             return B_t, b0_t, eta_t
         t *= 0.5
     return B, b0, eta
 
 
-def null_probs(data: LogitData, Y: np.ndarray, fit_intercept: bool) -> np.ndarray:
+def nullprobs(data: LogitData, Y: np.ndarray, fit_intercept: bool) -> np.ndarray:
     """Fitted probabilities (n, K) of the intercept-only model."""
     freq = (data.sw @ Y) / data.sw.sum() if fit_intercept else np.full(Y.shape[1], 0.5)
     if Y.shape[1] > 1 and not fit_intercept:
@@ -382,7 +287,7 @@ def null_probs(data: LogitData, Y: np.ndarray, fit_intercept: bool) -> np.ndarra
 
 def logistic_lam_max(data, Y, alpha, w1, positive, fit_intercept) -> float:
     """Smallest lam with all coefficients zero: max_jk |X_j^T sw (Y_k - p0_k)| / (n alpha w1_j)."""
-    R = data.sw[:, None] * (Y - null_probs(data, Y, fit_intercept))
+    R = data.sw[:, None] * (Y - nullprobs(data, Y, fit_intercept))
     G = np.stack([data.grad(R[:, k]) for k in range(Y.shape[1])])
     G = G if positive else np.abs(G)
     pen = (w1 > 0) & (data.sd > 0)

@@ -202,3 +202,55 @@ def penalty_weights(
         return pf.copy(), pf.copy()
     sd = prob.scale
     return pf * sd, pf * sd * sd
+
+
+def take_rows(A: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """A[idx], as a view when idx is a contiguous increasing range (KFold's test folds)."""
+    idx = np.asarray(idx)
+    if idx.shape[0] and idx[-1] - idx[0] + 1 == idx.shape[0] and np.all(np.diff(idx) == 1):
+        return A[idx[0]:idx[-1] + 1]
+    return A[idx]
+
+
+def uses_gram(X, n_train: int) -> bool:
+    """Whether `make_problem(..., gram="auto")` picks covariance mode for these sizes."""
+    return not sp.issparse(X) and n_train > X.shape[1] and X.shape[1] <= GRAM_MAX_FEATURES
+
+
+def gram_fold_problems(X, y, w, fit_intercept, folds):
+    """The all-data problem and one per CV fold in covariance mode, from one Gram matrix.
+
+    A training fold's Gram matrix is the full one minus its test rows'
+    (glmnet's trick for cross-validation), so the folds cost one pass over
+    their test rows instead of one over their training rows. X is centred
+    once with the all-data means, which keeps each fold's own correction
+    ``W_tr m m^T`` small (no cancellation). Returns ``(full, [fold, ...],
+    Xc, mu)`` with ``Xc = X - mu``.
+    """
+    n, p = X.shape
+    ww = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    mu = (ww @ X) / ww.sum() if fit_intercept else np.zeros(p)
+    Xc = np.asarray(X - mu if fit_intercept else X, dtype=np.float64)
+
+    def sums(A, wa, ya):
+        Aw = A if w is None else A * np.sqrt(wa)[:, None]
+        return [Aw.T @ Aw, A.T @ (wa * ya), A.T @ wa, float(wa @ ya), float(wa @ (ya * ya)),
+                float(wa.sum())]
+
+    def build(G, xty, sx, sy, syy, W, count):
+        if fit_intercept:
+            m, ybar = sx / W, sy / W
+            G = G - W * np.outer(m, m)
+            q, zz = xty - sx * ybar, syy - W * ybar * ybar
+            x_mean, y_mean = mu + m, ybar
+        else:
+            q, zz, x_mean, y_mean = xty.copy(), syy, np.zeros(p), 0.0
+        return _gram_problem(count, p, _EMPTY_F, W, x_mean, y_mean, max(zz, 0.0), G, q)
+
+    total = sums(Xc, ww, y)
+    full = build(*total, n)
+    folds_out = []
+    for tr, te in folds:
+        part = sums(take_rows(Xc, te), ww[te], y[te])
+        folds_out.append(build(*[a - b for a, b in zip(total, part)], len(tr)))
+    return full, folds_out, Xc, mu
