@@ -10,18 +10,23 @@ Prints, from one run:
 on 10M parameters in 4 tensors and on 1M parameters in 200 tensors. Every
 optimizer gets its own copy of the same parameters and gradients; the
 variants are timed interleaved, one step per sample, so that the ratios come
-from the same machine state. Ratios are given for the median and for the
-minimum of the samples: on a machine shared with other work the minimum is
-the better estimate of a step's own cost (multi-threaded kernels such as the
-fused ones suffer most from a busy machine).
+from the same machine state. Two ratios are printed: the median over rounds
+of the ratio within a round (every variant steps once per round, in shuffled
+order), and the ratio of the minima, each variant's cost when undisturbed. On
+a machine shared with other work the two can differ a lot; multi-threaded
+kernels such as the fused ones suffer most from a busy machine.
 
-    python benchmarks/bench_optim.py [--quick]
+    python benchmarks/bench_optim.py [--quick] [--cpu-time]
+
+``--cpu-time`` measures with one thread and that thread's CPU time instead:
+a step's own cost, which other processes on a shared machine cannot inflate.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -47,23 +52,38 @@ def _params(shapes: list[tuple[int, int]], seed: int = 0) -> list[torch.Tensor]:
     return out
 
 
-def _time(variants: dict[str, torch.optim.Optimizer], repeats: int, steps: int) -> dict[str, list[float]]:
-    """Seconds per step of each optimizer, ``repeats`` samples taken interleaved."""
+def _time(
+    variants: dict[str, torch.optim.Optimizer], repeats: int, clock: Callable[[], float]
+) -> dict[str, list[float]]:
+    """Seconds of one step of each optimizer; in each of ``repeats`` rounds every
+    optimizer steps once, in a shuffled order."""
     samples: dict[str, list[float]] = {k: [] for k in variants}
     for opt in variants.values():  # warm-up: states allocated, kernels loaded
         opt.step()
+    order = list(variants)
+    rng = random.Random(0)
     for _ in range(repeats):
-        for name, opt in variants.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                opt.step()
-            samples[name].append((time.perf_counter() - t0) / steps)
+        rng.shuffle(order)
+        for name in order:
+            t0 = clock()
+            variants[name].step()
+            samples[name].append(clock() - t0)
     return samples
 
 
-def _ratio(times: dict[str, float], ours: str, peers: tuple[str, ...]) -> float:
-    """``times[ours]`` over the fastest of ``peers``."""
-    return times[ours] / min(times[k] for k in peers)
+def _paired_ratio(samples: dict[str, list[float]], ours: str, peers: tuple[str, ...]) -> float:
+    """Median over rounds of ``ours`` / the fastest of ``peers`` in the same round.
+
+    Rounds are close in time, so a ratio within a round sees one machine
+    state; the median over rounds discards the rounds that other work spoiled.
+    """
+    rounds = zip(samples[ours], *(samples[k] for k in peers))
+    return statistics.median(r[0] / min(r[1:]) for r in rounds)
+
+
+def _ratio_of_min(samples: dict[str, list[float]], ours: str, peers: tuple[str, ...]) -> float:
+    """min(``ours``) / min over ``peers`` of their min: each one's cost when undisturbed."""
+    return min(samples[ours]) / min(min(samples[k]) for k in peers)
 
 
 def _adamw_variants(shapes) -> dict[str, Callable[[], torch.optim.Optimizer]]:
@@ -92,17 +112,25 @@ def _sgd_variants(shapes) -> dict[str, Callable[[], torch.optim.Optimizer]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (well under a minute)")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="1 thread, CPU time of that thread: a step's own cost, unaffected by other work on the machine",
+    )
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1 if args.cpu_time else 2)
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     # One step per sample, many samples: the min estimates a step's own cost
     # on a machine shared with other work, the median what it costs there.
     big_repeats, small_repeats = (5, 15) if args.quick else (31, 101)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    what = "thread CPU time" if args.cpu_time else "wall time"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {what}, "
+          f"{platform.processor() or platform.machine()}")
     ratios = []
     for label, shapes in SHAPES.items():
         repeats = big_repeats if shapes[0][0] > 1000 else small_repeats
         for family, makers in (("adamw", _adamw_variants(shapes)), ("sgd", _sgd_variants(shapes))):
-            samples = _time({k: make() for k, make in makers.items()}, repeats, 1)
+            samples = _time({k: make() for k, make in makers.items()}, repeats, clock)
             med = {k: statistics.median(v) for k, v in samples.items()}
             low = {k: min(v) for k, v in samples.items()}
             print(f"\n{label}, {family}: ms per step, median (min) of {repeats}")
@@ -124,8 +152,9 @@ def main() -> None:
                     ("gradwise sgd reference", ("gradwise sgd",), None, "sgd reference / sgd"),
                 ]
             for ours, peer, goal, what in pairs:
-                ratios.append((label, what, _ratio(med, ours, peer), _ratio(low, ours, peer), goal))
-    print("\nratios of median (of min) times; goal in brackets, checked on both")
+                ratios.append((label, what, _paired_ratio(samples, ours, peer),
+                               _ratio_of_min(samples, ours, peer), goal))
+    print("\nratios: median of paired rounds (ratio of minima); goal in brackets, checked on both")
     for label, what, r_med, r_min, goal in ratios:
         mark = ""
         if goal is not None:

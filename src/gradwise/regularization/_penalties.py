@@ -188,6 +188,7 @@ class ElasticNet:
                 if self.l2:
                     tensor.div_(1.0 + factor * (step * self.l2))
             else:
+                factor = _check_number(type(self).__name__, "factor", factor, 0.0, None)
                 self.prox_many([tensor], step, [factor])
         return tensor
 
