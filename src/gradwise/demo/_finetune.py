@@ -71,7 +71,7 @@ def pretrain_digits_cnn(out_dir: Path, epochs: int) -> Path:
 
 def digits_configs(ckpt: Path, out_dir: Path, quick: bool) -> dict[str, dict[str, Any]]:
     """The four fine-tunes of the digits demo, as config dicts."""
-    epochs = 6 if quick else 12
+    epochs = 5 if quick else 12
     base: dict[str, Any] = {
         "runs_dir": str(out_dir),
         "source": {"path": str(ckpt), "model": CNN},
@@ -121,7 +121,7 @@ def digits_transfer(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     from gradwise.report import Section
 
     out_dir = Path(out_dir)
-    ckpt = pretrain_digits_cnn(out_dir, epochs=8 if quick else 15)
+    ckpt = pretrain_digits_cnn(out_dir, epochs=6 if quick else 15)
     rows, names, target, source = [], [], [], []
     for label, raw in digits_configs(ckpt, out_dir, quick).items():
         res = run(parse_config(raw, FinetuneConfig), progress=False)

@@ -329,7 +329,7 @@ def _report_sections(
     seconds: float,
 ) -> list[Section]:
     trainable, total = count_trainable(model)
-    rates = {g.get("name"): g["lr"] for g in optimizer.param_groups if "name" in g}
+    rates = {g["name"]: g.get("initial_lr", g["lr"]) for g in optimizer.param_groups if "name" in g}
     rows = []
     for g in groups:
         row: dict[str, Any] = {"group": g.name, "tensors": len(g.params), "parameters": g.numel}
