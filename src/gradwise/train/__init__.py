@@ -18,6 +18,7 @@ from gradwise.train._checkpoint import Checkpoint, load_checkpoint, save_checkpo
 from gradwise.train._diagnostics import GradientDiagnostics
 from gradwise.train._distributed import is_main_process, process_rank, world_size
 from gradwise.train._early_stopping import EarlyStopping
+from gradwise.train._guard import DivergenceError, DivergenceGuard
 from gradwise.train._logger import MetricsLogger
 from gradwise.train._progress import ProgressBar
 from gradwise.train._rng import seed_everything
@@ -30,6 +31,8 @@ __all__ = [
     "Callback",
     "Checkpoint",
     "Control",
+    "DivergenceError",
+    "DivergenceGuard",
     "EarlyStopping",
     "GradientDiagnostics",
     "History",

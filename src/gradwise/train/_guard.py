@@ -1,0 +1,421 @@
+"""Catch a diverging run, roll it back to the last good state, lower the lr, go on.
+
+A learning rate a little too large rarely fails at once: the loss jumps, the
+weights grow, and a few steps later the loss is ``inf`` or ``NaN`` and every
+weight with it. :class:`DivergenceGuard` keeps an in-memory copy of the
+training state every few steps and, when it sees the run fail, puts that copy
+back with a smaller learning rate instead of letting the run end in NaNs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gradwise.errors import ConfigError, GradwiseError
+from gradwise.train._state import Callback, Control, TrainState
+
+GROUP_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
+"""Param-group keys that hold a learning rate: the group's own and the base
+rates a scheduler keeps there (``initial_lr`` for every torch scheduler and
+:func:`gradwise.schedules.attach`, ``max_lr``/``min_lr`` for ``OneCycleLR``)."""
+
+SCHEDULER_LR_LISTS = ("base_lrs", "max_lrs", "_last_lr")
+"""Scheduler attributes that hold one rate per group (``max_lrs``: ``CyclicLR``)."""
+
+MIN_HISTORY = 5
+"""Losses the spike rule needs before it applies (the window may be larger);
+the median of the first ones is the run's starting loss."""
+
+
+class DivergenceError(GradwiseError, RuntimeError):
+    """Training kept diverging after :class:`DivergenceGuard` used all its retries."""
+
+
+def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) -> None:
+    """Multiply every group's learning rate by ``factor``, and a scheduler's base rates too.
+
+    A scheduler computes each new lr from base rates it keeps apart
+    (``initial_lr * schedule(t)``); scaling only ``group["lr"]`` would be undone
+    at its next step. So the lr-valued group keys of :data:`GROUP_LR_KEYS` and
+    the per-group lists of :data:`SCHEDULER_LR_LISTS` are all scaled. Tensor
+    rates are scaled in place (a fused optimizer holds a reference), each
+    tensor once even where a list shares it with a group.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> scale_lr(opt, None, 0.5)
+        >>> opt.param_groups[0]["lr"]
+        0.05
+    """
+    seen: set[int] = set()
+
+    def scaled(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            if id(value) not in seen:
+                seen.add(id(value))
+                value.mul_(factor)
+            return value
+        return value * factor
+
+    for group in optimizer.param_groups:
+        for key in GROUP_LR_KEYS:
+            if key in group:
+                group[key] = scaled(group[key])
+    if scheduler is not None:
+        for name in SCHEDULER_LR_LISTS:
+            values = getattr(scheduler, name, None)
+            if isinstance(values, list):
+                setattr(scheduler, name, [scaled(v) for v in values])
+
+
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), torch.dtype, torch.device)
+
+
+def _clone(obj: Any) -> Any:
+    """A copy of a state dict with every tensor cloned (5x faster than ``copy.deepcopy``).
+
+    Dicts keep their type and a module state dict its ``_metadata`` (the
+    format versions ``load_state_dict`` reads); objects of other types are
+    deep-copied.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, _IMMUTABLE):
+        return obj
+    if isinstance(obj, dict):
+        out = type(obj)((k, _clone(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):
+            out._metadata = copy.deepcopy(obj._metadata)  # type: ignore[attr-defined]
+        return out
+    if isinstance(obj, list):
+        return [_clone(v) for v in obj]
+    if type(obj) is tuple:
+        return tuple(_clone(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+class _GradCheck:
+    """Whether any gradient holds a NaN or inf, in one multi-tensor kernel where it can.
+
+    On a single device it runs the kernel behind ``torch.amp.GradScaler``
+    (``torch._amp_foreach_non_finite_check_and_unscale_``, with a scale of
+    exactly 1, so the gradients are left as they are): one pass over the
+    gradients, no allocation, one host read. Elsewhere (parameters on several
+    devices) it falls back to ``torch.nn.utils.get_total_norm``.
+    """
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        devices = {p.device for p in params}
+        kernel = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+        self.kernel = kernel if len(devices) == 1 else None
+        if self.kernel is not None:
+            (device,) = devices
+            self.found = torch.zeros(1, device=device)
+            self.one = torch.ones(1, device=device)
+
+    def finite(self, grads: list[torch.Tensor]) -> bool:
+        if self.kernel is None:
+            return math.isfinite(float(torch.nn.utils.get_total_norm(grads)))
+        self.found.zero_()
+        self.kernel(grads, self.found, self.one)
+        return not bool(self.found)
+
+
+@dataclass
+class _Snapshot:
+    """The training state at the end of one step, copied so that training cannot change it."""
+
+    step: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    losses: list[float]
+
+    @classmethod
+    def take(cls, state: TrainState, losses: deque[float]) -> _Snapshot:
+        sched = state.scheduler
+        return cls(
+            step=state.step,
+            model=_clone(state.model.state_dict()),
+            # state_dict() returns the live state tensors (momentum buffers...):
+            # without copies the snapshot would follow training.
+            optimizer=_clone(state.optimizer.state_dict()),
+            scheduler=None if sched is None else copy.deepcopy(sched.state_dict()),
+            losses=list(losses),
+        )
+
+    def restore(self, state: TrainState) -> None:
+        state.model.load_state_dict(self.model)  # copies into the existing tensors
+        # Optimizer.load_state_dict keeps the tensors it is given (a shallow
+        # copy): hand it copies so that the snapshot stays as it was.
+        state.optimizer.load_state_dict(_clone(self.optimizer))
+        if state.scheduler is not None and self.scheduler is not None:
+            state.scheduler.load_state_dict(copy.deepcopy(self.scheduler))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "losses": self.losses,
+        }
+
+
+class DivergenceGuard(Callback):
+    """Roll back to the last good state and lower the lr when training diverges.
+
+    Triggers (checked at every optimizer step):
+
+    * a non-finite gradient: some gradient entry is NaN or inf, checked in
+      ``on_before_step`` on the full (accumulated) gradients; that step is
+      skipped, so the bad gradient never reaches the weights (``check_grads``);
+    * a non-finite loss;
+    * a loss spike, for ``patience`` steps in a row::
+
+          loss_t > loss_factor · median(loss_{t-W}, ..., loss_{t-1})  and  loss_t > loss_start
+
+      with ``W = window`` and ``loss_start`` the median of the run's first
+      ``n0 = min(window, 5)`` step losses (the rule applies from step
+      ``n0 + 1``). A loss above its recent median *and* above where training
+      started is a run getting worse than the untrained model. The second
+      condition matters: late in training batch losses are small and
+      heavy-tailed (a batch with one misclassified example can be 10x the
+      median), so a ratio alone fires in healthy runs. ``patience`` lets one
+      unlucky batch pass, while a diverging run stays up.
+
+    Rescue: the weights, optimizer state and scheduler state saved at the
+    restore point are loaded back, every group's lr is multiplied by
+    ``factor`` (and the scheduler's base rates, see :func:`scale_lr`, so the
+    schedule does not undo it), and training goes on with the next batch;
+    the step counter keeps counting. Each rescue emits a
+    ``"divergence_rescue"`` event (``reason``, ``loss``, ``old_lr``,
+    ``new_lr`` of the first group, ``restored_step``, ``retry``), which
+    :class:`MetricsLogger` writes to ``metrics.jsonl`` and the report lists.
+    After ``max_retries`` rescues in one run, the next trigger puts the last
+    good weights back and raises :class:`DivergenceError`.
+
+    Restore point: at the end of every ``snapshot_every``-th step the guard
+    copies the state in memory; the copy becomes the restore point once the
+    next step's loss, computed from those very weights, passes the checks
+    without even nearing a spike (a copy taken just before a failure, or in
+    the middle of a jump, is never used). The state at the
+    start of ``fit`` is the first restore point. Memory: one or two copies of
+    the weights and optimizer state (and of this guard's state in
+    checkpoints, so that a resumed run rolls back as the original would).
+
+    Cost per step: one pass over the gradients and two host reads (the
+    gradient check, the loss), plus a copy every ``snapshot_every`` steps.
+
+    Args:
+        snapshot_every: optimizer steps between copies of the state (>= 1).
+        factor: lr multiplier applied at each rescue, in (0, 1).
+        max_retries: rescues allowed in one run (>= 0; 0 raises at the first
+            trigger, after restoring the last good weights).
+        loss_factor: spike threshold ``k`` (> 1), or None to check only for
+            non-finite values.
+        window: number ``W`` of recent step losses whose median is the reference.
+        patience: consecutive steps above the threshold that count as a spike.
+        check_grads: check the gradients before each step (skipping a bad step).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from gradwise.train import Trainer
+        >>> model = nn.Linear(4, 1)
+        >>> X, y = torch.randn(64, 4), torch.randn(64, 1)
+        >>> guard = DivergenceGuard(snapshot_every=2, max_retries=5)
+        >>> t = Trainer(model, torch.optim.SGD(model.parameters(), lr=50.0), nn.MSELoss(),
+        ...             epochs=5, batch_size=16, seed=0, callbacks=[guard])
+        >>> h = t.fit((X, y))
+        >>> guard.retries > 0 and t.optimizer.param_groups[0]["lr"] < 50.0
+        True
+    """
+
+    order = -50  # before other callbacks, so that they see the state after a rescue
+
+    def __init__(
+        self,
+        snapshot_every: int = 50,
+        factor: float = 0.5,
+        max_retries: int = 5,
+        loss_factor: float | None = 2.0,
+        window: int = 50,
+        patience: int = 2,
+        check_grads: bool = True,
+    ) -> None:
+        _check_int("snapshot_every", snapshot_every, 1)
+        _check_int("max_retries", max_retries, 0)
+        _check_int("window", window, 1)
+        _check_int("patience", patience, 1)
+        if not _is_number(factor) or not 0.0 < factor < 1.0:
+            raise ConfigError(f"DivergenceGuard: factor must be a number in (0, 1), got {factor!r}")
+        if loss_factor is not None and (not _is_number(loss_factor) or not loss_factor > 1.0):
+            raise ConfigError(
+                f"DivergenceGuard: loss_factor must be a number > 1 or None, got {loss_factor!r}"
+            )
+        if not isinstance(check_grads, bool):
+            raise ConfigError(
+                f"DivergenceGuard: check_grads must be True or False, got {check_grads!r}"
+            )
+        self.snapshot_every, self.max_retries = snapshot_every, max_retries
+        self.factor = float(factor)
+        self.loss_factor = None if loss_factor is None else float(loss_factor)
+        self.window, self.patience, self.check_grads = window, patience, check_grads
+        self.retries = 0
+        self._losses: deque[float] = deque(maxlen=window)
+        self._start: float | None = None
+        self._streak = 0
+        self._good: _Snapshot | None = None
+        self._pending: _Snapshot | None = None
+        self._params: list[torch.Tensor] = []
+        self._check: _GradCheck | None = None
+        self._bad_grad = False
+
+    # -- events ------------------------------------------------------------------
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self._params = [p for g in state.optimizer.param_groups for p in g["params"]]
+        self._check = _GradCheck(self._params) if self.check_grads else None
+        self._bad_grad = False
+        if state.resumed and self._good is not None:
+            return  # load_state_dict brought the restore point of the checkpoint
+        self.retries, self._streak, self._pending, self._start = 0, 0, None, None
+        self._losses.clear()
+        self._good = _Snapshot.take(state, self._losses)
+
+    def on_before_step(self, state: TrainState) -> Control | None:
+        if self._check is None:
+            return None
+        grads = [p.grad for p in self._params if p.grad is not None]
+        if not grads or self._check.finite(grads):
+            return None
+        self._bad_grad = True
+        return Control(skip_step=True)  # on_step_end rolls back
+
+    def on_step_end(self, state: TrainState) -> Control | None:
+        if state.loss is None:
+            return None
+        loss = float(state.loss)
+        reason = self._trigger(loss)
+        if reason is not None:
+            return self._rescue(state, reason, loss)
+        self._losses.append(loss)
+        if self._start is None and len(self._losses) >= min(self.window, MIN_HISTORY):
+            self._start = statistics.median(self._losses)
+        if self._streak:
+            # A suspicious step: its weights and the copy it was meant to
+            # confirm do not become restore points.
+            self._pending = None
+            return None
+        if self._pending is not None:
+            self._good, self._pending = self._pending, None
+        if state.step % self.snapshot_every == 0:
+            self._pending = _Snapshot.take(state, self._losses)
+        return None
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self._release()
+
+    def on_exception(self, state: TrainState, exc: BaseException) -> None:
+        self._release()
+
+    # -- rules and rescue ------------------------------------------------------------
+
+    def _trigger(self, loss: float) -> str | None:
+        """Why this step failed, or None; counts the spike streak."""
+        if self._bad_grad:
+            self._bad_grad = False
+            return "non-finite gradient (NaN or inf)"
+        if not math.isfinite(loss):
+            return f"non-finite loss ({loss})"
+        need = min(self.window, MIN_HISTORY)
+        if self.loss_factor is None or self._start is None or len(self._losses) < need:
+            return None  # after a rescue the window may hold fewer losses again
+        median = statistics.median(self._losses)
+        if not (loss > self.loss_factor * median and loss > self._start):
+            self._streak = 0
+            return None
+        self._streak += 1
+        if self._streak < self.patience:
+            return None
+        run = f", {self._streak} steps in a row" if self._streak > 1 else ""
+        return (
+            f"loss {loss:.4g} > {self.loss_factor:g} x median {median:.4g} of the last "
+            f"{len(self._losses)} losses and > starting loss {self._start:.4g}{run}"
+        )
+
+    def _rescue(self, state: TrainState, reason: str, loss: float) -> Control:
+        good = self._good
+        if good is None:  # on_fit_start sets one; only a call outside fit gets here
+            raise RuntimeError("DivergenceGuard: no restore point; it runs inside Trainer.fit")
+        old_lr = float(state.optimizer.param_groups[0]["lr"])
+        good.restore(state)
+        self._losses = deque(good.losses, maxlen=self.window)
+        self._streak, self._pending = 0, None
+        if self.retries >= self.max_retries:
+            raise DivergenceError(
+                f"DivergenceGuard: training diverged at step {state.step}: {reason}. Gave up "
+                f"after {self.retries} rescue(s) (max_retries={self.max_retries}); last loss "
+                f"{loss:.6g}; the model holds the weights of step {good.step} again (lr "
+                f"{float(state.optimizer.param_groups[0]['lr']):.3g}). Lower the learning rate "
+                "(gradwise.schedules.lr_find suggests one), clip gradients (clip_grad_norm), "
+                "or allow more retries"
+            )
+        self.retries += 1
+        scale_lr(state.optimizer, state.scheduler, self.factor)
+        new_lr = float(state.optimizer.param_groups[0]["lr"])
+        # The same weights with the lowered lr: a later rescue from here lowers it again.
+        self._good = _Snapshot.take(state, self._losses)
+        self._good.step = good.step
+        return Control.emit(
+            "divergence_rescue",
+            f"step {state.step}: {reason}; restored step {good.step}, "
+            f"lr {old_lr:.3g} -> {new_lr:.3g} (rescue {self.retries} of {self.max_retries})",
+            reason=reason,
+            loss=loss,
+            old_lr=old_lr,
+            new_lr=new_lr,
+            restored_step=good.step,
+            retry=self.retries,
+        )
+
+    def _release(self) -> None:
+        # The copies can be as large as the model and its optimizer state.
+        self._good = self._pending = None
+        self._params, self._check = [], None
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "retries": self.retries,
+            "losses": list(self._losses),
+            "start": self._start,
+            "streak": self._streak,
+            "good": None if self._good is None else self._good.as_dict(),
+            "pending": None if self._pending is None else self._pending.as_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.retries, self._streak = int(state["retries"]), int(state["streak"])
+        self._losses = deque((float(v) for v in state["losses"]), maxlen=self.window)
+        self._start = state["start"]
+        self._good = None if state["good"] is None else _Snapshot(**state["good"])
+        self._pending = None if state["pending"] is None else _Snapshot(**state["pending"])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"DivergenceGuard: {name} must be an int >= {minimum}, got {value!r}")
