@@ -73,3 +73,11 @@ def test_dump_round_trip(tmp_path):
     dump_config(cfg, tmp_path / "c.yaml")
     again = RunConfig.model_validate(yaml.safe_load((tmp_path / "c.yaml").read_text()))
     assert again == cfg
+
+
+def test_divergence_guard_on_by_default_and_can_be_turned_off():
+    assert parse_config({}).callbacks.divergence_guard.enabled is True
+    off = parse_config({"callbacks": {"divergence_guard": {"enabled": False}}})
+    assert off.callbacks.divergence_guard.enabled is False
+    with pytest.raises(ConfigError, match="callbacks.divergence_guard.factor"):
+        parse_config({"callbacks": {"divergence_guard": {"factor": 2.0}}})

@@ -158,6 +158,18 @@ class CheckpointConfig(_Strict):
     keep: int = Field(2, ge=1)
 
 
+class DivergenceGuardConfig(_Strict):
+    """Roll back and lower the lr on NaN/Inf or a loss spike (on by default)."""
+
+    enabled: bool = True
+    snapshot_every: int = Field(50, ge=1)
+    factor: float = Field(0.5, gt=0.0, lt=1.0)
+    max_retries: int = Field(5, ge=0)
+    loss_factor: float | None = Field(2.0, gt=1.0)
+    window: int = Field(50, ge=1)
+    patience: int = Field(2, ge=1)
+
+
 class CallbacksConfig(_Strict):
     """Which callbacks a run uses."""
 
@@ -165,6 +177,7 @@ class CallbacksConfig(_Strict):
     log_every: int = Field(10, ge=1)
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    divergence_guard: DivergenceGuardConfig = Field(default_factory=DivergenceGuardConfig)
     tensorboard: bool = False
 
 

@@ -221,6 +221,10 @@ def run(
                 restore_best=es.restore_best,
             )
         )
+    if cb.divergence_guard.enabled:
+        from gradwise.train import DivergenceGuard
+
+        callbacks.append(DivergenceGuard(**cb.divergence_guard.model_dump(exclude={"enabled"})))
     callbacks.extend(extra_callbacks)
     if progress and cb.progress:
         callbacks.append(ProgressBar())
