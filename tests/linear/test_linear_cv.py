@@ -94,3 +94,18 @@ def test_logistic_cv_misclassification_multiclass():
     cv = LogisticRegressionCV(alpha=0.5, n_lams=10, cv=3, scoring="misclassification").fit(X, y)
     assert np.all((cv.cv_errors_ >= 0) & (cv.cv_errors_ <= 1))
     assert cv.coef_.shape == (3, 4) and cv.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gram_folds_equal_plain_folds(diabetes, monkeypatch, weighted):
+    # folds' Gram matrices come from the all-data one minus the test rows
+    from gradwise.linear import _cv
+
+    X, y = diabetes
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(y)) if weighted else None
+    kw = {"alpha": 0.8, "n_lams": 15, "cv": 4, "tol": 1e-12}
+    fast = ElasticNetCV(**kw).fit(X, y, sample_weight=w)
+    monkeypatch.setattr(_cv, "uses_gram", lambda X, n: False)
+    plain = ElasticNetCV(**kw).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(fast.cv_errors_, plain.cv_errors_, rtol=1e-7)
+    np.testing.assert_allclose(fast.coef_, plain.coef_, rtol=1e-7, atol=1e-9)

@@ -137,3 +137,30 @@ def test_backends_agree(make_sparse, rel, backend, shape):
     ref = ElasticNet(lam=0.05, alpha=0.8, **TIGHT).fit(X, y)
     assert rel(ours.coef_, ref.coef_) < 1e-8
     assert rel(sparse.coef_, ref.coef_) < 1e-8
+
+
+def test_works_without_numba(tmp_path):
+    # numba is optional: with it blocked the numpy kernels take over, same answers
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["numba"] = None
+import numpy as np
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import ElasticNet as Ref
+from gradwise.linear import ElasticNet, _kernels
+assert _kernels.BACKENDS == ("numpy",) and _kernels.backend() == "numpy"
+X, y = load_diabetes(return_X_y=True)
+ours = ElasticNet(lam=0.05, alpha=0.7, standardize=False, tol=1e-12).fit(X, y)
+ref = Ref(alpha=0.05, l1_ratio=0.7, tol=1e-14, max_iter=10**6).fit(X, y)
+err = np.abs(ours.coef_ - ref.coef_).max() / np.abs(ref.coef_).max()
+assert err < 1e-5, err
+assert "numba" not in [m for m in sys.modules if sys.modules[m] is not None]
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"

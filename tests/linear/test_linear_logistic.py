@@ -101,3 +101,14 @@ def test_l1_path_sparsity_and_duality_gap(cancer):
     assert nnz[0] < nnz[1] < nnz[2]
     m = LogisticRegression(lam=0.05, alpha=1.0, tol=1e-6).fit(X, y)
     assert 0.0 <= m.dual_gap_ <= 1e-6 * 2 * 0.66  # tol * null deviance / n
+
+
+def test_warm_start_and_positive(cancer):
+    X, y = cancer
+    m = LogisticRegression(lam=0.02, alpha=0.5, warm_start=True, tol=1e-8)
+    cold = m.fit(X, y).n_iter_
+    coef = m.coef_.copy()
+    assert m.fit(X, y).n_iter_ < cold
+    np.testing.assert_allclose(m.coef_, coef, rtol=1e-6, atol=1e-9)
+    pos = LogisticRegression(lam=0.02, alpha=1.0, positive=True).fit(X, y)
+    assert pos.coef_.min() >= 0 and np.count_nonzero(pos.coef_) > 0

@@ -26,7 +26,7 @@ import numpy as np
 _FAST = {"reassoc", "contract"}  # lets LLVM vectorise the dot-product reductions
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _col_dot(j, X, n, data, indices, indptr, sparse, w, r):
     """sum_i X_ij w_i r_i (w empty: unweighted); dense X is column-major, flattened."""
     acc = 0.0
@@ -49,7 +49,7 @@ def _col_dot(j, X, n, data, indices, indptr, sparse, w, r):
     return acc
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _col_axpy(j, X, n, data, indices, indptr, sparse, delta, r):
     """r -= delta * X[:, j]."""
     if sparse:
@@ -61,7 +61,14 @@ def _col_axpy(j, X, n, data, indices, indptr, sparse, delta, r):
             r[i] -= delta * X[base + i]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _copy(dst, src):
+    """dst[:] = src as a loop (slice assignment costs seconds of compile time)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _prox(u, l1, denom, positive):
     """argmin_t denom/2 t^2 - u t + l1 |t| (t >= 0 if positive)."""
     if positive:
@@ -73,7 +80,7 @@ def _prox(u, l1, denom, positive):
     return 0.0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _gap(rr, zr, dn, l1n, l2n, pen_b, form_b):
     """Duality gap from the residual norms (formula derived in `_cd_numpy.gap_terms`)."""
     if form_b:
@@ -82,7 +89,7 @@ def _gap(rr, zr, dn, l1n, l2n, pen_b, form_b):
     return 0.5 * (1.0 + sig * sig) * (rr + l2n) - sig * zr + l1n
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _gap_given_g(w, zc, r, s, b, ws, l1, l2, positive, form_b, g_ws):
     """Duality gap on ``ws`` from known gradients g_ws (no pass over X)."""
     n = r.shape[0]
@@ -120,7 +127,7 @@ def _gap_given_g(w, zc, r, s, b, ws, l1, l2, positive, form_b, g_ws):
     return _gap(rr, zr, dn, l1n, l2n, pen_b, form_b)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, s, b, ws, l1, l2, m,
             positive, form_b, g_out):
     """Gradients on ``ws`` (one pass over those columns) and the duality gap there."""
@@ -130,7 +137,7 @@ def _gap_ws(X, n, data, indices, indptr, sparse, w, wsum, zc, r, s, b, ws, l1, l
     return _gap_given_g(w, zc, r, s, b, ws, l1, l2, positive, form_b, g_out)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, idx, nidx, l1, l2, H, m,
            positive):
     dmax = 0.0
@@ -153,7 +160,7 @@ def _sweep(X, n, data, indices, indptr, sparse, w, wsum, r, st, b, idx, nidx, l1
     return dmax
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _build_active(ws, b, l1, H, g_ws, positive, active):
     """Active list: non-zeros, unpenalised features and KKT violators of ``ws``."""
     na = 0
@@ -168,29 +175,58 @@ def _build_active(ws, b, l1, H, g_ws, positive, active):
     return na
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _anderson_weights(hist, K):
-    """Anderson mixing weights c (sum 1) minimising ||sum_i c_i (b_{i+1} - b_i)||."""
-    U = hist[1:K + 1] - hist[:K]
-    C = U @ U.T
+    """Anderson mixing weights c (sum 1) minimising ||sum_i c_i (b_{i+1} - b_i)||.
+
+    Solves the K x K system (U U^T) z = 1 by Gaussian elimination with
+    partial pivoting, written out: numba's np.linalg.solve costs ~20 s of
+    compile time for a 5 x 5 system.
+    """
+    m = hist.shape[1]
+    C = np.zeros((K, K + 1))  # augmented [U U^T | 1]
+    for a in range(K):
+        for b in range(a, K):
+            acc = 0.0
+            for t in range(m):
+                acc += (hist[a + 1, t] - hist[a, t]) * (hist[b + 1, t] - hist[b, t])
+            C[a, b] = acc
+            C[b, a] = acc
+        C[a, K] = 1.0
     tr = 0.0
-    for i in range(K):
-        tr += C[i, i]
-    if tr <= 0.0:
+    for a in range(K):
+        tr += C[a, a]
+    if not tr > 0.0:
         return np.zeros(0)
-    for i in range(K):
-        C[i, i] += 1e-12 * tr  # keeps C invertible when iterates are (nearly) dependent
-    try:
-        z = np.linalg.solve(C, np.ones(K))
-    except Exception:  # noqa: BLE001 - numba raises a generic error for singular C
-        return np.zeros(0)
+    for a in range(K):
+        C[a, a] += 1e-12 * tr  # keeps C invertible when iterates are (nearly) dependent
+    for col in range(K):
+        piv = col
+        for row in range(col + 1, K):
+            if abs(C[row, col]) > abs(C[piv, col]):
+                piv = row
+        if abs(C[piv, col]) <= 1e-300:
+            return np.zeros(0)
+        if piv != col:
+            for t in range(K + 1):
+                C[col, t], C[piv, t] = C[piv, t], C[col, t]
+        for row in range(col + 1, K):
+            f = C[row, col] / C[col, col]
+            for t in range(col, K + 1):
+                C[row, t] -= f * C[col, t]
+    z = np.zeros(K)
+    for row in range(K - 1, -1, -1):
+        acc = C[row, K]
+        for t in range(row + 1, K):
+            acc -= C[row, t] * z[t]
+        z[row] = acc / C[row, row]
     sz = z.sum()
     if sz == 0.0 or not np.isfinite(sz):
         return np.zeros(0)
     return z / sz
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _objective_res(w, r, s, b, idx, na, l1, l2):
     """1/2 ||r + s||_W^2 + penalty over idx (the terms an update of idx can change)."""
     rr = 0.0
@@ -209,7 +245,7 @@ def _objective_res(w, r, s, b, idx, na, l1, l2):
     return 0.5 * rr + pen
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _try_extrapolation(X, n, data, indices, indptr, sparse, w, r, st, b, active, na, l1, l2,
                        m, positive, hist, K, r_tmp, b_tmp):
     """Anderson step on the active coordinates, kept only if the objective drops."""
@@ -223,7 +259,7 @@ def _try_extrapolation(X, n, data, indices, indptr, sparse, w, r, st, b, active,
         if positive and acc < 0.0:
             return
         b_tmp[k] = acc
-    r_tmp[:] = r
+    _copy(r_tmp, r)
     s_new = st[0]
     for k in range(na):
         j = active[k]
@@ -237,14 +273,14 @@ def _try_extrapolation(X, n, data, indices, indptr, sparse, w, r, st, b, active,
         saved[k] = b[active[k]]
         b[active[k]] = b_tmp[k]
     if _objective_res(w, r_tmp, s_new, b, active, na, l1, l2) < old:
-        r[:] = r_tmp
+        _copy(r, r_tmp)
         st[0] = s_new
     else:
         for k in range(na):
             b[active[k]] = saved[k]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def cd_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, ws, l1, l2, H, m,
                 positive, form_b, max_epochs, tol, g_ws, g_ready=True):
     """Coordinate descent on the working set ``ws``: active-set cycling + Anderson.
@@ -263,7 +299,7 @@ def cd_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, ws, 
     nws = ws.shape[0]
     active = np.empty(nws, dtype=np.int64)
     hist = np.empty((K + 1, nws))
-    r_tmp = np.empty_like(r)
+    r_tmp = np.empty(r.shape[0])
     b_tmp = np.empty(nws)
     epochs = 0
     thr = tol
@@ -300,7 +336,7 @@ def cd_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, ws, 
     return epochs, gap
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def grad_dense(X, n, wr, out):
     """out = X^T wr, column by column (X column-major, flattened).
 

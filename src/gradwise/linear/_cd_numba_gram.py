@@ -11,10 +11,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._cd_numba import _FAST, _anderson_weights, _build_active, _gap, _prox
+from ._cd_numba import _FAST, _anderson_weights, _build_active, _copy, _gap, _prox
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _gap_gram(zz, q, h, b, ws, l1, l2, positive, form_b):
     # ||r||^2 = zz - 2 b.q + b.G.b = zz - b.q - b.h ;  z.r = zz - b.q  (h = q - G b)
     bq = 0.0
@@ -47,7 +47,7 @@ def _gap_gram(zz, q, h, b, ws, l1, l2, positive, form_b):
     return _gap(rr, zr, dn, l1n, l2n, pen_b, form_b)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _sweep_gram(G, h, b, idx, nidx, l1, l2, positive):
     dmax = 0.0
     p = h.shape[0]
@@ -67,7 +67,7 @@ def _sweep_gram(G, h, b, idx, nidx, l1, l2, positive):
     return dmax
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _objective_gram(zz, q, h, b, idx, na, l1, l2):
     # 1/2 ||r||^2 = 1/2 (zz - b.q - b.h), plus the penalty over idx
     bq = 0.0
@@ -83,7 +83,7 @@ def _objective_gram(zz, q, h, b, idx, na, l1, l2):
     return 0.5 * (zz - bq - bh) + pen
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _try_extrapolation_gram(G, q, zz, h, b, active, na, l1, l2, positive, hist, K, h_tmp,
                             b_tmp):
     c = _anderson_weights(hist, K)
@@ -97,7 +97,7 @@ def _try_extrapolation_gram(G, q, zz, h, b, active, na, l1, l2, positive, hist, 
             return
         b_tmp[k] = acc
     old = _objective_gram(zz, q, h, b, active, na, l1, l2)
-    h_tmp[:] = h
+    _copy(h_tmp, h)
     p = h.shape[0]
     saved = np.empty(na)
     for k in range(na):
@@ -109,13 +109,13 @@ def _try_extrapolation_gram(G, q, zz, h, b, active, na, l1, l2, positive, hist, 
                 h_tmp[i] -= d * G[j, i]
         b[j] = b_tmp[k]
     if _objective_gram(zz, q, h_tmp, b, active, na, l1, l2) < old:
-        h[:] = h_tmp
+        _copy(h, h_tmp)
     else:
         for k in range(na):
             b[active[k]] = saved[k]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def cd_gram(G, q, zz, h, b, ws, l1, l2, positive, form_b, max_epochs, tol):
     """Covariance-update coordinate descent: ``h = q - G b`` is kept up to date.
 
@@ -126,7 +126,7 @@ def cd_gram(G, q, zz, h, b, ws, l1, l2, positive, form_b, max_epochs, tol):
     nws = ws.shape[0]
     active = np.empty(nws, dtype=np.int64)
     hist = np.empty((K + 1, nws))
-    h_tmp = np.empty_like(h)
+    h_tmp = np.empty(h.shape[0])
     b_tmp = np.empty(nws)
     g_ws = np.empty(nws)
     H = np.empty(h.shape[0])

@@ -123,8 +123,8 @@ def enet_path(
         >>> import numpy as np
         >>> X = np.random.default_rng(0).normal(size=(50, 5)); y = X[:, 0] * 2.0
         >>> lams, coefs, gaps = enet_path(X, y, alpha=1.0, n_lams=10)
-        >>> coefs.shape, bool((coefs[1:, -1] == 0).all())
-        ((5, 10), False)
+        >>> coefs.shape, bool((coefs[1:, -1] == 0).all())  # only x0 is ever selected
+        ((5, 10), True)
     """
     alpha = check_alpha(alpha)
     X = check_array(X, accept_sparse=("csc", "csr"), dtype=(np.float64, np.float32))

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._cd_numba import _col_axpy, _gap_given_g, _gap_ws, _objective_res, cd_residual
+from ._cd_numba import _col_axpy, _copy, _gap_given_g, _gap_ws, _objective_res, cd_residual
 from ._cd_numba_gram import cd_gram
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def path_gram(G, q, zz, h, b, lams, l1u, l2u, positive, form_b, tol, chunk, coefs, gaps,
               iters, start):
     """Covariance mode: ``h = q - G b`` is the full gradient, so the kernel's gap
@@ -49,7 +49,7 @@ def path_gram(G, q, zz, h, b, lams, l1u, l2u, positive, form_b, tol, chunk, coef
     return lams.shape[0]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _penalty_sum(b, l1, l2, idx):
     acc = 0.0
     for t in range(idx.shape[0]):
@@ -58,7 +58,7 @@ def _penalty_sum(b, l1, l2, idx):
     return acc
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def predict_step(X, n, data, indices, indptr, sparse, w, r, st, b, b2, f, m, l1, l2, usable,
                  r_tmp, bp):
     """Extrapolate the path: ``b + f (b - b2)`` on the support, kept if the objective drops.
@@ -82,7 +82,7 @@ def predict_step(X, n, data, indices, indptr, sparse, w, r, st, b, b2, f, m, l1,
             changed = True
     if not changed:
         return False
-    r_tmp[:] = r
+    _copy(r_tmp, r)
     s_new = st[0]
     for t in range(usable.shape[0]):
         j = usable[t]
@@ -95,14 +95,14 @@ def predict_step(X, n, data, indices, indptr, sparse, w, r, st, b, b2, f, m, l1,
                                                                                usable)
     if new >= old:
         return False
-    r[:] = r_tmp
+    _copy(r, r_tmp)
     st[0] = s_new
     for t in range(usable.shape[0]):
         b[usable[t]] = bp[usable[t]]
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def path_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, g, H, m, lams,
                   lam_prev, l1u, l2u, positive, form_b, tol, chunk, coefs, gaps, iters, start):
     """Residual mode: strong rule, kernel on the working set, one KKT/gap pass over all
@@ -121,12 +121,13 @@ def path_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, g,
     l1 = np.empty(p)
     l2 = np.empty(p)
     in_ws = np.zeros(p, dtype=np.bool_)
-    ratio = np.empty(p)
     viol = np.empty(p, dtype=np.int64)
-    b_last = b.copy()  # solutions at the last two lams, for the path prediction
+    g_use = np.empty(nu)
+    b_last = np.empty(p)  # solutions at the last two lams, for the path prediction
+    _copy(b_last, b)
     b_last2 = np.zeros(p)
     lam_pp = -1.0
-    r_tmp = np.empty_like(r)
+    r_tmp = np.empty(r.shape[0])
     bp = np.empty(p)
     for k in range(start, lams.shape[0]):
         lam = lams[k]
@@ -145,7 +146,9 @@ def path_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, g,
         epochs = 0
         tol_k = tol
         # the previous solution may already be good enough at this lam (g is current)
-        gap = _gap_given_g(w, zc, r, st[0], b, usable, l1, l2, positive, form_b, g[usable])
+        for t in range(nu):
+            g_use[t] = g[usable[t]]
+        gap = _gap_given_g(w, zc, r, st[0], b, usable, l1, l2, positive, form_b, g_use)
         g_ready = True
         if gap > tol and lam_pp > lam_prev and not positive:
             f = (lam - lam_prev) / (lam_prev - lam_pp)
@@ -180,25 +183,20 @@ def path_residual(X, n, data, indices, indptr, sparse, w, wsum, zc, r, st, b, g,
                 gj = g[j] if positive else abs(g[j])
                 if not in_ws[j] and gj > l1[j] * (1.0 + 1e-12):
                     viol[nv] = j
-                    ratio[nv] = -gj / max(l1[j], 1e-300)
                     nv += 1
             if nv == 0:
                 tol_k *= 0.5  # the kernel met tol only up to round-off: ask for more
                 continue
-            cand = viol[:nv]
-            limit = max(100, nws)
-            if nv > limit:  # the worst violators first, at most max(100, |ws|) of them
-                cand = cand[np.argsort(ratio[:nv])[:limit]]
-            for t in range(cand.shape[0]):
-                in_ws[cand[t]] = True
-            nws += cand.shape[0]
+            for t in range(nv):  # all violators join (glmnet); the strong rule keeps them few
+                in_ws[viol[t]] = True
+            nws += nv
         coefs[:, k] = b
         gaps[k] = gap
         iters[k] = epochs
         if gap > tol:
             return k
-        b_last2[:] = b_last
-        b_last[:] = b
+        _copy(b_last2, b_last)
+        _copy(b_last, b)
         lam_pp = lam_prev
         lam_prev = lam
     return lams.shape[0]

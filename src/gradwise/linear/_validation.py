@@ -38,7 +38,7 @@ class Interval:
     def accepts(self, v: Any) -> bool:
         if isinstance(v, bool) or not isinstance(v, self.kind):
             return False
-        if self.kind is numbers.Real and not np.isfinite(v) and v != self.right:
+        if not np.isfinite(v):  # NaN and inf are never valid settings
             return False
         lo_ok = self.left is None or (
             v >= self.left if self.closed in ("both", "left") else v > self.left
