@@ -16,6 +16,8 @@ tokenized examples, with labels on the responses only):
 * ``trl/padded``   ``trl.SFTTrainer`` (``packing=False``), same batch size;
 * ``trl/packed``   ``SFTTrainer(packing=True)`` (BFD rows, padding-free).
 
+TRL runs with ``bf16=False, gradient_checkpointing=False`` (its SFT defaults
+are bf16 and activation checkpointing), so both sides do the same arithmetic.
 The timed region is the training call (``Trainer.fit`` / ``SFTTrainer.train``);
 TRL's dataset preparation and our tokenization run before it. Throughput is
 real (non-padding) tokens per second. Runs alternate and repeat; the table

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from gradwise.errors import ConfigError
 from gradwise.instruct import TASKS, corpus, init_base, instruction_set, task_of, train_tokenizer
+from gradwise.instruct._tasks import words
 
 
 def test_tokenizer_round_trip_and_single_character_tokens(tokenizer):
@@ -83,35 +86,58 @@ def test_init_base_replaces_an_existing_directory(tmp_path):
     assert not (out / "stale.txt").exists() and (out / "config.json").is_file()
 
 
-def test_tasks_answers_by_hand():
-    import random
-
-    rng = random.Random(5)
-    answers = {
-        "reverse": lambda a: a["w"][::-1],
-        "spell": lambda a: "-".join(a["w"]),
-        "add": lambda a: str(a["a"] + a["b"]),
-        "sort": lambda a: "".join(sorted(a["w"])),
-        "count": lambda a: str(len(a["w"])),
-        "first": lambda a: a["w"][0],
-        "last": lambda a: a["w"][-1],
-        "larger": lambda a: str(max(a["a"], a["b"])),
-        "join": lambda a: a["a"] + a["b"],
-        "next": lambda a: str(a["n"] + 1),
+def test_task_facts_and_instructions_by_hand():
+    # every answer, fact and instruction of a few items, written out
+    cases = {
+        "reverse": ({"w": "BAKO", "lower": "bako"}, "OKAB", "BAKO backwards is OKAB."),
+        "uppercase": ({"w": "BAKO", "lower": "bako"}, "BAKO", "bako in capitals is BAKO."),
+        "spell": ({"w": "TUF", "lower": "tuf"}, "T-U-F", "TUF spelled out is T-U-F."),
+        "sort": ({"w": "TUF", "lower": "tuf"}, "FTU", "TUF with sorted letters is FTU."),
+        "count": ({"w": "TUF", "lower": "tuf"}, "3", "TUF has 3 letters."),
+        "first": ({"w": "TUF", "lower": "tuf"}, "T", "TUF starts with T."),
+        "last": ({"w": "TUF", "lower": "tuf"}, "F", "TUF ends with F."),
+        "add": ({"a": 7, "b": 9}, "16", "7 plus 9 is 16."),
+        "larger": ({"a": 7, "b": 19}, "19", "Of 7 and 19 the larger is 19."),
+        "next": ({"n": 99}, "100", "After 99 comes 100."),
     }
-    assert set(answers) == set(TASKS)
-    for name, task in TASKS.items():
-        for _ in range(20):
-            args, answer = task.draw(rng)
-            assert answer == answers[name](args)
+    assert set(cases) == set(TASKS)
+    for name, (item, answer, fact) in cases.items():
+        task = TASKS[name]
+        assert task.answer(item) == answer and task.fact(item, 0) == fact
+        assert task.instruction(item, 1)["output"] == answer
+    assert len(TASKS["add"].items()) == 121 and len(TASKS["larger"].items()) == 420
+    assert len(words()) == len(set(words())) == 100
+    assert all(w.isupper() and 3 <= len(w) <= 4 for w in words())
 
 
-def test_instruction_set_holds_out_prompts_per_task():
+def test_instruction_set_holds_out_items_per_task():
     train, test = instruction_set(30, 5, seed=3)
-    assert len(train) == 300 and len(test) == 50
-    assert {task_of(e) for e in test} == set(TASKS)
+    assert len(train) == 10 * 30 * 2 and len(test) == 50  # two phrasings per trained item
     assert all(sum(task_of(e) == t for e in test) == 5 for t in TASKS)
-    prompts = {e.messages[0]["content"] for e in train}
-    assert not prompts & {e.messages[0]["content"] for e in test}
-    with pytest.raises(ConfigError, match="fewer than"):
-        instruction_set(1000, 10, tasks=["next"])  # 499 numbers x 2 phrasings
+    assert {task_of(e) for e in train} == set(TASKS)
+
+    # a held-out item is never trained, in any phrasing: compare (task, item fields)
+    def key(e):
+        name, text = task_of(e), e.messages[0]["content"]
+        for p in TASKS[name].prompts:
+            pattern = re.sub(r"\\\{\w+\\\}", "([A-Za-z0-9]+)", re.escape(p))
+            m = re.fullmatch(pattern, text)
+            if m:
+                return name, m.groups()
+        raise AssertionError(text)
+
+    assert not {key(e) for e in test} & {key(e) for e in train}
+    full, _ = instruction_set(None, 20, tasks=["next"])
+    assert len(full) == 2 * 80
+    with pytest.raises(ConfigError, match="cannot hold out 100"):
+        instruction_set(None, 100, tasks=["next"])
+
+
+def test_corpus_states_facts_of_every_task():
+    docs = corpus(400, seed=1)
+    text = " ".join(docs)
+    assert "backwards is" in text and "plus" in text and "comes" in text
+    w = words()[0]
+    facts = {TASKS["reverse"].fact({"w": w, "lower": w.lower()}, p) for p in range(3)}
+    big = " ".join(corpus(3000, seed=2))
+    assert any(f in big for f in facts)  # every fact appears in a large enough corpus

@@ -1,12 +1,14 @@
 """Demo section "instruct": instruction tuning a tiny causal LM with LoRA.
 
-1. Pretrain a tiny Llama-style base model on sentences that state facts of
-   ten small tasks ("bako backwards is okab.").
-2. Draw instructions for the same tasks ("Reverse the word: bako"), with
-   held-out examples per task that share no prompt with training.
-3. Measure held-out exact match of the base model (it has never seen an
-   instruction, so it does not answer and stop), instruction-tune it with
-   LoRA, and measure again.
+1. Pretrain a tiny Llama-style base model on sentences that state the facts
+   of ten small tasks over a closed world of made-up words and small numbers
+   ("BAKO backwards is OKAB.", "7 plus 9 is 16.").
+2. Draw instructions for the same tasks ("Reverse the word: BAKO"), holding
+   out 20 items per task whose instruction is never trained.
+3. Measure held-out exact match of the base model (it knows the facts but
+   has never seen an instruction, so it does not answer and stop),
+   instruction-tune it with LoRA, and measure again: the format learned on
+   some facts carries over to the held-out ones.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ PLANS: dict[str, dict[str, Any]] = {
     # the full lesson: about 2 minutes of pretraining and 3 of tuning on 2 cores
     "full": {
         "base": {"hidden": 128, "layers": 4, "heads": 4, "documents": 20_000, "steps": 500},
-        "n_train": 400,
+        "n_train": 100,
         "n_test": 20,
-        "epochs": 10,
+        "epochs": 20,
         "batch_size": 16,
         "lr": 3e-3,
         "r": 16,

@@ -1,22 +1,25 @@
 """Generators of small text tasks: instruction data and a pretraining corpus.
 
-Ten task types work on random strings of capital letters and on small
-numbers, so any number of fresh examples can be drawn and held-out examples
-are new to the model. Each task states the same fact in two ways:
+Ten task types over a small closed world: a fixed list of made-up words
+(``BAKO``, ``TUF``...) and small numbers. Each task states its facts in two
+ways:
 
-* as *instructions* (``"Reverse the word: BAKO"`` -> ``"OKAB"``), the data of
-  instruction tuning;
 * as *plain sentences* (``"BAKO backwards is OKAB."``), the text a base model
-  is pretrained on. The base model thus knows how to do the tasks but not how
-  to answer an instruction and stop, which is what instruction tuning teaches.
+  is pretrained on, every fact many times and in several phrasings;
+* as *instructions* (``"Reverse the word: BAKO"`` -> ``"OKAB"``), the data of
+  instruction tuning.
 
-The tokenizer of :func:`~gradwise.instruct.train_tokenizer` keeps capital
-letters and digits one per token, so these strings are read character by
-character while the English around them is merged by BPE.
+The base model thus *knows* every fact but has never been asked for one;
+instruction tuning on some facts teaches it the format (answer the request,
+then stop), and held-out instructions ask for facts whose instruction was
+never trained. This is the lesson of instruction tuning at scale: knowledge
+comes from pretraining, the tuning teaches how to use it (Zhou et al. 2023,
+"LIMA: Less Is More for Alignment").
 
->>> import random
->>> TASKS["reverse"].instruction(random.Random(0))
-{'instruction': 'Write YNBI backwards.', 'output': 'IBNY'}
+>>> TASKS["reverse"].answer({"w": "BAKO"})
+'OKAB'
+>>> TASKS["reverse"].prompts[0].format(w="BAKO")
+'Reverse the word: BAKO'
 """
 
 from __future__ import annotations
@@ -26,67 +29,66 @@ import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from gradwise.errors import ConfigError, unknown
 from gradwise.instruct._data import Example
 
-LETTERS = string.ascii_uppercase
+N_WORDS = 100
 
 
-def _word(rng: random.Random, lo: int = 3, hi: int = 5) -> str:
-    return "".join(rng.choice(LETTERS) for _ in range(rng.randint(lo, hi)))
+@lru_cache(maxsize=8)
+def words(n: int = N_WORDS, seed: int = 0) -> tuple[str, ...]:
+    """``n`` distinct made-up words of 3-4 capital letters (the same for a seed).
+
+    >>> words(3)
+    ('YNBI', 'MZJP', 'SGQE')
+    """
+    rng = random.Random(seed)
+    out: dict[str, None] = {}
+    while len(out) < n:
+        out["".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(3, 4)))] = None
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class Task:
-    """A task type: ``draw(rng) -> (inputs, answer)`` plus its phrasings.
+    """A task type: its items (the closed world), answer function and phrasings.
 
-    ``prompts`` are instruction phrasings and ``facts`` pretraining sentences;
-    both are format strings over the inputs and (for facts) ``answer``.
+    ``items()`` lists every input of the task as a dict of format fields;
+    ``prompts`` are instruction phrasings and ``facts`` pretraining sentences,
+    format strings over an item's fields and (for facts) ``answer``.
     """
 
     name: str
-    draw: Callable[[random.Random], tuple[dict, str]]
+    items: Callable[[], list[dict]]
+    answer: Callable[[dict], str]
     prompts: tuple[str, ...]
     facts: tuple[str, ...]
 
-    def instruction(self, rng: random.Random) -> dict[str, str]:
-        """An alpaca record ``{"instruction", "output"}``."""
-        args, answer = self.draw(rng)
-        return {"instruction": rng.choice(self.prompts).format(**args), "output": answer}
+    def instruction(self, item: dict, phrasing: int = 0) -> dict[str, str]:
+        """An alpaca record ``{"instruction", "output"}`` for one item."""
+        return {"instruction": self.prompts[phrasing].format(**item), "output": self.answer(item)}
 
-    def fact(self, rng: random.Random) -> str:
-        """A pretraining sentence stating the same kind of fact."""
-        args, answer = self.draw(rng)
-        return rng.choice(self.facts).format(answer=answer, **args)
+    def fact(self, item: dict, phrasing: int = 0) -> str:
+        """A pretraining sentence stating the item's fact."""
+        return self.facts[phrasing].format(answer=self.answer(item), **item)
 
 
-def _w(fn: Callable[[str], str]) -> Callable[[random.Random], tuple[dict, str]]:
-    def draw(rng: random.Random) -> tuple[dict, str]:
-        w = _word(rng)
-        return {"w": w}, fn(w)
-
-    return draw
+def _word_items() -> list[dict]:
+    return [{"w": w, "lower": w.lower()} for w in words()]
 
 
-def _two_numbers(
-    fn: Callable[[int, int], int], hi: int
-) -> Callable[[random.Random], tuple[dict, str]]:
-    def draw(rng: random.Random) -> tuple[dict, str]:
-        a, b = rng.randint(0, hi), rng.randint(0, hi)
-        return {"a": a, "b": b}, str(fn(a, b))
+def _pairs(hi: int, distinct: bool = False) -> Callable[[], list[dict]]:
+    def items() -> list[dict]:
+        return [
+            {"a": a, "b": b}
+            for a in range(hi + 1)
+            for b in range(hi + 1)
+            if not (distinct and a == b)
+        ]
 
-    return draw
-
-
-def _two_words(rng: random.Random) -> tuple[dict, str]:
-    a, b = _word(rng, 2, 3), _word(rng, 2, 3)
-    return {"a": a, "b": b}, a + b
-
-
-def _next(rng: random.Random) -> tuple[dict, str]:
-    n = rng.randint(0, 498)
-    return {"n": n}, str(n + 1)
+    return items
 
 
 TASKS: dict[str, Task] = {
@@ -94,102 +96,164 @@ TASKS: dict[str, Task] = {
     for t in [
         Task(
             "reverse",
-            _w(lambda w: w[::-1]),
+            _word_items,
+            lambda x: x["w"][::-1],
             ("Reverse the word: {w}", "Write {w} backwards."),
-            ("{w} backwards is {answer}.", "Reversed, {w} reads {answer}."),
+            (
+                "{w} backwards is {answer}.",
+                "Reversed, {w} reads {answer}.",
+                "The reverse of {w} is {answer}.",
+            ),
+        ),
+        Task(
+            "uppercase",
+            _word_items,
+            lambda x: x["w"],
+            ("Write {lower} in capital letters.", "Uppercase: {lower}"),
+            (
+                "{lower} in capitals is {answer}.",
+                "In upper case, {lower} is {answer}.",
+                "The capital form of {lower} is {answer}.",
+            ),
         ),
         Task(
             "spell",
-            _w(lambda w: "-".join(w)),
+            _word_items,
+            lambda x: "-".join(x["w"]),
             ("Spell {w} with dashes.", "Spell out: {w}"),
-            ("{w} spelled out is {answer}.", "Letter by letter, {w} is {answer}."),
-        ),
-        Task(
-            "add",
-            _two_numbers(lambda a, b: a + b, 19),
-            ("Add {a} and {b}.", "What is {a} plus {b}?"),
-            ("{a} plus {b} is {answer}.", "The sum of {a} and {b} is {answer}."),
+            (
+                "{w} spelled out is {answer}.",
+                "Letter by letter, {w} is {answer}.",
+                "The spelling of {w} is {answer}.",
+            ),
         ),
         Task(
             "sort",
-            _w(lambda w: "".join(sorted(w))),
+            _word_items,
+            lambda x: "".join(sorted(x["w"])),
             ("Sort the letters of {w}.", "Put the letters of {w} in order."),
-            ("{w} with sorted letters is {answer}.", "In order, the letters of {w} are {answer}."),
+            (
+                "{w} with sorted letters is {answer}.",
+                "In order, the letters of {w} are {answer}.",
+                "Sorted, {w} becomes {answer}.",
+            ),
         ),
         Task(
             "count",
-            _w(lambda w: str(len(w))),
+            _word_items,
+            lambda x: str(len(x["w"])),
             ("How many letters are in {w}?", "Count the letters: {w}"),
-            ("{w} has {answer} letters.", "The word {w} is {answer} letters long."),
+            (
+                "{w} has {answer} letters.",
+                "The word {w} is {answer} letters long.",
+                "The length of {w} is {answer}.",
+            ),
         ),
         Task(
             "first",
-            _w(lambda w: w[0]),
+            _word_items,
+            lambda x: x["w"][0],
             ("What is the first letter of {w}?", "First letter: {w}"),
-            ("{w} starts with {answer}.", "The first letter of {w} is {answer}."),
+            (
+                "{w} starts with {answer}.",
+                "The first letter of {w} is {answer}.",
+                "{w} begins with {answer}.",
+            ),
         ),
         Task(
             "last",
-            _w(lambda w: w[-1]),
+            _word_items,
+            lambda x: x["w"][-1],
             ("What is the last letter of {w}?", "Last letter: {w}"),
-            ("{w} ends with {answer}.", "The last letter of {w} is {answer}."),
+            (
+                "{w} ends with {answer}.",
+                "The last letter of {w} is {answer}.",
+                "{w} finishes with {answer}.",
+            ),
+        ),
+        Task(
+            "add",
+            _pairs(10),
+            lambda x: str(x["a"] + x["b"]),
+            ("Add {a} and {b}.", "What is {a} plus {b}?"),
+            (
+                "{a} plus {b} is {answer}.",
+                "The sum of {a} and {b} is {answer}.",
+                "Adding {a} and {b} gives {answer}.",
+            ),
         ),
         Task(
             "larger",
-            _two_numbers(max, 99),
+            _pairs(20, distinct=True),
+            lambda x: str(max(x["a"], x["b"])),
             ("Which is larger, {a} or {b}?", "Give the larger number: {a}, {b}"),
-            ("Of {a} and {b} the larger is {answer}.", "{answer} is the larger of {a} and {b}."),
-        ),
-        Task(
-            "join",
-            _two_words,
-            ("Join {a} and {b} into one word.", "Concatenate: {a} {b}"),
-            ("{a} joined with {b} gives {answer}.", "Put together, {a} and {b} make {answer}."),
+            (
+                "Of {a} and {b} the larger is {answer}.",
+                "{answer} is larger than the other of {a} and {b}.",
+                "Between {a} and {b}, {answer} is larger.",
+            ),
         ),
         Task(
             "next",
-            _next,
+            lambda: [{"n": n} for n in range(100)],
+            lambda x: str(x["n"] + 1),
             ("What number comes after {n}?", "Next number after {n}:"),
-            ("After {n} comes {answer}.", "The number after {n} is {answer}."),
+            (
+                "After {n} comes {answer}.",
+                "The number after {n} is {answer}.",
+                "{n} is followed by {answer}.",
+            ),
         ),
     ]
 }
 
 
-def instruction_set(
-    n_train: int, n_test: int, *, tasks: list[str] | None = None, seed: int = 0
-) -> tuple[list[Example], list[Example]]:
-    """Train and held-out instruction examples, ``n_*`` per task, no prompt in both.
-
-    >>> train, test = instruction_set(3, 2, tasks=["reverse"], seed=1)
-    >>> len(train), len(test), test[0].messages[0]["content"], test[0].response
-    (3, 2, 'Reverse the word: NTYY', 'YYTN')
-    """
+def _check(tasks: list[str] | None) -> list[str]:
     names = tasks or list(TASKS)
     for name in names:
         if name not in TASKS:
             raise unknown("task", name, TASKS)
+    return names
+
+
+def instruction_set(
+    n_train: int | None, n_test: int, *, tasks: list[str] | None = None, seed: int = 0
+) -> tuple[list[Example], list[Example]]:
+    """Train and held-out instructions: per task, ``n_test`` items are held out.
+
+    A held-out item's instruction is never trained (in any phrasing); its
+    fact is in the pretraining corpus like every other. Training uses at
+    most ``n_train`` of the remaining items (all when ``None``), each in
+    every instruction phrasing; each held-out item is asked in one random
+    phrasing.
+
+    >>> train, test = instruction_set(3, 2, tasks=["reverse"], seed=1)
+    >>> len(train), len(test)
+    (6, 2)
+    >>> test[0].response == test[0].messages[0]["content"].split()[-1][::-1]
+    True
+    """
     rng = random.Random(seed)
     train: list[Example] = []
     test: list[Example] = []
-    for name in names:
-        seen: set[str] = set()
-        rows: list[dict[str, str]] = []
-        attempts = 0
-        while len(rows) < n_train + n_test:
-            attempts += 1
-            if attempts > 100 * (n_train + n_test):
-                raise ConfigError(
-                    f"task {name!r} has fewer than {n_train + n_test} distinct prompts; "
-                    "ask for fewer examples"
-                )
-            rec = TASKS[name].instruction(rng)
-            if rec["instruction"] not in seen:  # a held-out prompt is never a training prompt
-                seen.add(rec["instruction"])
-                rows.append(rec)
-        train += [Example.from_alpaca(r["instruction"], r["output"]) for r in rows[:n_train]]
-        test += [Example.from_alpaca(r["instruction"], r["output"]) for r in rows[n_train:]]
-    random.Random(seed + 1).shuffle(train)
+    for name in _check(tasks):
+        task = TASKS[name]
+        items = task.items()
+        if n_test >= len(items):
+            raise ConfigError(
+                f"task {name!r} has {len(items)} items; cannot hold out {n_test} of them"
+            )
+        rng.shuffle(items)
+        held, rest = items[:n_test], items[n_test:]
+        rest = rest if n_train is None else rest[:n_train]
+        for item in rest:
+            for p in range(len(task.prompts)):
+                rec = task.instruction(item, p)
+                train.append(Example.from_alpaca(rec["instruction"], rec["output"]))
+        for item in held:
+            rec = task.instruction(item, rng.randrange(len(task.prompts)))
+            test.append(Example.from_alpaca(rec["instruction"], rec["output"]))
+    rng.shuffle(train)
     return train, test
 
 
@@ -198,21 +262,38 @@ def task_of(example: Example) -> str:
     text = example.messages[0].get("instruction", example.messages[0]["content"])
     for name, task in TASKS.items():
         for p in task.prompts:
-            pattern = re.sub(r"\\\{\w+\\\}", r"[A-Z0-9]+", re.escape(p))
+            pattern = re.sub(r"\\\{\w+\\\}", r"[A-Za-z0-9]+", re.escape(p))
             if re.fullmatch(pattern, text):
                 return name
     return "?"
 
 
-def corpus(n_documents: int, *, sentences: tuple[int, int] = (3, 6), seed: int = 0) -> list[str]:
-    """Pretraining documents: each a few fact sentences of random tasks.
+def corpus(
+    n_documents: int,
+    *,
+    sentences: tuple[int, int] = (3, 6),
+    tasks: list[str] | None = None,
+    seed: int = 0,
+) -> list[str]:
+    """Pretraining documents: each a few fact sentences drawn at random.
 
-    >>> len(corpus(5, seed=0))
-    5
+    A sentence picks a task uniformly, then one of its items and one of its
+    phrasings, so every task fills the same share of the corpus and each
+    fact of a task with ``n`` items is stated about
+    ``n_documents * 4.5 / (10 * n)`` times.
+
+    >>> docs = corpus(2, seed=0)
+    >>> len(docs), docs[0].endswith(".")
+    (2, True)
     """
     rng = random.Random(seed)
-    tasks = list(TASKS.values())
+    chosen = [TASKS[name] for name in _check(tasks)]
+    items = {t.name: t.items() for t in chosen}
+
+    def sentence() -> str:
+        task = rng.choice(chosen)
+        return task.fact(rng.choice(items[task.name]), rng.randrange(len(task.facts)))
+
     return [
-        " ".join(rng.choice(tasks).fact(rng) for _ in range(rng.randint(*sentences)))
-        for _ in range(n_documents)
+        " ".join(sentence() for _ in range(rng.randint(*sentences))) for _ in range(n_documents)
     ]
