@@ -87,6 +87,7 @@ class InstructTrainingConfig(_Strict):
     device: str = "auto"
     seed: int = 0
     checkpoint: bool = True
+    guard: bool = True  # DivergenceGuard: roll back and lower the lr on NaN/inf or a loss spike
     progress: bool = True
     log_every: int = Field(10, ge=1)
 

@@ -3,8 +3,8 @@
 Reads top to bottom: load model + tokenizer (``from_pretrained`` of a local
 directory) -> read the JSONL data -> tokenize with response-only labels ->
 evaluate the base model -> LoRA (optional) -> batches (packed or padded) ->
-AdamW + warmup-cosine -> the gradwise Trainer (metrics log, checkpoints,
-progress) -> evaluate -> save the adapter or the merged model -> report.
+AdamW + warmup-cosine -> the gradwise Trainer (metrics log, divergence
+guard, checkpoints, progress) -> evaluate -> save the adapter or the merged model -> report.
 
 Everything lands in ``runs/NAME/``: ``config.yaml``, ``metrics.jsonl``,
 ``checkpoints/``, ``adapter/`` (PEFT format) or ``model/``
@@ -157,7 +157,7 @@ def sft(
     from gradwise import optim as goptim
     from gradwise.report import Section, write_report
     from gradwise.schedules import attach, warmup_cosine
-    from gradwise.train import Checkpoint, MetricsLogger, ProgressBar, Trainer
+    from gradwise.train import Checkpoint, DivergenceGuard, MetricsLogger, ProgressBar, Trainer
 
     # 1. the run directory: a fresh run never mixes records with an older one
     run_dir = cfg.run_dir
@@ -246,6 +246,8 @@ def sft(
 
     # 8. train with the gradwise Trainer
     callbacks: list[Any] = [MetricsLogger(run_dir, log_every=t.log_every, tensorboard=False)]
+    if t.guard:
+        callbacks.append(DivergenceGuard())
     if t.checkpoint:
         callbacks.append(Checkpoint(ckpt_dir, every_epoch=True, keep=1))
     if progress and t.progress:
