@@ -13,8 +13,15 @@ import yaml
 
 from gradwise.config import parse_config
 from gradwise.errors import ConfigError
-from gradwise.sweep import TrialPruning, load_sweep_config, parse_sweep, report_sweep, run_sweep
-from gradwise.sweep._study import open_study, storage_url
+from gradwise.sweep import (
+    TrialPruning,
+    load_sweep_config,
+    open_study,
+    parse_sweep,
+    report_sweep,
+    run_sweep,
+)
+from gradwise.sweep._storage import storage_url
 from gradwise.train import Trainer
 
 LRS = [0.003, 0.3]
@@ -111,6 +118,13 @@ def test_trial_of_a_dead_worker_is_run_again(tmp_path, no_trial_reports, base):
     states = [t["state"] for t in result.trials]
     assert states.count("fail") == 1 and states.count("complete") == 4
     assert result.ran == 4
+    # the dead trial's grid point was run again (as a retry), and the grid is covered once
+    done = [t for t in result.trials if t["state"] == "complete"]
+    assert {(t["optimizer.lr"], t["model.activation"]) for t in done} == {
+        (str(lr), act) for lr, act in itertools.product(LRS, ACTS)
+    }
+    retry = next(t for t in study_of(cfg).trials if t.system_attrs.get("failed_trial") == 0)
+    assert retry.state.name == "COMPLETE" and retry.params == trial.params
 
 
 def test_pruning_stops_a_bad_trial(tmp_path, no_trial_reports, base):
@@ -191,5 +205,10 @@ def test_load_sweep_config_with_overrides(tmp_path, base):
         "optimizer.lr": {"values": [0.1]}}})))  # fmt: skip
     cfg = load_sweep_config(path, ["sweep.method=random", "sweep.n_trials=3", "name=x"])
     assert (cfg.sweep.method, cfg.sweep.n_trials, cfg.name) == ("random", 3, "x")
+    # a parameter's name keeps its dots; a new one can be added
+    cfg = load_sweep_config(path, ["sweep.params.optimizer.lr.values=[0.2, 0.3]",
+                                   "sweep.params.model.dropout={values: [0.0, 0.5]}"])  # fmt: skip
+    assert cfg.sweep.params["optimizer.lr"].values == [0.2, 0.3]
+    assert cfg.sweep.params["model.dropout"].values == [0.0, 0.5]
     with pytest.raises(ConfigError, match="sweep.n_trials"):
         load_sweep_config(path, ["sweep.n_trials=0"])

@@ -155,7 +155,7 @@ def plot_heatmap(
     grid: Sequence[Sequence[float]],
     xlabels: Sequence[str],
     ylabels: Sequence[str],
-    path: Path,
+    path: Path | None = None,
     *,
     xname: str,
     yname: str,
@@ -169,7 +169,7 @@ def plot_heatmap(
 
     Bright is good in both directions (the colour map is reversed for a
     metric to minimise). Pass ``ax`` to draw into a figure of your own (then
-    nothing is saved).
+    nothing is saved and ``path`` may be None).
     """
     import numpy as np
 
@@ -204,6 +204,8 @@ def plot_heatmap(
     if own:
         fig.colorbar(im, ax=ax, fraction=0.05)
         fig.tight_layout()
+        if path is None:
+            raise ValueError("plot_heatmap: give a path to save to, or an ax to draw into")
         save_figure(fig, path)
     return path
 
@@ -229,24 +231,27 @@ def plot_ranges(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
 
 
 def plot_depth(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
-    """Last-epoch gradient norm against depth, one line per trial (diagnostics on)."""
+    """Gradient norm against depth, one colour per trial: first epoch dotted, last solid."""
     trials = [t for t in finished_trials(study) if info(t).get("diagnostics")]
     if not trials:
         return None
     space = Space(cfg.sweep)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for t in trials:
-        norms = info(t)["diagnostics"]["grad_norm"][-1]
-        ys = [v if v > 0 and math.isfinite(v) else math.nan for v in norms]
+    cmap = plt.get_cmap("tab10")
+    for i, t in enumerate(trials):
+        per_epoch = info(t)["diagnostics"]["grad_norm"]
         params = ", ".join(label(v) for v in space.values_of(t.params).values())
-        ax.plot(range(len(ys)), ys, marker="o", ms=3, label=f"#{t.number} {params}")
+        for norms, style, name in ((per_epoch[0], ":", None), (per_epoch[-1], "-", params)):
+            ys = [v if v > 0 and math.isfinite(v) else math.nan for v in norms]
+            ax.plot(range(len(ys)), ys, ls=style, marker="o", ms=3, color=cmap(i % 10),
+                    label=None if name is None else f"#{t.number} {name}")  # fmt: skip
     layers = info(trials[0])["diagnostics"]["layers"]
     ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("layer (input → output)")
-    ax.set_ylabel("gradient norm, last epoch mean")
-    ax.set_title("gradient norm over depth, one line per trial")
+    ax.set_ylabel("gradient norm, epoch mean")
+    ax.set_title("gradient norm over depth: first epoch dotted, last epoch solid", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

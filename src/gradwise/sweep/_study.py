@@ -10,30 +10,32 @@ interrupted ones are run again.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import os
 import time
-import warnings
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from gradwise.config import apply_overrides, read_yaml
 from gradwise.errors import ConfigError
 from gradwise.sweep._config import SweepConfig, SweepSpec, parse_sweep
-from gradwise.sweep._space import Space
+from gradwise.sweep._storage import (
+    make_pruner,
+    make_sampler,
+    open_storage,
+    optuna_module,
+    quiet_optuna,
+    retrying,
+    shown_url,
+    storage_url,
+)
 from gradwise.sweep._trial import Objective
 from gradwise.train._io import write_text
 
-HEARTBEAT_S = 20  # a running trial writes a heartbeat this often...
-GRACE_S = 120  # ...and is failed (then retried) when none came for this long
 POLL_S = 2.0  # how often an idle worker looks whether the others are done
 
 
@@ -67,172 +69,6 @@ class SweepResult:
     report: Path | None = None
 
 
-def optuna_module() -> Any:
-    """Import Optuna (the ``sweep`` extra) with a clear error when it is missing."""
-    try:
-        import optuna
-    except ImportError as exc:  # pragma: no cover - optuna is in the dev environment
-        raise ConfigError("gradwise sweep needs Optuna: pip install 'gradwise[sweep]'") from exc
-    return optuna
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna's own INFO lines and experimental-feature warnings, off while a sweep runs."""
-    optuna = optuna_module()
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        optuna.logging.set_verbosity(level)
-
-
-# -- storage and samplers ------------------------------------------------------------------
-
-
-def storage_url(cfg: SweepConfig, storage: str | None) -> str:
-    """The database URL: the argument, else ``sweep.storage``, else ``RUN_DIR/study.db``."""
-    url = storage or cfg.sweep.storage
-    if url is None:
-        path = (cfg.run_dir / "study.db").resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
-    if "://" not in url:
-        raise ConfigError(
-            f"storage must be a database URL such as sqlite:///path/study.db or "
-            f"postgresql://user:password@host/db, got {url!r}"
-        )
-    return url
-
-
-def shown_url(url: str) -> str:
-    """The URL with its password hidden, for reports and messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # a URL sqlalchemy cannot parse is shown as is
-        return url
-
-
-def _retrying(fn: Any, what: str) -> Any:
-    """Run ``fn``; retry while another process holds the SQLite lock or creates the tables."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
-
-    for attempt in range(8):
-        try:
-            return fn()
-        except (OperationalError, IntegrityError):
-            if attempt == 7:
-                raise
-            time.sleep(0.25 * 2**attempt)
-    raise AssertionError(what)  # unreachable
-
-
-def open_storage(url: str) -> Any:
-    """An Optuna RDB storage with heartbeats, so trials of a killed worker are retried."""
-    optuna = optuna_module()
-    storages = optuna.storages
-    retry_cls = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
-    retry_cls = retry_cls or storages.RetryFailedTrialCallback
-    params = inspect.signature(storages.RDBStorage).parameters
-    key = "heartbeat_stale_trial_callback"
-    key = key if key in params else "failed_trial_callback"
-    # sqlite waits for a lock instead of failing at once when workers write together
-    engine = (
-        {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    )
-    try:
-        return _retrying(
-            lambda: storages.RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                **{key: retry_cls(max_retry=2)},
-            ),
-            "storage",
-        )
-    except ImportError as exc:
-        raise ConfigError(
-            f"storage {shown_url(url)}: the database driver is not installed ({exc.__cause__ or exc}); "
-            "for PostgreSQL: pip install psycopg2-binary"
-        ) from None
-    except Exception as exc:
-        if type(exc).__module__.startswith("sqlalchemy"):
-            raise ConfigError(
-                f"storage {shown_url(url)}: cannot open the database ({exc})"
-            ) from None
-        raise
-
-
-class TrialSeeded:
-    """A sampler whose draws for trial k depend only on ``(seed, k)`` and the history.
-
-    Optuna's samplers hold one random state per process, so two workers with
-    the same seed, or a resumed sweep, would repeat each other's draws. Here
-    each trial gets a fresh inner sampler seeded from its (storage-wide,
-    unique) trial number: parallel workers draw different points and a serial
-    sweep is reproducible.
-    """
-
-    def __init__(self, make: Any, seed: int) -> None:
-        self._make, self._seed = make, seed
-        self._inner: dict[int, Any] = {}
-
-    def _for(self, trial: Any) -> Any:
-        n = trial.number
-        if n not in self._inner:
-            seed = int(np.random.SeedSequence([self._seed, n]).generate_state(1)[0])
-            self._inner[n] = self._make(seed)
-        return self._inner[n]
-
-    def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-        return self._for(trial).infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: Any, trial: Any, space: dict[str, Any]) -> dict[str, Any]:
-        return self._for(trial).sample_relative(study, trial, space)
-
-    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
-        return self._for(trial).sample_independent(study, trial, name, dist)
-
-    def before_trial(self, study: Any, trial: Any) -> None:
-        self._for(trial).before_trial(study, trial)
-
-    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-        inner = self._inner.pop(trial.number, None)
-        if inner is not None:
-            inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        pass  # the seed of a trial is its number
-
-
-def make_sampler(spec: SweepSpec) -> Any:
-    optuna = optuna_module()
-    samplers = optuna.samplers
-    if spec.method == "grid":
-        # the same seed in every worker: trial k is grid point k in all of them
-        return samplers.GridSampler(Space(spec).grid(), seed=spec.seed)
-    base = type("TrialSeededSampler", (TrialSeeded, samplers.BaseSampler), {})
-    if spec.method == "random":
-        return base(lambda s: samplers.RandomSampler(seed=s), spec.seed)
-    return base(lambda s: samplers.TPESampler(seed=s), spec.seed)
-
-
-def make_pruner(spec: SweepSpec) -> Any:
-    optuna = optuna_module()
-    if spec.pruner == "none":
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=spec.prune_startup, n_warmup_steps=spec.prune_warmup
-    )
-
-
 def fingerprint(spec: SweepSpec) -> dict[str, Any]:
     """What must not change when a sweep is continued: the space and the objective."""
     return spec.model_dump(mode="json", include={"method", "metric", "direction", "params"})
@@ -243,7 +79,7 @@ def open_study(cfg: SweepConfig, url: str) -> Any:
     optuna = optuna_module()
     spec = cfg.sweep
     storage = open_storage(url)
-    study = _retrying(
+    study = retrying(
         lambda: optuna.create_study(
             study_name=cfg.name,
             storage=storage,
@@ -288,9 +124,10 @@ def _fail_dead_local(study: Any) -> None:
 
     host = worker_id().rsplit(":", 1)[0]
     storage = study._storage  # Optuna has no public call to fail one trial
-    callback = getattr(storage, "heartbeat_stale_trial_callback", None) or getattr(
-        storage, "failed_trial_callback", None
+    getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or getattr(
+        storage, "get_failed_trial_callback", None
     )
+    callback = getter() if getter is not None else None
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get("worker", "")
         h, _, pid = owner.rpartition(":")
@@ -327,7 +164,7 @@ def work(
     from optuna.trial import TrialState
 
     cfg = SweepConfig.model_validate(raw)
-    with _quiet_optuna():
+    with quiet_optuna():
         if study is None:
             study = optuna.load_study(
                 study_name=cfg.name, storage=open_storage(url),
@@ -388,7 +225,7 @@ def run_sweep(
     raw.update(name=sweep_cfg.name, runs_dir=sweep_cfg.runs_dir)
     # as written (unset fields stay unset): `gradwise report` re-reads it
     write_text(run_dir / "sweep.yaml", yaml.safe_dump(raw, sort_keys=False))
-    with _quiet_optuna():
+    with quiet_optuna():
         study = open_study(sweep_cfg, url)
     if jobs == 1:
         ran = work(raw, url, verbose=verbose, study=study)
@@ -398,14 +235,52 @@ def run_sweep(
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(work, raw, url, threads, verbose) for _ in range(jobs)]
             ran = sum(f.result() for f in futures)
-    with _quiet_optuna():
+    with quiet_optuna():
         report = write_sweep_report(study, sweep_cfg, run_dir)
         return summarize(study, sweep_cfg, run_dir, shown_url(url), ran, report)
 
 
+def apply_sweep_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``--set`` overrides, where a swept parameter's name keeps its dots.
+
+    ``sweep.params.optimizer.lr.values=[0.1, 0.01]`` sets ``values`` of the
+    parameter ``optimizer.lr`` (the longest listed parameter name that
+    matches); ``sweep.params.optimizer.momentum={values: [0.0, 0.9]}`` adds
+    the parameter ``optimizer.momentum``. Other keys are ordinary overrides.
+
+    >>> raw = {"sweep": {"params": {"optimizer.lr": {"values": [0.1]}}}}
+    >>> apply_sweep_overrides(raw, ["sweep.params.optimizer.lr.values=[0.2]"])["sweep"]
+    {'params': {'optimizer.lr': {'values': [0.2]}}}
+    """
+    prefix = "sweep.params."
+    plain = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.startswith(prefix):
+            plain.append(item)
+            continue
+        params = raw.setdefault("sweep", {}).setdefault("params", {})
+        if not isinstance(params, dict):
+            raise ConfigError(f"--set {key}: sweep.params is not a mapping")
+        rest = key[len(prefix) :]
+        names = [p for p in params if rest == p or rest.startswith(p + ".")]
+        name = max(names, key=len, default=rest)
+        value = yaml.safe_load(text) if text.strip() else None
+        if name == rest:
+            params[name] = value
+        else:
+            node = params[name] if isinstance(params[name], dict) else {}
+            params[name] = node
+            for part in rest[len(name) + 1 :].split(".")[:-1]:
+                node = node.setdefault(part, {})
+            node[rest.rsplit(".", 1)[-1]] = value
+    return apply_overrides(raw, plain)
+
+
 def load_sweep_config(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
     """Read a sweep YAML file, apply ``key.path=value`` overrides and validate it."""
-    raw = apply_overrides(read_yaml(path), list(overrides or []))
+    raw = apply_sweep_overrides(read_yaml(path), list(overrides or []))
     return parse_sweep(raw)
 
 
@@ -428,7 +303,7 @@ def report_sweep(run_dir: str | Path, storage: str | None = None) -> SweepResult
         raise ConfigError(f"{run_dir}: no study.db; pass the storage URL the sweep used")
     from gradwise.sweep._report import summarize, write_sweep_report
 
-    with _quiet_optuna():
+    with quiet_optuna():
         study = open_study(cfg, url)
         report = write_sweep_report(study, cfg, run_dir)
         return summarize(study, cfg, run_dir, shown_url(url), 0, report)

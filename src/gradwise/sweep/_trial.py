@@ -168,7 +168,7 @@ class Objective:
             ],
             "results": result.results,
             "seconds": round(seconds, 3),
-            "sparsity": sparsity(result.model).total,
+            "sparsity": sparsity(result.model, mask="auto").total,  # weights, not biases
             "diverged": diverged,
         }
         if diag is not None and diag.epochs:
