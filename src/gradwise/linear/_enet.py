@@ -2,19 +2,24 @@
 
 For each lam of a decreasing grid (glmnet's recipe, Tibshirani et al. 2012):
 
+0. if the previous solution already has a duality gap <= tol here, keep it;
+   otherwise try the path prediction ``b + f (b - b_prev)`` (`predict`);
 1. the sequential strong rule keeps feature j in the working set when
    ``|g_j(lam_prev)| >= alpha w1_j (2 lam - lam_prev) * wsum`` (g the
    centred gradient at the previous solution), plus every non-zero;
 2. coordinate descent (`_kernels`) solves the working-set problem to a
-   duality gap <= tol, cycling on the non-zero coordinates in between;
-3. one pass over all features (a single GEMV, or nothing in covariance
-   mode) gives the full gradient: features violating the KKT condition
-   ``|g_j| <= l1_j`` join the working set and step 2 repeats; otherwise
-   the full duality gap certifies the solution.
+   duality gap <= tol, cycling on the non-zero coordinates with Anderson
+   extrapolation in between;
+3. one pass over all features (or nothing in covariance mode) gives the
+   full gradient: features violating the KKT condition ``|g_j| <= l1_j``
+   join the working set and step 2 repeats; otherwise the full duality gap
+   certifies the solution.
 
-Single fits add a final "polish": with the support and signs known, the
-optimum solves a small linear system exactly, so estimators return the
-solution to round-off and not just to the gap tolerance.
+With numba the loop over lams runs compiled (`_path_numba`) and hands a
+lam that stalls for ``_CHUNK`` epochs back to `solve_lam` here. Single fits
+add a final "polish": with the support and signs known, the optimum solves a
+small linear system exactly, so estimators return the solution to round-off
+and not just to the gap tolerance.
 """
 
 from __future__ import annotations
