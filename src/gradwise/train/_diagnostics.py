@@ -67,7 +67,7 @@ class GradientDiagnostics(Callback):
 
     Hooks are registered when ``fit`` starts and removed when it ends: a model
     trained without this callback pays nothing. With the default ``every=10``
-    the cost is about 5% of a step on the digits MLP (18% with ``every=1``;
+    the cost is about 5% of a step on the digits MLP (16-24% with ``every=1``;
     see ``docs/diagnostics.md``). A layer is a module with a ``weight`` of 2 or
     more dimensions (``Linear``, ``Conv*``), in module order taken as input to
     output, unless ``layers`` names them (in that order). Gradients are read
