@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import random
 
 import pytest
 import torch
 
-from gradwise.errors import DataError
+from gradwise.errors import ConfigError, DataError
 from gradwise.instruct import (
     IGNORE_INDEX,
     TokenizedExample,
@@ -20,6 +22,7 @@ from gradwise.instruct import (
     token_accuracy,
     token_losses,
 )
+from gradwise.instruct import _varlen as varlen
 
 
 def _examples(vocab, lengths, seed=0):
@@ -82,8 +85,22 @@ def _alone(model, ex):
     return token_losses(logits, torch.tensor([ex.labels]))[0]
 
 
+@contextlib.contextmanager
+def _attention(model, attention):
+    """Run ``model`` under the packed ``attention`` mode (varlen switches its implementation)."""
+    if attention != "varlen":
+        yield
+        return
+    before = varlen.enable(model)
+    try:
+        with varlen.packed():
+            yield
+    finally:
+        model.set_attn_implementation(before)
+
+
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
-@pytest.mark.parametrize("attention", ["block_mask", "position_ids"])
+@pytest.mark.parametrize("attention", ["block_mask", "position_ids", "varlen"])
 def test_packed_per_token_losses_equal_unpacked(arch, attention, tiny_llama, tiny_gpt2):
     model = tiny_llama if arch == "llama" else tiny_gpt2
     exs = _examples(model.config.vocab_size, [7, 12, 5, 20, 9, 3, 16, 11])
@@ -94,7 +111,8 @@ def test_packed_per_token_losses_equal_unpacked(arch, attention, tiny_llama, tin
         # no KV cache: transformers reads example boundaries from the position
         # ids only when it builds the mask without one (as in training)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        logits = model(**inputs, use_cache=False).logits
+        with _attention(model, attention):
+            logits = model(**inputs, use_cache=False).logits
         packed = token_losses(logits, batch["labels"])  # (B, T-1)
         for b, row in enumerate(rows):
             start = 0
@@ -157,3 +175,47 @@ def test_make_loader_packs_rows_and_yields_pairs():
         make_loader(exs, batch_size=2, pad_id=0, packing=True)
     with pytest.raises(DataError, match="no examples"):
         make_loader([], batch_size=2, pad_id=0)
+
+
+def test_collate_packed_varlen_carries_boundaries_not_a_mask():
+    a = TokenizedExample([5, 6, 7], [5, 6, 7], 0)
+    b = TokenizedExample([8, 9], [IGNORE_INDEX, 9], 1)
+    batch = collate_packed([[a, b], [b]], pad_id=0, attention="varlen")
+    assert "attention_mask" not in batch
+    # row 0: [0, 3) and [3, 5); row 1: [5, 7) and the padding [7, 10)
+    assert batch["cu_seq_lens_q"].tolist() == [0, 3, 5, 7, 10]
+    assert batch["cu_seq_lens_k"] is batch["cu_seq_lens_q"]
+    with pytest.raises(DataError, match="allowed: block_mask, position_ids, varlen"):
+        collate_packed([[a]], pad_id=0, attention="flash")
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_varlen_gradients_equal_block_mask(arch, tiny_llama, tiny_gpt2):
+    base = tiny_llama if arch == "llama" else tiny_gpt2
+    exs = _examples(base.config.vocab_size, [9, 4, 13, 6, 2, 10])
+    rows = [[exs[i] for i in r] for r in pack([len(e) for e in exs], 24)]
+    grads = {}
+    for attention in ("block_mask", "varlen"):
+        model = copy.deepcopy(base).eval()  # no dropout: both modes see the same function
+        batch = collate_packed(rows, pad_id=0, attention=attention)
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        with _attention(model, attention):
+            loss = causal_lm_loss(model(**inputs, use_cache=False).logits, batch["labels"])
+        loss.backward()
+        grads[attention] = {n: p.grad.clone() for n, p in model.named_parameters()}
+    for name, g in grads["block_mask"].items():
+        torch.testing.assert_close(grads["varlen"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_varlen_is_supported_by_llama_and_gpt2_and_restores_the_model(tiny_llama, tiny_gpt2):
+    for model in (tiny_llama, tiny_gpt2):
+        before = model.config._attn_implementation
+        assert varlen.supported(model)
+        assert model.config._attn_implementation == before
+    assert not varlen.supported(torch.nn.Linear(2, 2))
+
+
+def test_varlen_attention_refuses_packed_rows_without_boundaries(tiny_llama):
+    q = torch.zeros(1, 2, 4, 8)
+    with varlen.packed(), pytest.raises(ConfigError, match="does not pass cu_seq_lens_q"):
+        varlen.varlen_attention(tiny_llama.model.layers[0].self_attn, q, q, q, None)

@@ -94,6 +94,10 @@ def test_full_sft_memorizes_and_the_saved_model_round_trips(tmp_path, base_dir):
     assert res["after"]["exact_match"] == 1.0  # memorized every response
     assert res["after"]["token_accuracy"] == 1.0
     assert res["data"]["skipped_lines"] == 2  # once in train, once in val
+    # packed rows attended example by example (auto picks varlen for Llama),
+    # and the model is handed back with its own attention implementation
+    assert res["data"]["packed_attention"] == "varlen"
+    assert result.model.config._attn_implementation != "gradwise_varlen"
     assert [g["prediction"] for g in result.generations] == [a for _, a in PAIRS]
     assert (result.run_dir / "report.html").is_file()
     assert (result.run_dir / "config.yaml").is_file()
@@ -152,9 +156,15 @@ def test_sft_val_fraction_and_merged_lora_save(tmp_path, base_dir):
         base_dir,
         lora={"r": 4, "alpha": 8},
         save="merged",
-        **{"training.epochs": 1, "data.val_fraction": 0.25, "eval.before": False},
+        **{
+            "training.epochs": 1,
+            "data.val_fraction": 0.25,
+            "eval.before": False,
+            "data.packed_attention": "block_mask",
+        },
     )
     result = sft(cfg, progress=False)
+    assert result.results["data"]["packed_attention"] == "block_mask"
     assert result.results["data"]["train_examples"] == 9
     assert result.results["data"]["val_examples"] == 3
     assert "before" not in result.results and result.results["after"]["n"] == 3

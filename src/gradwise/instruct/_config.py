@@ -45,7 +45,7 @@ class InstructDataConfig(_Strict):
     assistant_turns: Literal["all", "last"] = "all"
     unstable: Literal["split", "error"] = "split"
     packing: bool = True
-    packed_attention: Literal["block_mask", "position_ids"] = "block_mask"
+    packed_attention: Literal["auto", "varlen", "block_mask", "position_ids"] = "auto"
     seed: int = 0
 
 

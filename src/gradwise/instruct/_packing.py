@@ -35,8 +35,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from gradwise.errors import DataError
 from gradwise.instruct._masking import IGNORE_INDEX, TokenizedExample
+from gradwise.instruct._varlen import cu_seqlens
 
-PackedAttention = Literal["block_mask", "position_ids"]
+PackedAttention = Literal["block_mask", "position_ids", "varlen"]
+PACKED_ATTENTION = ("block_mask", "position_ids", "varlen")
 
 
 def pack(lengths: Sequence[int], max_length: int) -> list[list[int]]:
@@ -128,9 +130,9 @@ def collate_packed(
     Padding at the end of a row forms one more segment of its own, so every
     query has at least one key and softmax never sees an all-masked row.
     """
-    if attention not in ("block_mask", "position_ids"):
+    if attention not in PACKED_ATTENTION:
         raise DataError(
-            f"unknown packed attention {attention!r}; allowed: block_mask, position_ids"
+            f"unknown packed attention {attention!r}; allowed: {', '.join(PACKED_ATTENTION)}"
         )
     flat_ids, flat_labels, flat_pos, flat_seg = [], [], [], []
     for row in rows:
@@ -159,6 +161,10 @@ def collate_packed(
     }
     if attention == "block_mask":
         batch["attention_mask"] = block_causal_mask(segments, dtype)
+    elif attention == "varlen":
+        cu = cu_seqlens([[len(ex) for ex in row] for row in rows], length)
+        batch["cu_seq_lens_q"] = cu
+        batch["cu_seq_lens_k"] = cu
     return batch
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from gradwise.config import dump_config, parse_config
-from gradwise.errors import DataError
+from gradwise.errors import ConfigError, DataError
 from gradwise.instruct import (
     EvalResult,
     Example,
@@ -43,6 +43,7 @@ from gradwise.instruct import (
     read_jsonl,
     tokenize_dataset,
 )
+from gradwise.instruct import _varlen as varlen
 from gradwise.instruct._base import save_pretrained_atomic
 from gradwise.instruct._config import InstructConfig
 
@@ -62,6 +63,9 @@ class CausalLMAdapter(nn.Module):
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         device = self.lm.get_input_embeddings().weight.device
         inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        if "cu_seq_lens_q" in inputs:  # packed rows, padding-free attention
+            with varlen.packed():
+                return self.lm(**inputs, use_cache=False).logits
         return self.lm(**inputs, use_cache=False).logits
 
 
@@ -217,15 +221,27 @@ def sft(
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_total = sum(p.numel() for p in model.parameters())
 
-    # 6. batches: packed rows (block-diagonal attention) or padded examples
+    # 6. batches: packed rows (attention example by example, or a block-diagonal
+    #    mask where the model cannot take the boundaries) or padded examples
     t = cfg.training
+    attention = d.packed_attention
+    if d.packing and attention in ("auto", "varlen"):
+        if varlen.supported(model):
+            attention = "varlen"
+        elif attention == "varlen":
+            raise ConfigError(
+                f"data.packed_attention: varlen: {type(model).__name__} does not pass "
+                "cu_seq_lens_q to its attention; use block_mask or auto"
+            )
+        else:
+            attention = "block_mask"
     pad_id = tokenizer.pad_token_id
     loader_kw = dict(pad_id=pad_id, dtype=dtype, pairs=True, max_length=d.max_length)
     train_loader = make_loader(
         train_tok,
         batch_size=t.batch_size,
         packing=d.packing,
-        attention=d.packed_attention,
+        attention=attention,
         shuffle=True,
         seed=t.seed,
         **loader_kw,
@@ -266,7 +282,12 @@ def sft(
         seed=t.seed,
         scheduler=lambda opt: attach(opt, schedule),
     )
-    history = trainer.fit(train_loader, val_loader, resume=ckpt_dir if can_resume else None)
+    before_attn = varlen.enable(model) if d.packing and attention == "varlen" else None
+    try:
+        history = trainer.fit(train_loader, val_loader, resume=ckpt_dir if can_resume else None)
+    finally:
+        if before_attn is not None:
+            model.set_attn_implementation(before_attn)
 
     # 9. evaluate the tuned model on the held-out set
     generations: list[dict[str, str]] = []
@@ -292,6 +313,7 @@ def sft(
         "dropped": stats.n_dropped,
         "tokenized_by_segment": stats.n_split,
         "skipped_lines": len(info.get("skipped_lines", [])),
+        "packed_attention": attention if d.packing else None,
     }
     results["parameters"] = {"trainable": n_trainable, "total": n_total}
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
