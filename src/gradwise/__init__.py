@@ -40,6 +40,7 @@ _SUBPACKAGES = (
     "regularization",
     "report",
     "schedules",
+    "sweep",
     "train",
 )
 
