@@ -75,20 +75,23 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+def _tiny_run(tmp_path, name, epochs):
+    """A run config of seconds: an 8-unit MLP on iris."""
+    return {
+        "name": name,
+        "runs_dir": str(tmp_path / "runs"),
+        "data": {"name": "iris", "seed": 0},
+        "model": {"hidden": [8]},
+        "training": {"epochs": epochs, "batch_size": 32, "seed": 0, "device": "cpu"},
+        "callbacks": {"progress": False},
+    }
+
+
 def test_run_report_opens_in_chromium(browser, tmp_path, _one_thread):
     from gradwise.config import parse_config
     from gradwise.recipes.train import run
 
-    cfg = parse_config(
-        {
-            "name": "page",
-            "runs_dir": str(tmp_path / "runs"),
-            "data": {"name": "iris", "seed": 0},
-            "model": {"hidden": [8]},
-            "training": {"epochs": 3, "batch_size": 32, "seed": 0, "device": "cpu"},
-            "callbacks": {"progress": False},
-        }
-    )
+    cfg = parse_config(_tiny_run(tmp_path, "page", epochs=3))
     result = run(cfg)
     report = result.run_dir / "report.html"
     problems, widths, title = _open(browser, report)
@@ -101,20 +104,13 @@ def test_run_report_opens_in_chromium(browser, tmp_path, _one_thread):
 def test_sweep_report_opens_in_chromium(browser, tmp_path, _one_thread):
     from gradwise.sweep import parse_sweep, run_sweep
 
-    raw = {
-        "name": "grid",
-        "runs_dir": str(tmp_path / "runs"),
-        "data": {"name": "iris", "seed": 0},
-        "model": {"hidden": [8]},
-        "training": {"epochs": 2, "batch_size": 32, "seed": 0, "device": "cpu"},
-        "callbacks": {"progress": False},
-        "sweep": {
-            "method": "grid",
-            "metric": "val_accuracy",
-            "params": {
-                "optimizer.lr": {"values": [0.01, 0.1]},
-                "optimizer.weight_decay": {"values": [0.0, 0.01]},
-            },
+    raw = _tiny_run(tmp_path, "grid", epochs=2)
+    raw["sweep"] = {
+        "method": "grid",
+        "metric": "val_accuracy",
+        "params": {
+            "optimizer.lr": {"values": [0.01, 0.1]},
+            "optimizer.weight_decay": {"values": [0.0, 0.01]},
         },
     }
     result = run_sweep(parse_sweep(raw), verbose=False)
