@@ -7,6 +7,7 @@ and checks before training that the model and the labels fit the task.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ def first_true(mask: Tensor) -> tuple[int, ...] | None:
     return None if hits.numel() == 0 else tuple(int(i) for i in hits[0])
 
 
-class Head(nn.Module):
+class Head(nn.Module, abc.ABC):
     """Base class of the output heads; use :func:`binary`, :func:`multiclass`,
     :func:`multilabel` or :func:`regression` to build one.
 
@@ -86,19 +87,19 @@ class Head(nn.Module):
             )
         return target
 
+    @abc.abstractmethod
     def prepare_target(self, y: Tensor) -> Tensor:
         """Convert labels to the dtype and shape that :attr:`loss` wants."""
-        raise NotImplementedError
 
     # -- outputs -------------------------------------------------------------
 
+    @abc.abstractmethod
     def probs(self, output: Tensor) -> Tensor:
         """Probabilities (classifiers) or values (regression) from raw outputs."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def predict(self, output: Tensor) -> Tensor:
         """Labels (classifiers) or values (regression) from raw outputs."""
-        raise NotImplementedError
 
     # -- checks --------------------------------------------------------------
 
@@ -140,9 +141,9 @@ class Head(nn.Module):
                     f"out_features={self.out_features}{hint}"
                 )
 
+    @abc.abstractmethod
     def check_targets(self, y: Any) -> None:
         """Raise :class:`HeadError` naming the first bad value and its row."""
-        raise NotImplementedError
 
     def _check_finite(self, y: Tensor) -> None:
         if y.is_floating_point():

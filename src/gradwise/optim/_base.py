@@ -62,8 +62,13 @@ class Transform:
         return EmptyState()
 
     def update(self, u: Tensor, state: tuple, param: Tensor, group: Group) -> tuple[Tensor, tuple]:
-        """Return ``(new_update, new_state)``; see the module docstring for the rules."""
-        raise NotImplementedError
+        """Return ``(new_update, new_state)``; see the module docstring for the rules.
+
+        Every per-parameter transform overrides this; a ``tree`` transform (one
+        that needs all of a group's updates at once) overrides ``update_tree``
+        instead and never reaches here.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no per-parameter update")
 
     def hyperparameters(self) -> dict[str, Any]:
         """The param-group options this transform reads, with its own values."""

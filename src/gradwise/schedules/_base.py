@@ -10,6 +10,7 @@ what a scheduler's ``state_dict`` stores.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import numbers
@@ -18,7 +19,7 @@ from typing import Any, ClassVar
 from gradwise.errors import ConfigError
 
 
-class Schedule:
+class Schedule(abc.ABC):
     """Base class: a learning-rate multiplier as a pure function of the step.
 
     Subclasses are frozen dataclasses that set ``name`` (their registry
@@ -39,8 +40,9 @@ class Schedule:
     # value as the field's default. Schedules without a horizon declare
     # ``total_steps: ClassVar[None] = None`` themselves.
 
+    @abc.abstractmethod
     def __call__(self, step: int) -> float:
-        raise NotImplementedError
+        """The learning-rate factor at ``step``."""
 
     def to_config(self) -> dict[str, Any]:
         """Return ``{"name": ..., **arguments}``, the inverse of ``schedule(**cfg)``.
