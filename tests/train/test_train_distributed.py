@@ -31,7 +31,8 @@ from gradwise.train import (
     world_size,
 )
 from gradwise.train._data import make_batches
-from gradwise.train._distributed import Shard, check_metrics, for_rank, merge_states
+from gradwise.train._distributed import check_metrics, for_rank, merge_states
+from gradwise.train._shard import Shard
 
 WORKER_PATH = Path(__file__).with_name("_ddp_worker.py")
 _spec = importlib.util.spec_from_file_location("_ddp_worker", WORKER_PATH)

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from gradwise.errors import DataError
-from gradwise.train._distributed import Shard, ShardSampler
+from gradwise.train._shard import Shard, ShardSampler
 
 Batch = tuple[tuple[Tensor, ...], Any]
 
@@ -78,7 +78,7 @@ class TensorBatches:
     see the examples in the same order, epoch after epoch.
 
     With a ``shard`` (several processes), each epoch keeps only this rank's
-    part of the permutation (see :class:`~gradwise.train._distributed.Shard`).
+    part of the permutation (see :class:`~gradwise.train._shard.Shard`).
     """
 
     def __init__(
