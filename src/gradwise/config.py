@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gradwise.errors import ConfigError
 
@@ -26,13 +26,31 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 HEADS = ("binary", "multiclass", "multilabel", "regression")
 
 
-class _Strict(BaseModel):
-    """Base model: unknown keys are errors, values are validated on assignment."""
+class Strict(BaseModel):
+    """Base of every gradwise config: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ModelConfig(_Strict):
+def _check_betas(v: tuple[float, float]) -> tuple[float, float]:
+    for i, b in enumerate(v):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"betas[{i}] must lie in [0, 1), got {b}")
+    return v
+
+
+def _check_device(v: str) -> str:
+    if v not in ("auto", "cpu") and not v.startswith("cuda"):
+        raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
+    return v
+
+
+# Field types shared by the configs of every recipe.
+Betas = Annotated[tuple[float, float], AfterValidator(_check_betas)]
+Device = Annotated[str, AfterValidator(_check_device)]
+
+
+class ModelConfig(Strict):
     """The network: an MLP whose input and output sizes come from the data."""
 
     kind: Literal["mlp"] = "mlp"
@@ -51,7 +69,7 @@ class ModelConfig(_Strict):
         return v
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Where the data comes from and how it is split.
 
     Exactly one of ``name`` (a built-in dataset of :mod:`gradwise.data`) and
@@ -69,7 +87,7 @@ class DataConfig(_Strict):
     seed: int = 0
 
 
-class ProxConfig(_Strict):
+class ProxConfig(Strict):
     """A proximal penalty applied after each optimizer step (exact zeros for L1)."""
 
     kind: Literal["l1", "l2", "elastic_net"] = "l1"
@@ -77,7 +95,7 @@ class ProxConfig(_Strict):
     alpha: float | None = Field(None, ge=0.0, le=1.0)
 
 
-class OptimizerConfig(_Strict):
+class OptimizerConfig(Strict):
     """Optimizer name and hyperparameters, named as in ``torch.optim``."""
 
     name: str = "adam"
@@ -88,7 +106,7 @@ class OptimizerConfig(_Strict):
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     dampening: float = Field(0.0, ge=0.0, le=1.0)
     nesterov: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Betas = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0.0)
     amsgrad: bool = False
     alpha: float = Field(0.99, ge=0.0, le=1.0)
@@ -111,16 +129,8 @@ class OptimizerConfig(_Strict):
             raise ValueError("lr must be > 0 or 'auto'")
         return v
 
-    @field_validator("betas")
-    @classmethod
-    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
-        for i, b in enumerate(v):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"betas[{i}] must lie in [0, 1), got {b}")
-        return v
 
-
-class TrainingConfig(_Strict):
+class TrainingConfig(Strict):
     """Epochs, batches and the numerics of the training loop."""
 
     epochs: int = Field(20, ge=1)
@@ -128,18 +138,11 @@ class TrainingConfig(_Strict):
     grad_accum: int = Field(1, ge=1)
     clip_grad_norm: float | None = Field(None, gt=0.0)
     precision: Literal["fp32", "bf16"] = "fp32"
-    device: str = "auto"
+    device: Device = "auto"
     seed: int = 0
 
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, v: str) -> str:
-        if v not in ("auto", "cpu") and not v.startswith("cuda"):
-            raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
-        return v
 
-
-class EarlyStoppingConfig(_Strict):
+class EarlyStoppingConfig(Strict):
     """Stop when the monitored metric has not improved for ``patience`` epochs."""
 
     monitor: str = "val_loss"
@@ -149,7 +152,7 @@ class EarlyStoppingConfig(_Strict):
     restore_best: bool = True
 
 
-class CheckpointConfig(_Strict):
+class CheckpointConfig(Strict):
     """Atomic, resumable checkpoints under ``runs/NAME/checkpoints``."""
 
     enabled: bool = True
@@ -158,7 +161,7 @@ class CheckpointConfig(_Strict):
     keep: int = Field(2, ge=1)
 
 
-class DivergenceGuardConfig(_Strict):
+class DivergenceGuardConfig(Strict):
     """Roll back and lower the lr on NaN/Inf or a loss spike (on by default)."""
 
     enabled: bool = True
@@ -170,7 +173,7 @@ class DivergenceGuardConfig(_Strict):
     patience: int = Field(2, ge=1)
 
 
-class CallbacksConfig(_Strict):
+class CallbacksConfig(Strict):
     """Which callbacks a run uses."""
 
     progress: bool = True
@@ -199,7 +202,7 @@ def _check_schedule(v: dict[str, Any] | None) -> dict[str, Any] | None:
     return v
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     """A whole ``gradwise train`` run: written back as ``runs/NAME/config.yaml``.
 
     ``schedule`` is a learning-rate schedule of :mod:`gradwise.schedules` by

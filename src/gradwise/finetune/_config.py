@@ -25,19 +25,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from gradwise.config import CallbacksConfig, DataConfig, OptimizerConfig, TrainingConfig
+from gradwise.config import CallbacksConfig, DataConfig, OptimizerConfig, Strict, TrainingConfig
 from gradwise.finetune._augment import augmentation
 from gradwise.finetune._plan import Plan
 from gradwise.finetune._source import _CNN_KEYS, _MLP_KEYS, MODEL_KINDS
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class SourceConfig(_Strict):
+class SourceConfig(Strict):
     """The pretrained model: a Hugging Face directory, a gradwise run, checkpoint or weights file."""
 
     path: str
@@ -80,7 +76,7 @@ class FinetuneDataConfig(DataConfig):
         return v
 
 
-class PlanConfig(_Strict):
+class PlanConfig(Strict):
     """What trains when (see :class:`gradwise.finetune.Plan`) and how frozen groups behave."""
 
     kind: Literal["full", "head_only", "gradual", "lora", "stages"] = "full"
@@ -111,7 +107,7 @@ class PlanConfig(_Strict):
         return Plan.from_dict(d)
 
 
-class DiscriminativeConfig(_Strict):
+class DiscriminativeConfig(Strict):
     """Per-group learning rates: ``lr / factor^(G-1-g)``, or ``lr · decay^(G-1-g)``.
 
     With ``head_lr`` the head gets that rate and ``optimizer.lr`` is the top body group's.
@@ -122,7 +118,7 @@ class DiscriminativeConfig(_Strict):
     head_lr: float | None = Field(None, gt=0.0)
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(Strict):
     """Training-batch augmentations, in order; ``image_shape`` defaults to the data's."""
 
     seed: int = 0
@@ -140,7 +136,7 @@ class AugmentConfig(_Strict):
         return v
 
 
-class FinetuneConfig(_Strict):
+class FinetuneConfig(Strict):
     """A whole ``gradwise finetune`` run; written back as ``runs/NAME/config.yaml``."""
 
     name: str = "finetune"

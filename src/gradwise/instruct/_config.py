@@ -15,14 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from gradwise.config import Betas, Device, Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ModelSource(_Strict):
+class ModelSource(Strict):
     """The base model: a local Hugging Face directory (model + tokenizer)."""
 
     path: str
@@ -31,7 +29,7 @@ class ModelSource(_Strict):
     attn_implementation: Literal["sdpa", "eager"] | None = None
 
 
-class InstructDataConfig(_Strict):
+class InstructDataConfig(Strict):
     """Where the examples come from and how they become token batches."""
 
     train: str
@@ -49,7 +47,7 @@ class InstructDataConfig(_Strict):
     seed: int = 0
 
 
-class InstructLoRAConfig(_Strict):
+class InstructLoRAConfig(Strict):
     """LoRA adapter settings (see :class:`gradwise.lora.LoRAConfig`)."""
 
     r: int = Field(8, ge=1)
@@ -59,24 +57,16 @@ class InstructLoRAConfig(_Strict):
     use_rslora: bool = False
 
 
-class InstructOptimizerConfig(_Strict):
+class InstructOptimizerConfig(Strict):
     """AdamW with a warmup-cosine learning rate."""
 
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Betas = (0.9, 0.999)
     warmup: float = Field(0.05, ge=0.0)  # a fraction of all steps (< 1) or a step count
 
-    @field_validator("betas")
-    @classmethod
-    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
-        for i, b in enumerate(v):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"betas[{i}] must lie in [0, 1), got {b}")
-        return v
 
-
-class InstructTrainingConfig(_Strict):
+class InstructTrainingConfig(Strict):
     """The training loop (passed to :class:`gradwise.train.Trainer`)."""
 
     epochs: int = Field(3, ge=1)
@@ -84,22 +74,15 @@ class InstructTrainingConfig(_Strict):
     grad_accum: int = Field(1, ge=1)
     clip_grad_norm: float | None = Field(1.0, gt=0.0)
     precision: Literal["fp32", "bf16"] = "fp32"
-    device: str = "auto"
+    device: Device = "auto"
     seed: int = 0
     checkpoint: bool = True
     guard: bool = True  # DivergenceGuard: roll back and lower the lr on NaN/inf or a loss spike
     progress: bool = True
     log_every: int = Field(10, ge=1)
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if v not in ("auto", "cpu") and not v.startswith("cuda"):
-            raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
-        return v
 
-
-class InstructEvalConfig(_Strict):
+class InstructEvalConfig(Strict):
     """Held-out evaluation: exact match and response-token accuracy."""
 
     max_examples: int | None = Field(200, ge=1)
@@ -108,7 +91,7 @@ class InstructEvalConfig(_Strict):
     before: bool = True  # also evaluate the base model, for a before/after comparison
 
 
-class InstructConfig(_Strict):
+class InstructConfig(Strict):
     """A whole ``gradwise instruct`` run; written back as ``runs/NAME/config.yaml``.
 
     >>> cfg = InstructConfig.model_validate(

@@ -19,13 +19,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from gradwise.config import DataConfig, _Strict, dump_config
+from gradwise.config import DataConfig, Strict, dump_config
 from gradwise.report import Section, render_html
 
 MODELS = ("lasso", "ridge", "elastic_net", "logistic")
 
 
-class LinearModelConfig(_Strict):
+class LinearModelConfig(Strict):
     """Which estimator, its penalty, and how lam is chosen (a number or ``cv``)."""
 
     kind: Literal["lasso", "ridge", "elastic_net", "logistic"] = "elastic_net"
@@ -47,7 +47,7 @@ class LinearModelConfig(_Strict):
         return v
 
 
-class LinearConfig(_Strict):
+class LinearConfig(Strict):
     """A ``gradwise linear`` run."""
 
     name: str = "linear"

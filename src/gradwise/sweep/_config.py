@@ -25,18 +25,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gradwise.config import RunConfig, parse_config
+from gradwise.config import RunConfig, Strict, parse_config
 from gradwise.errors import ConfigError, closest
 
 METHODS = ("grid", "random", "tpe")
 FORBIDDEN = ("name", "runs_dir")  # the sweep owns the layout of its trials' run dirs
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
+class _Spec(Strict):
+    # The validators below fill derived fields in by assignment; validating
+    # each assignment would run them again.
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
-class ParamSpec(_Strict):
+class ParamSpec(_Spec):
     """One swept parameter: a list of ``values``, or a ``low``..``high`` range.
 
     ``type`` is ``float`` (default for a range), ``int`` or ``categorical``
@@ -104,7 +106,7 @@ class ParamSpec(_Strict):
         return [self.low, self.high]
 
 
-class SweepSpec(_Strict):
+class SweepSpec(_Spec):
     """The ``sweep:`` section: search method, objective, parameters, pruning, storage.
 
     Attributes:
