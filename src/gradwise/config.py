@@ -202,6 +202,18 @@ def _check_schedule(v: dict[str, Any] | None) -> dict[str, Any] | None:
     return v
 
 
+def _check_run_name(v: str) -> str:
+    if not v or "/" in v or "\\" in v or v in (".", ".."):
+        raise ValueError("name must be a non-empty file name without '/'")
+    return v
+
+
+# A run's name is the name of its directory under runs_dir.
+RunName = Annotated[str, AfterValidator(_check_run_name)]
+# ``{name: ..., **arguments}`` of a schedule, checked by building it once.
+ScheduleSpec = Annotated[dict[str, Any] | None, AfterValidator(_check_schedule)]
+
+
 class RunConfig(Strict):
     """A whole ``gradwise train`` run: written back as ``runs/NAME/config.yaml``.
 
@@ -210,7 +222,7 @@ class RunConfig(Strict):
     of the run's total steps: ``{name: warmup_cosine, warmup: 0.05}``.
     """
 
-    name: str = "run"
+    name: RunName = "run"
     runs_dir: str = "runs"
     head: Literal["binary", "multiclass", "multilabel", "regression"] | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -218,19 +230,7 @@ class RunConfig(Strict):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
-    schedule: dict[str, Any] | None = None
-
-    @field_validator("schedule")
-    @classmethod
-    def _valid_schedule(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _check_schedule(v)
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, v: str) -> str:
-        if not v or "/" in v or "\\" in v or v in (".", ".."):
-            raise ValueError("name must be a non-empty file name without '/'")
-        return v
+    schedule: ScheduleSpec = None
 
     @property
     def run_dir(self) -> Path:

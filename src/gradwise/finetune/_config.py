@@ -27,7 +27,15 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gradwise.config import CallbacksConfig, DataConfig, OptimizerConfig, Strict, TrainingConfig
+from gradwise.config import (
+    CallbacksConfig,
+    DataConfig,
+    OptimizerConfig,
+    RunName,
+    ScheduleSpec,
+    Strict,
+    TrainingConfig,
+)
 from gradwise.finetune._augment import augmentation
 from gradwise.finetune._plan import Plan
 from gradwise.finetune._source import _CNN_KEYS, _MLP_KEYS, MODEL_KINDS
@@ -139,7 +147,7 @@ class AugmentConfig(Strict):
 class FinetuneConfig(Strict):
     """A whole ``gradwise finetune`` run; written back as ``runs/NAME/config.yaml``."""
 
-    name: str = "finetune"
+    name: RunName = "finetune"
     runs_dir: str = "runs"
     source: SourceConfig
     data: FinetuneDataConfig
@@ -148,30 +156,12 @@ class FinetuneConfig(Strict):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     discriminative: DiscriminativeConfig | None = None
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(name="adamw", lr=1e-3))
-    schedule: dict[str, Any] | None = None
+    schedule: ScheduleSpec = None
     augment: AugmentConfig | None = None
     lora: dict[str, Any] | None = None
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(epochs=5, batch_size=32))
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     save_model: bool = True
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, v: str) -> str:
-        if not v or "/" in v or "\\" in v or v in (".", ".."):
-            raise ValueError("name must be a non-empty file name without '/'")
-        return v
-
-    @field_validator("schedule")
-    @classmethod
-    def _known_schedule(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is None:
-            return v
-        from gradwise.schedules import schedule
-
-        args = {k: val for k, val in v.items() if k != "name"}
-        schedule(v.get("name"), **{"total_steps": 1000, **args})  # ConfigError names the field
-        return v
 
     @field_validator("lora")
     @classmethod

@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from gradwise.config import Betas, Device, Strict
+from gradwise.config import Betas, Device, RunName, Strict
 
 
 class ModelSource(Strict):
@@ -100,7 +100,7 @@ class InstructConfig(Strict):
     (8, 'alpaca', 'adapter')
     """
 
-    name: str = "instruct"
+    name: RunName = "instruct"
     runs_dir: str = "runs"
     model: ModelSource
     data: InstructDataConfig
@@ -109,13 +109,6 @@ class InstructConfig(Strict):
     training: InstructTrainingConfig = Field(default_factory=InstructTrainingConfig)
     eval: InstructEvalConfig = Field(default_factory=InstructEvalConfig)
     save: Literal["adapter", "merged", "none"] = "adapter"
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, v: str) -> str:
-        if not v or "/" in v or "\\" in v or v in (".", ".."):
-            raise ValueError("name must be a non-empty file name without '/'")
-        return v
 
     @model_validator(mode="after")
     def _adapter_needs_lora(self) -> InstructConfig:

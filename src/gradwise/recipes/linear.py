@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from gradwise.config import DataConfig, Strict, dump_config
+from gradwise.config import DataConfig, RunName, Strict, dump_config
 from gradwise.report import Section, render_html
 
 MODELS = ("lasso", "ridge", "elastic_net", "logistic")
@@ -50,7 +50,7 @@ class LinearModelConfig(Strict):
 class LinearConfig(Strict):
     """A ``gradwise linear`` run."""
 
-    name: str = "linear"
+    name: RunName = "linear"
     runs_dir: str = "runs"
     data: DataConfig = Field(default_factory=lambda: DataConfig(val=0.0, standardize=False))
     model: LinearModelConfig = Field(default_factory=LinearModelConfig)
