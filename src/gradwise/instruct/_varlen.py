@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,6 +56,7 @@ def cu_seqlens(lengths: list[list[int]], row_length: int) -> Tensor:
     return torch.tensor(offsets, dtype=torch.int32)
 
 
+@functools.cache
 def _sdpa() -> tuple[Any, Any]:
     try:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -98,7 +100,7 @@ def varlen_attention(
         raise ConfigError(
             "packed_attention: varlen works without a KV cache only (use_cache=False)"
         )
-    bounds = cu.tolist()
+    bounds = cu.tolist()  # kept on the host by the caller: no device sync per layer
     outs = []
     for s, e in zip(bounds[:-1], bounds[1:]):
         b, lo = divmod(s, T)

@@ -62,7 +62,13 @@ class CausalLMAdapter(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         device = self.lm.get_input_embeddings().weight.device
-        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        # example boundaries stay on the host: varlen attention reads them in
+        # every layer, and a device copy would cost a sync each time
+        inputs = {
+            k: v if k.startswith("cu_seq_lens") else v.to(device)
+            for k, v in batch.items()
+            if k != "labels"
+        }
         if "cu_seq_lens_q" in inputs:  # packed rows, padding-free attention
             with varlen.packed():
                 return self.lm(**inputs, use_cache=False).logits
