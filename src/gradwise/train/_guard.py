@@ -9,25 +9,16 @@ back with a smaller learning rate instead of letting the run end in NaNs.
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from gradwise.errors import ConfigError, GradwiseError
+from gradwise.train._rollback import Snapshot, scale_lr
 from gradwise.train._state import Callback, Control, TrainState
-
-GROUP_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
-"""Param-group keys that hold a learning rate: the group's own and the base
-rates a scheduler keeps there (``initial_lr`` for every torch scheduler and
-:func:`gradwise.schedules.attach`, ``max_lr``/``min_lr`` for ``OneCycleLR``)."""
-
-SCHEDULER_LR_LISTS = ("base_lrs", "max_lrs", "_last_lr")
-"""Scheduler attributes that hold one rate per group (``max_lrs``: ``CyclicLR``)."""
 
 MIN_HISTORY = 5
 """Losses the spike rule needs before it applies (the window may be larger);
@@ -36,69 +27,6 @@ the median of the first ones is the run's starting loss."""
 
 class DivergenceError(GradwiseError, RuntimeError):
     """Training kept diverging after :class:`DivergenceGuard` used all its retries."""
-
-
-def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) -> None:
-    """Multiply every group's learning rate by ``factor``, and a scheduler's base rates too.
-
-    A scheduler computes each new lr from base rates it keeps apart
-    (``initial_lr * schedule(t)``); scaling only ``group["lr"]`` would be undone
-    at its next step. So the lr-valued group keys of :data:`GROUP_LR_KEYS` and
-    the per-group lists of :data:`SCHEDULER_LR_LISTS` are all scaled. Tensor
-    rates are scaled in place (a fused optimizer holds a reference), each
-    tensor once even where a list shares it with a group.
-
-    Example:
-        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        >>> scale_lr(opt, None, 0.5)
-        >>> opt.param_groups[0]["lr"]
-        0.05
-    """
-    seen: set[int] = set()
-
-    def scaled(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            if id(value) not in seen:
-                seen.add(id(value))
-                value.mul_(factor)
-            return value
-        return value * factor
-
-    for group in optimizer.param_groups:
-        for key in GROUP_LR_KEYS:
-            if key in group:
-                group[key] = scaled(group[key])
-    if scheduler is not None:
-        for name in SCHEDULER_LR_LISTS:
-            values = getattr(scheduler, name, None)
-            if isinstance(values, list):
-                setattr(scheduler, name, [scaled(v) for v in values])
-
-
-_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), torch.dtype, torch.device)
-
-
-def _clone(obj: Any) -> Any:
-    """A copy of a state dict with every tensor cloned (5x faster than ``copy.deepcopy``).
-
-    Dicts keep their type and a module state dict its ``_metadata`` (the
-    format versions ``load_state_dict`` reads); objects of other types are
-    deep-copied.
-    """
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, _IMMUTABLE):
-        return obj
-    if isinstance(obj, dict):
-        out = type(obj)((k, _clone(v)) for k, v in obj.items())
-        if hasattr(obj, "_metadata"):
-            out._metadata = copy.deepcopy(obj._metadata)  # type: ignore[attr-defined]
-        return out
-    if isinstance(obj, list):
-        return [_clone(v) for v in obj]
-    if type(obj) is tuple:
-        return tuple(_clone(v) for v in obj)
-    return copy.deepcopy(obj)
 
 
 class _GradCheck:
@@ -126,47 +54,6 @@ class _GradCheck:
         self.found.zero_()
         self.kernel(grads, self.found, self.one)
         return not bool(self.found)
-
-
-@dataclass
-class _Snapshot:
-    """The training state at the end of one step, copied so that training cannot change it."""
-
-    step: int
-    model: dict[str, torch.Tensor]
-    optimizer: dict[str, Any]
-    scheduler: dict[str, Any] | None
-    losses: list[float]
-
-    @classmethod
-    def take(cls, state: TrainState, losses: deque[float]) -> _Snapshot:
-        sched = state.scheduler
-        return cls(
-            step=state.step,
-            model=_clone(state.model.state_dict()),
-            # state_dict() returns the live state tensors (momentum buffers...):
-            # without copies the snapshot would follow training.
-            optimizer=_clone(state.optimizer.state_dict()),
-            scheduler=None if sched is None else copy.deepcopy(sched.state_dict()),
-            losses=list(losses),
-        )
-
-    def restore(self, state: TrainState) -> None:
-        state.model.load_state_dict(self.model)  # copies into the existing tensors
-        # Optimizer.load_state_dict keeps the tensors it is given (a shallow
-        # copy): hand it copies so that the snapshot stays as it was.
-        state.optimizer.load_state_dict(_clone(self.optimizer))
-        if state.scheduler is not None and self.scheduler is not None:
-            state.scheduler.load_state_dict(copy.deepcopy(self.scheduler))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "model": self.model,
-            "optimizer": self.optimizer,
-            "scheduler": self.scheduler,
-            "losses": self.losses,
-        }
 
 
 class DivergenceGuard(Callback):
@@ -273,8 +160,8 @@ class DivergenceGuard(Callback):
         self._losses: deque[float] = deque(maxlen=window)
         self._start: float | None = None
         self._streak = 0
-        self._good: _Snapshot | None = None
-        self._pending: _Snapshot | None = None
+        self._good: Snapshot | None = None
+        self._pending: Snapshot | None = None
         self._params: list[torch.Tensor] = []
         self._check: _GradCheck | None = None
         self._bad_grad = False
@@ -289,7 +176,7 @@ class DivergenceGuard(Callback):
             return  # load_state_dict brought the restore point of the checkpoint
         self.retries, self._streak, self._pending, self._start = 0, 0, None, None
         self._losses.clear()
-        self._good = _Snapshot.take(state, self._losses)
+        self._good = Snapshot.take(state, self._losses)
 
     def on_before_step(self, state: TrainState) -> Control | None:
         if self._check is None:
@@ -318,7 +205,7 @@ class DivergenceGuard(Callback):
         if self._pending is not None:
             self._good, self._pending = self._pending, None
         if state.step % self.snapshot_every == 0:
-            self._pending = _Snapshot.take(state, self._losses)
+            self._pending = Snapshot.take(state, self._losses)
         return None
 
     def on_fit_end(self, state: TrainState) -> None:
@@ -373,7 +260,7 @@ class DivergenceGuard(Callback):
         scale_lr(state.optimizer, state.scheduler, self.factor)
         new_lr = float(state.optimizer.param_groups[0]["lr"])
         # The same weights with the lowered lr: a later rescue from here lowers it again.
-        self._good = _Snapshot.take(state, self._losses)
+        self._good = Snapshot.take(state, self._losses)
         self._good.step = good.step
         return Control.emit(
             "divergence_rescue",
@@ -408,8 +295,8 @@ class DivergenceGuard(Callback):
         self.retries, self._streak = int(state["retries"]), int(state["streak"])
         self._losses = deque((float(v) for v in state["losses"]), maxlen=self.window)
         self._start = state["start"]
-        self._good = None if state["good"] is None else _Snapshot(**state["good"])
-        self._pending = None if state["pending"] is None else _Snapshot(**state["pending"])
+        self._good = None if state["good"] is None else Snapshot(**state["good"])
+        self._pending = None if state["pending"] is None else Snapshot(**state["pending"])
 
 
 def _is_number(value: Any) -> bool:
