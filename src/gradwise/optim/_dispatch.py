@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-from gradwise.optim._decay import AddDecayedWeights, AddL2
+from gradwise.optim._decay import AddDecayedWeights, AddL2, apply_prox
 from gradwise.optim._transforms import ScaleByAdam, ScaleByLr, ScaleByMomentum
 
 if TYPE_CHECKING:
@@ -127,8 +127,6 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
     else:
         _sgd(opt, fast, group, cache, grads)
     if cache.prox is not None:
-        from gradwise.optim._optimizer import apply_prox
-
         apply_prox(opt.prox, cache.prox, lr)  # type: ignore[arg-type]
     return True
 
@@ -207,7 +205,7 @@ def _adam(fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Ten
             _pick(params, idx), _pick(grads, idx), _pick(ms, idx), _pick(vs, idx),
             _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx),
             lr=group["lr"], beta1=b1, beta2=b2, weight_decay=wd, eps=group["eps"],
-            amsgrad=amsgrad, maximize=False,
+            amsgrad=amsgrad, maximize=bool(group.get("maximize", False)),
         )
 
 
@@ -232,5 +230,5 @@ def _sgd(opt: Optimizer, fast: FastPlan, group: Group, cache: GroupCache, grads:
         torch._fused_sgd_(
             ps, _pick(grads, idx), _pick(bufs, idx) if mu else [],
             weight_decay=wd, momentum=mu, lr=lr, dampening=damp, nesterov=nesterov,
-            maximize=False, is_first_step=first,
+            maximize=bool(group.get("maximize", False)), is_first_step=first,
         )

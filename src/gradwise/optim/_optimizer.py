@@ -11,7 +11,7 @@ from torch import Tensor
 from gradwise.errors import ConfigError
 from gradwise.optim import _dispatch
 from gradwise.optim._base import Group, Transform, chain, leaves_of
-from gradwise.optim._decay import Prox
+from gradwise.optim._decay import Prox, apply_prox
 from gradwise.regularization import selects
 from gradwise.regularization._penalties import Factor
 
@@ -123,6 +123,12 @@ class Optimizer(torch.optim.Optimizer):
             active = tuple(selects(getattr(leaf, "mask", None), name, p) for leaf in self.leaves)
             factor = None
             if self.prox is not None and active[-1]:
+                if p.is_complex():
+                    raise ConfigError(
+                        f"prox: parameter {name or tuple(p.shape)} is complex ({p.dtype}); the "
+                        "penalties' proximal steps are defined for real tensors only; exclude it "
+                        "with the penalty's mask or use a real parametrization"
+                    )
                 factor = self.prox.penalty.factor_for(name, p)
             plans.append(ParamPlan(active, factor))
         self._plans[id(group)] = (group, plans)
@@ -132,7 +138,9 @@ class Optimizer(torch.optim.Optimizer):
         """Fill ``state`` (``self.state[param]``) with the leaves' initial states."""
         for leaf, keys, on in zip(self.leaves, self._keys, plan.active):
             if on:
-                state.update(zip(keys, leaf.init(param)))
+                # A state field that is None (not used under these options)
+                # stays out of the dict, so the keys are torch's.
+                state.update((k, v) for k, v in zip(keys, leaf.init(param)) if v is not None)
 
     _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast")
 
@@ -182,22 +190,33 @@ class Optimizer(torch.optim.Optimizer):
     def _reference_step(self, work: list[tuple[Group, list[ParamPlan]]]) -> None:
         # Breadth first, transform by transform over all parameters, so that a
         # global transform (clip_by_global_norm) sees every update at once.
+        # A complex parameter runs as its real view (..., 2), as torch.optim
+        # does: real and imaginary parts are two independent real numbers, so
+        # Adam's second moment is re^2 and im^2, never the complex square.
         params: list[Tensor] = []
         groups: list[Group] = []
         plans: list[ParamPlan] = []
         states: list[dict[str, Any]] = []
         ups: list[Tensor] = []
+        cplx: list[bool] = []
         for group, group_plans in work:
             self._fast_cache.pop(id(group), None)  # this path may replace state tensors
+            maximize = bool(group.get("maximize", False))
             for p, plan in zip(group["params"], group_plans):
                 g = p.grad
                 if g is None:
                     continue
                 if g.is_sparse:
-                    raise RuntimeError("gradwise optimizers do not support sparse gradients")
+                    raise RuntimeError("gradwise optimizers do not support sparse gradients; "
+                                       "use gradwise.optim.sparse_adam")
                 st = self.state[p]
                 if not st:
                     self.init_state(p, plan, st)
+                if maximize:
+                    g = -g
+                cplx.append(p.is_complex())
+                if cplx[-1]:
+                    p, g = torch.view_as_real(p), torch.view_as_real(g)
                 params.append(p)
                 groups.append(group)
                 plans.append(plan)
@@ -214,10 +233,16 @@ class Optimizer(torch.optim.Optimizer):
                 if not plans[i].active[j]:
                     continue
                 d = states[i]
+                if cplx[i]:
+                    st = cls(*[_as_real(d.get(k)) for k in keys])
+                    ups[i], new = leaf.update(ups[i], st, p, groups[i])
+                    if new is not st:
+                        d.update((k, _as_complex(v, p)) for k, v in zip(keys, new) if v is not None)
+                    continue
                 st = cls(*[d.get(k) for k in keys])
                 ups[i], new = leaf.update(ups[i], st, p, groups[i])
                 if new is not st:
-                    d.update(zip(keys, new))
+                    d.update((k, v) for k, v in zip(keys, new) if v is not None)
         for p, u in zip(params, ups):
             p.add_(u)
         if self.prox is not None:
@@ -227,12 +252,15 @@ class Optimizer(torch.optim.Optimizer):
                 apply_prox(self.prox, ([p for p, _ in pairs], [f for _, f in pairs]), group["lr"])
 
 
-def apply_prox(prox: Prox, targets: tuple[Sequence[Tensor], Sequence[Factor]], lr: float) -> None:
-    """Proximal step with step size ``lr`` on ``(params, factors)``, in place."""
-    params, factors = targets
-    many = getattr(prox.penalty, "prox_many", None)
-    if many is not None and not any(isinstance(f, Tensor) for f in factors):
-        many(params, lr, factors)
-        return
-    for p, f in zip(params, factors):
-        prox.apply(p, lr, f)
+def _as_real(v: Any) -> Any:
+    # A complex state tensor as its real view (..., 2); anything else unchanged.
+    return torch.view_as_real(v) if isinstance(v, Tensor) and v.is_complex() else v
+
+
+def _as_complex(v: Any, real_param: Tensor) -> Any:
+    # A state tensor a transform created on the real view goes back to complex,
+    # so the state keeps torch's complex dtypes (and its state_dict swaps).
+    if (isinstance(v, Tensor) and not v.is_complex() and v.dim()
+            and v.shape == real_param.shape):
+        return torch.view_as_complex(v if v.is_contiguous() else v.contiguous())
+    return v

@@ -275,7 +275,7 @@ class ScaleByLr(Transform):
         return u * -self.option(group, "lr"), state
 
 
-def scale_by_lr(lr: float = 1e-3, *, mask: Mask = None) -> ScaleByLr:
+def scale_by_lr(lr: float | Tensor = 1e-3, *, mask: Mask = None) -> ScaleByLr:
     """``u <- -lr * u``, with ``lr`` read from each param group.
 
     ``lr`` here is only the default of the group option ``lr``: torch
@@ -286,7 +286,7 @@ def scale_by_lr(lr: float = 1e-3, *, mask: Mask = None) -> ScaleByLr:
     Example:
         >>> t = scale_by_lr(0.1)
     """
-    return ScaleByLr(check.number("scale_by_lr", "lr", lr), check_mask(mask))
+    return ScaleByLr(check.lr("scale_by_lr", lr), check_mask(mask))
 
 
 @dataclass(frozen=True, repr=False)

@@ -1,0 +1,131 @@
+"""Complex parameters (torch's view_as_real rule), ``maximize``, Tensor ``lr``, torch's state keys."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gradwise import optim as go
+from gradwise.errors import ConfigError
+from gradwise.regularization import L1
+
+# alias name -> (torch class, kwargs both take)
+COMPLEX = {
+    "sgd": (torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.1)),
+    "adam": (torch.optim.Adam, dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+    "adamw": (torch.optim.AdamW, dict(lr=0.05)),
+    "rmsprop": (torch.optim.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
+    "adagrad": (torch.optim.Adagrad, dict(lr=0.1, lr_decay=0.01)),
+}
+
+
+def _loss(w):
+    # Not holomorphic, so the real and imaginary gradients differ.
+    k = torch.arange(w.numel(), dtype=w.real.dtype).reshape(w.shape)
+    return (k * w.abs() ** 2 + (w * w).real + 3 * w.imag).sum()
+
+
+def _complex_run(make, dtype, steps=30):
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(3, 4, dtype=dtype))
+    opt = make([w])
+    for _ in range(steps):
+        opt.zero_grad()
+        _loss(w).backward()
+        opt.step()
+    return w.detach(), opt.state[w]
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX))
+@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64])
+def test_complex_parameters_follow_torch(name, dtype):
+    cls, kw = COMPLEX[name]
+    alias = go.ALIASES[name]
+    ref, ref_state = _complex_run(lambda ps: cls(ps, **kw), dtype)
+    ours, our_state = _complex_run(lambda ps: alias(ps, **kw, decay_mask="all"), dtype)
+    tol = 1e-10 if dtype == torch.complex128 else 1e-5
+    assert (ours - ref).abs().max().item() < tol
+    assert set(our_state) == set(ref_state)
+    for k, v in ref_state.items():
+        assert our_state[k].dtype == v.dtype, k
+    # The complex-square rule (u*u) would give a different point: the parts are independent.
+    start, _ = _complex_run(lambda ps: cls(ps, **kw), dtype, steps=0)
+    assert (ref - start).abs().max().item() > 1e-2
+
+
+def test_issue_example_adam_moves_both_parts():
+    w = torch.nn.Parameter(torch.zeros(1, dtype=torch.complex64))
+    w.grad = torch.tensor([1 + 1j])
+    go.adam([w], lr=0.1).step()
+    assert torch.allclose(w.detach(), torch.tensor([-0.1 - 0.1j]))
+
+
+def test_prox_refuses_complex_parameters():
+    w = torch.nn.Parameter(torch.zeros(2, 2, dtype=torch.complex64))
+    with pytest.raises(ConfigError, match="complex"):
+        go.adam([w], lr=0.1, prox=L1(0.1, mask="all"))
+
+
+@pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_maximize_on_both_paths_is_minimizing_the_negated_loss(name, fused):
+    # maximize f == minimize -f, step for step, on the fused and reference paths.
+    def run(maximize):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(4, 3))
+        opt = go.ALIASES[name]([w], lr=0.01, weight_decay=0.1, fused=fused, maximize=maximize)
+        for _ in range(10):
+            opt.zero_grad()
+            loss = (w.sin() * torch.arange(3.0)).sum()
+            (loss if maximize else -loss).backward()
+            opt.step()
+        return w.detach()
+
+    assert torch.equal(run(True), run(False))
+
+
+def test_tensor_lr_is_followed_by_a_scheduler():
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(5))
+    b = torch.nn.Parameter(a.detach().clone())
+    oa = torch.optim.SGD([a], lr=torch.tensor(0.1), momentum=0.9)
+    ob = go.sgd([b], lr=torch.tensor(0.1), momentum=0.9)
+    sa = torch.optim.lr_scheduler.StepLR(oa, 2, 0.5)
+    sb = torch.optim.lr_scheduler.StepLR(ob, 2, 0.5)
+    for _ in range(6):
+        for w, o, s in ((a, oa, sa), (b, ob, sb)):
+            o.zero_grad()
+            (w**2).sum().backward()
+            o.step()
+            s.step()
+    assert (a - b).abs().max().item() < 1e-6
+    assert isinstance(ob.param_groups[0]["lr"], torch.Tensor)
+    assert ob.param_groups[0]["lr"].item() == pytest.approx(0.0125)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(lr=torch.tensor([0.1, 0.2])), "one floating-point element"),
+        (dict(lr=torch.tensor(-0.1)), "lr must be >= 0"),
+        (dict(maximize="yes"), "maximize must be true or false"),
+    ],
+)
+def test_bad_flags_name_the_option(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        go.adam([torch.nn.Parameter(torch.zeros(2))], **kw)
+
+
+@pytest.mark.parametrize("name, cls, kw", [
+    ("adam", torch.optim.Adam, {}),
+    ("rmsprop", torch.optim.RMSprop, dict(momentum=0.9, centered=True)),
+    ("rmsprop", torch.optim.RMSprop, {}),
+])
+def test_state_keys_are_torchs(name, cls, kw):
+    a = torch.nn.Parameter(torch.ones(3))
+    b = torch.nn.Parameter(torch.ones(3))
+    oa, ob = cls([a], **kw), go.ALIASES[name]([b], **kw)
+    a.grad = b.grad = torch.ones(3)
+    oa.step()
+    ob.step()
+    assert set(ob.state[b]) == set(oa.state[a])

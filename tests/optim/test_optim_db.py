@@ -1,0 +1,82 @@
+"""Every alias follows torch.optim on every configuration of PyTorch's own ``optim_db``.
+
+``optim_db`` (torch/testing/_internal/common_optimizers.py) lists the
+configurations torch's optimizer tests run per algorithm: defaults, each
+option, ``maximize``, a Tensor ``lr``. Each runs 40 steps on a small MLP with
+torch's class and with our alias (``decay_mask="all"``, torch's decay
+everywhere). float64 must agree to 1e-9; float32 to round-off, measured as how
+far torch's own trajectory moves when every initial weight moves by one ulp.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from gradwise import optim as go
+
+# torch class name -> our alias name
+ALIASES = {
+    "SGD": "sgd",
+    "Adam": "adam",
+    "AdamW": "adamw",
+    "RMSprop": "rmsprop",
+    "Adagrad": "adagrad",
+}
+STEPS = 40
+
+
+def _run(make_opt, dtype, perturb=False, bias=True, steps=STEPS):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(64, 5, generator=g, dtype=dtype)
+    y = torch.randn(64, 1, generator=g, dtype=dtype)
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(5, 16, bias=bias), nn.Tanh(), nn.Linear(16, 1, bias=bias)).to(dtype)
+    if perturb:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.nextafter(p, torch.full_like(p, 10.0)))
+    opt = make_opt(net)
+    for _ in range(steps):
+        def closure():
+            opt.zero_grad()
+            loss = nn.functional.mse_loss(net(X), y)
+            loss.backward()
+            return loss
+        opt.step(closure)
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
+def _torch(name, kw):
+    cls = getattr(torch.optim, name)
+    return lambda m: cls(m.parameters(), **_fresh(kw))
+
+
+def _ours(name, kw):
+    alias = go.ALIASES[ALIASES[name]]
+    return lambda m: alias(m.parameters(), **_fresh(kw), decay_mask="all")
+
+
+def _fresh(kw):
+    # A Tensor lr is shared with the optimizer (and may be changed in place).
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", sorted(ALIASES))
+def test_every_optim_db_config_follows_torch(name, dtype, optim_db):
+    rows = optim_db(name, dtype)
+    assert rows, f"optim_db has no configuration for {name}"
+    start = _run(_torch(name, {}), dtype, steps=0)
+    for desc, kw in rows:
+        ref = _run(_torch(name, kw), dtype)
+        ours = _run(_ours(name, kw), dtype)
+        err = (ours - ref).abs().max().item()
+        if dtype == torch.float64:
+            tol = 1e-9
+        else:
+            sens = (_run(_torch(name, kw), dtype, perturb=True) - ref).abs().max().item()
+            tol = max(2e-6, 4 * sens)
+        assert err <= tol, f"{name} [{desc}] {kw}: max |diff| {err:.3g} > {tol:.3g}"
+        assert (ref - start).abs().max().item() > 1e-5, f"{name} [{desc}]: torch did not move"
