@@ -16,6 +16,12 @@ COMPLEX = {
     "adamw": (torch.optim.AdamW, dict(lr=0.05)),
     "rmsprop": (torch.optim.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
     "adagrad": (torch.optim.Adagrad, dict(lr=0.1, lr_decay=0.01)),
+    "nadam": (torch.optim.NAdam, dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
+    "radam": (torch.optim.RAdam, dict(lr=0.05, weight_decay=0.1)),
+    "adamax": (torch.optim.Adamax, dict(lr=0.05, weight_decay=0.1)),
+    "adadelta": (torch.optim.Adadelta, dict(lr=1.0, weight_decay=0.1)),
+    "asgd": (torch.optim.ASGD, dict(lr=0.02, t0=10, weight_decay=0.1)),
+    "rprop": (torch.optim.Rprop, dict(lr=0.01)),
 }
 
 
@@ -129,3 +135,21 @@ def test_state_keys_are_torchs(name, cls, kw):
     oa.step()
     ob.step()
     assert set(ob.state[b]) == set(oa.state[a])
+
+
+@pytest.mark.parametrize(
+    "name, kw, match",
+    [
+        ("rprop", dict(etas=(1.2, 0.5)), "etas must satisfy 0 < etaminus < 1 < etaplus"),
+        ("rprop", dict(step_sizes=(1.0, 0.1)), "step_sizes must be"),
+        ("asgd", dict(lambd=-1), "asgd: lambd must be >= 0"),
+        ("nadam", dict(momentum_decay=-1e-3), "momentum_decay must be >= 0"),
+        ("radam", dict(betas=(0.9, 1.0)), r"betas\[1\] must be in"),
+        ("adadelta", dict(rho=1.5), r"rho must be in \[0, 1\]"),
+        ("nadam", dict(decoupled=False, decoupled_weight_decay=True), "contradicts"),
+        ("asgd", dict(decoupled=True), "unexpected keyword"),
+    ],
+)
+def test_new_aliases_name_the_bad_option(name, kw, match):
+    with pytest.raises((ConfigError, TypeError), match=match):
+        go.ALIASES[name]([torch.nn.Parameter(torch.zeros(2))], **kw)

@@ -23,6 +23,12 @@ ALIASES = {
     "AdamW": "adamw",
     "RMSprop": "rmsprop",
     "Adagrad": "adagrad",
+    "NAdam": "nadam",
+    "RAdam": "radam",
+    "Adamax": "adamax",
+    "Adadelta": "adadelta",
+    "ASGD": "asgd",
+    "Rprop": "rprop",
 }
 STEPS = 40
 

@@ -2,8 +2,9 @@
 
 A transform is an ``init``/``update`` pair with a typed state (optax's design);
 ``chain`` composes them and ``Optimizer`` runs a chain inside any PyTorch
-training loop. The aliases ``sgd``, ``adam``, ``adamw``, ``rmsprop`` and
-``adagrad`` take torch.optim's arguments and follow its trajectories, and add
+training loop. The aliases (``sgd``, ``adam``, ``adamw``, ``rmsprop``,
+``adagrad``, ``nadam``, ``radam``, ``adamax``, ``adadelta``, ``asgd``,
+``rprop``) take torch.optim's arguments and follow its trajectories, and add
 one weight-decay API (``weight_decay``, ``decoupled``, ``decay_mask``) and
 proximal regularization (``prox=L1(lam)`` gives exact zeros).
 
@@ -15,10 +16,22 @@ Example:
     >>> sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
 """
 
+from gradwise.optim._adaptive import (
+    AdadeltaState,
+    AdamaxState,
+    NadamState,
+    RadamState,
+    scale_by_adadelta,
+    scale_by_adamax,
+    scale_by_nadam,
+    scale_by_radam,
+)
 from gradwise.optim._alias import ALIASES, adagrad, adam, adamw, build, rmsprop, sgd
+from gradwise.optim._alias_torch import adadelta, adamax, asgd, nadam, radam, rprop
 from gradwise.optim._base import Chain, EmptyState, Transform, chain
 from gradwise.optim._decay import add_decayed_weights, add_l2, prox
 from gradwise.optim._optimizer import Optimizer
+from gradwise.optim._signed import AsgdState, RpropState, asgd_step, rprop_step
 from gradwise.optim._transforms import (
     AdagradState,
     AdamState,
@@ -34,28 +47,46 @@ from gradwise.optim._transforms import (
 
 __all__ = [
     "ALIASES",
+    "AdadeltaState",
     "AdagradState",
     "AdamState",
+    "AdamaxState",
+    "AsgdState",
     "Chain",
     "EmptyState",
     "MomentumState",
+    "NadamState",
     "Optimizer",
+    "RadamState",
     "RmsState",
+    "RpropState",
     "Transform",
+    "adadelta",
     "adagrad",
     "adam",
+    "adamax",
     "adamw",
     "add_decayed_weights",
     "add_l2",
+    "asgd",
+    "asgd_step",
     "build",
     "chain",
     "clip_by_global_norm",
+    "nadam",
     "prox",
+    "radam",
     "rmsprop",
+    "rprop",
+    "rprop_step",
+    "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
+    "scale_by_adamax",
     "scale_by_lr",
     "scale_by_momentum",
+    "scale_by_nadam",
+    "scale_by_radam",
     "scale_by_rms",
     "sgd",
 ]

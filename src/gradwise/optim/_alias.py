@@ -21,58 +21,22 @@ and ignored: gradwise chooses its own path (see ``_dispatch``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from gradwise.errors import ConfigError, unknown
+from gradwise.optim import _alias_torch
 from gradwise.optim import _validate as check
-from gradwise.optim._base import Transform, chain
-from gradwise.optim._decay import add_decayed_weights, add_l2
-from gradwise.optim._decay import prox as prox_transform
+from gradwise.optim._assemble import Params
+from gradwise.optim._assemble import assemble as _assemble
 from gradwise.optim._optimizer import Optimizer
 from gradwise.optim._transforms import (
     scale_by_adagrad,
     scale_by_adam,
-    scale_by_lr,
     scale_by_momentum,
     scale_by_rms,
 )
-from gradwise.regularization import Mask, Penalty, check_mask, penalty
-
-Params = Iterable[Any]
-
-
-def _assemble(
-    owner: str,
-    params: Params,
-    core: list[Transform],
-    lr: float,
-    weight_decay: float,
-    decoupled: bool,
-    decay_mask: Mask,
-    prox: Penalty | None,
-    fused: bool | None,
-    maximize: bool = False,
-) -> Optimizer:
-    lr = check.lr(owner, lr)
-    maximize = check.flag(owner, "maximize", maximize)
-    wd = check.number(owner, "weight_decay", weight_decay)
-    decoupled = check.flag(owner, "decoupled", decoupled)
-    mask = check_mask(decay_mask, f"{owner}: decay_mask")
-    if prox is not None and not isinstance(prox, Penalty):
-        raise ConfigError(
-            f"{owner}: prox must be a penalty such as gradwise.regularization.L1(lam) or None; "
-            f"got {prox!r}"
-        )
-    # The decay transform stays in the chain when weight_decay is 0, so that a
-    # param group may still set its own weight_decay.
-    if decoupled:
-        parts = [*core, add_decayed_weights(wd, mask=mask), scale_by_lr(lr)]
-    else:
-        parts = [add_l2(wd, mask=mask), *core, scale_by_lr(lr)]
-    if prox is not None:
-        parts.append(prox_transform(prox))
-    return Optimizer(params, chain(*parts), fused=fused, maximize=maximize)
+from gradwise.regularization import Mask, Penalty, penalty
 
 
 def sgd(
@@ -233,7 +197,8 @@ def adagrad(
     return _assemble("adagrad", params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize)
 
 
-ALIASES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad}
+ALIASES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad,
+           **_alias_torch.ALIASES}
 
 _OPTIONS = {
     "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"),
@@ -241,6 +206,7 @@ _OPTIONS = {
     "adamw": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"),
     "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
     "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
+    **_alias_torch.OPTIONS,
 }
 _COMMON = ("decoupled", "decay_mask", "prox")
 
