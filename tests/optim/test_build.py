@@ -74,10 +74,14 @@ def test_config_errors_are_value_errors():
         ("adadelta", {"rho": 0.95}, "rho"),
         ("asgd", {"t0": 100}, "t0"),
         ("rprop", {"etas": [0.4, 1.3]}, "etas"),
+        ("adafactor", {"d": 1.5}, "d"),
+        ("muon", {"ns_steps": 6}, "ns_steps"),
+        ("sparse_adam", {"eps": 1e-7}, "eps"),
     ],
 )
 def test_build_reaches_the_torch_aliases(name, hyper, group_key):
-    opt = go.build(_params(), name, lr=0.01, **hyper)
+    params = nn.Linear(3, 2, bias=False).parameters() if name == "muon" else _params()
+    opt = go.build(params, name, lr=0.01, **hyper)
     value = hyper[group_key]
     assert opt.param_groups[0][group_key] == (tuple(value) if isinstance(value, list) else value)
     with pytest.raises(ConfigError, match=f"optimizer '{name}' has no option 'nesterov'"):

@@ -153,3 +153,29 @@ def test_state_keys_are_torchs(name, cls, kw):
 def test_new_aliases_name_the_bad_option(name, kw, match):
     with pytest.raises((ConfigError, TypeError), match=match):
         go.ALIASES[name]([torch.nn.Parameter(torch.zeros(2))], **kw)
+
+
+@pytest.mark.parametrize("name", ["adafactor", "muon", "sparse_adam"])
+def test_real_only_algorithms_refuse_complex_parameters(name):
+    with pytest.raises(ConfigError, match=f"{name}: complex parameters are not supported"):
+        go.ALIASES[name]([torch.nn.Parameter(torch.zeros(2, 2, dtype=torch.complex64))])
+
+
+@pytest.mark.parametrize(
+    "name, kw, match",
+    [
+        ("muon", dict(adjust_lr_fn="nope"), "adjust_lr_fn must be None"),
+        ("muon", dict(ns_steps=100), r"ns_steps must be an integer in \[0, 100\)"),
+        ("adafactor", dict(beta2_decay=0.5), "beta2_decay must be <= 0"),
+        ("adafactor", dict(d=0.5), "d must be >= 1"),
+        ("adafactor", dict(eps=1e-3), "eps must be a pair"),
+    ],
+)
+def test_matrix_aliases_name_the_bad_option(name, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        go.ALIASES[name]([torch.nn.Parameter(torch.zeros(2, 2))], **kw)
+
+
+def test_muon_refuses_vectors():
+    with pytest.raises(ConfigError, match=r"muon: every parameter must be 2-D.*\(3,\)"):
+        go.muon([torch.nn.Parameter(torch.zeros(3))])

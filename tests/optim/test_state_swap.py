@@ -24,6 +24,8 @@ PAIRS = {
     "adadelta": (torch.optim.Adadelta, dict(lr=1.0)),
     "asgd": (torch.optim.ASGD, dict(lr=0.05, t0=5)),
     "rprop": (torch.optim.Rprop, dict(lr=1e-3)),
+    "adafactor": (torch.optim.Adafactor, dict(lr=1e-2, weight_decay=0.1)),
+    "muon": (torch.optim.Muon, dict(lr=2e-2)),
 }
 
 
@@ -36,9 +38,9 @@ def _steps(net, opt, n):
         opt.step()
 
 
-def _net():
+def _net(bias=True):
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)).to(F64)
+    return nn.Sequential(nn.Linear(4, 8, bias=bias), nn.Tanh(), nn.Linear(8, 1, bias=bias)).to(F64)
 
 
 def _flat(net):
@@ -50,23 +52,63 @@ def _flat(net):
 def test_state_dict_swaps_with_torch(name, direction):
     cls, kw = PAIRS[name]
 
+    extra = {} if name == "muon" else {"decay_mask": "all"}
+    bias = name != "muon"
+
     def ours(ps):
-        return go.ALIASES[name](ps, **kw, decay_mask="all")
+        return go.ALIASES[name](ps, **kw, **extra)
 
     def theirs(ps):
         return cls(ps, **kw)
 
     first, second = (theirs, ours) if direction == "torch->ours" else (ours, theirs)
-    straight = _net()
+    straight = _net(bias)
     opt = theirs(straight.parameters())
     _steps(straight, opt, 20)
-    a = _net()
+    a = _net(bias)
     opt_a = first(a.parameters())
     _steps(a, opt_a, 10)
-    b = _net()
+    b = _net(bias)
     b.load_state_dict(a.state_dict())
     opt_b = second(b.parameters())
     opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
     assert set(opt_b.state[next(b.parameters())]) == set(opt_a.state[next(a.parameters())])
     _steps(b, opt_b, 10)
     assert (_flat(b) - _flat(straight)).abs().max().item() < 1e-9
+
+
+def test_sparse_adam_state_dict_swaps_with_torch():
+    def run(first, second):
+        torch.manual_seed(0)
+        emb = nn.Embedding(20, 3, sparse=True).to(F64)
+        g = torch.Generator().manual_seed(1)
+        idx = [torch.randint(0, 20, (6,), generator=g) for _ in range(4)]
+        opt = first(emb.parameters())
+        for i in range(20):
+            if i == 10:
+                sd = copy.deepcopy(opt.state_dict())
+                opt = second(emb.parameters())
+                opt.load_state_dict(sd)
+            opt.zero_grad()
+            emb(idx[i % 4]).tanh().sum().backward()
+            opt.step()
+        return emb.weight.detach()
+
+    def ours(ps):
+        return go.sparse_adam(ps, lr=0.05)
+
+    def theirs(ps):
+        return torch.optim.SparseAdam(ps, lr=0.05)
+
+    ref = run(theirs, theirs)
+    assert (run(theirs, ours) - ref).abs().max().item() < 1e-12
+    assert (run(ours, theirs) - ref).abs().max().item() < 1e-12
+    w = nn.Parameter(torch.zeros(3))
+    w.grad = torch.ones(3)
+    with pytest.raises(RuntimeError, match="sparse gradients"):
+        go.sparse_adam([w]).step()
+    with pytest.raises(RuntimeError, match="use gradwise.optim.sparse_adam"):
+        emb = nn.Embedding(4, 2, sparse=True)
+        opt = go.adam(emb.parameters())
+        emb(torch.tensor([1])).sum().backward()
+        opt.step()

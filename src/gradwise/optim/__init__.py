@@ -4,7 +4,7 @@ A transform is an ``init``/``update`` pair with a typed state (optax's design);
 ``chain`` composes them and ``Optimizer`` runs a chain inside any PyTorch
 training loop. The aliases (``sgd``, ``adam``, ``adamw``, ``rmsprop``,
 ``adagrad``, ``nadam``, ``radam``, ``adamax``, ``adadelta``, ``asgd``,
-``rprop``) take torch.optim's arguments and follow its trajectories, and add
+``rprop``, ``adafactor``, ``muon``, ``sparse_adam``) take torch.optim's arguments and follow its trajectories, and add
 one weight-decay API (``weight_decay``, ``decoupled``, ``decay_mask``) and
 proximal regularization (``prox=L1(lam)`` gives exact zeros).
 
@@ -27,11 +27,30 @@ from gradwise.optim._adaptive import (
     scale_by_radam,
 )
 from gradwise.optim._alias import ALIASES, adagrad, adam, adamw, build, rmsprop, sgd
-from gradwise.optim._alias_torch import adadelta, adamax, asgd, nadam, radam, rprop
+from gradwise.optim._alias_torch import (
+    adadelta,
+    adafactor,
+    adamax,
+    asgd,
+    muon,
+    nadam,
+    radam,
+    rprop,
+    sparse_adam,
+)
 from gradwise.optim._base import Chain, EmptyState, Transform, chain
 from gradwise.optim._decay import add_decayed_weights, add_l2, prox
+from gradwise.optim._matrix import (
+    AdafactorState,
+    MuonState,
+    muon_step,
+    newton_schulz,
+    scale_by_adafactor,
+    scale_by_muon,
+)
 from gradwise.optim._optimizer import Optimizer
 from gradwise.optim._signed import AsgdState, RpropState, asgd_step, rprop_step
+from gradwise.optim._sparse import SparseAdamState, scale_by_sparse_adam
 from gradwise.optim._transforms import (
     AdagradState,
     AdamState,
@@ -48,6 +67,7 @@ from gradwise.optim._transforms import (
 __all__ = [
     "ALIASES",
     "AdadeltaState",
+    "AdafactorState",
     "AdagradState",
     "AdamState",
     "AdamaxState",
@@ -55,13 +75,16 @@ __all__ = [
     "Chain",
     "EmptyState",
     "MomentumState",
+    "MuonState",
     "NadamState",
     "Optimizer",
     "RadamState",
     "RmsState",
     "RpropState",
+    "SparseAdamState",
     "Transform",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
@@ -73,20 +96,27 @@ __all__ = [
     "build",
     "chain",
     "clip_by_global_norm",
+    "muon",
+    "muon_step",
     "nadam",
+    "newton_schulz",
     "prox",
     "radam",
     "rmsprop",
     "rprop",
     "rprop_step",
     "scale_by_adadelta",
+    "scale_by_adafactor",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_lr",
     "scale_by_momentum",
+    "scale_by_muon",
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
+    "scale_by_sparse_adam",
     "sgd",
+    "sparse_adam",
 ]

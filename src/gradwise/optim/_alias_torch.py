@@ -1,4 +1,5 @@
-"""The rest of torch.optim as aliases: nadam, radam, adamax, adadelta, asgd, rprop.
+"""The rest of torch.optim as aliases: nadam, radam, adamax, adadelta, asgd, rprop,
+adafactor, muon, sparse_adam (lbfgs, closure-based, is ``gradwise.optim.LBFGS``).
 
 Arguments, defaults and trajectories are torch.optim's (checked on every
 configuration of torch's own ``optim_db``). Each alias also takes the common
@@ -19,8 +20,13 @@ from gradwise.optim._adaptive import (
     scale_by_radam,
 )
 from gradwise.optim._assemble import Params, assemble
+from gradwise.optim._base import chain
+from gradwise.optim._decay import prox as prox_transform
+from gradwise.optim._matrix import muon_step, scale_by_adafactor
 from gradwise.optim._optimizer import Optimizer
 from gradwise.optim._signed import asgd_step, rprop_step
+from gradwise.optim._sparse import scale_by_sparse_adam
+from gradwise.optim._transforms import scale_by_lr
 from gradwise.regularization import Mask, Penalty
 
 
@@ -207,8 +213,118 @@ def rprop(
                     signed=True)
 
 
+def adafactor(
+    params: Params,
+    lr: float = 1e-2,
+    beta2_decay: float = -0.8,
+    eps: tuple[float | None, float] = (None, 1e-3),
+    d: float = 1.0,
+    weight_decay: float = 0.0,
+    *,
+    decoupled: bool = True,
+    decay_mask: Mask = "auto",
+    prox: Penalty | None = None,
+    maximize: bool = False,
+    foreach: bool | None = None,
+) -> Optimizer:
+    """Adafactor (Shazeer & Stern 2018), as ``torch.optim.Adafactor``.
+
+    Factored second moments for matrices (row and column means), a relative
+    step ``max(eps2, RMS(w)) * min(lr, 1/sqrt(t))`` and update clipping at
+    RMS ``d``; no first moment. See ``scale_by_adafactor``. Weight decay is
+    decoupled as in torch: ``w <- w - lr * weight_decay * w``.
+
+    Example:
+        >>> import torch
+        >>> opt = adafactor(torch.nn.Linear(4, 2).parameters(), lr=1e-2)
+    """
+    core = [scale_by_adafactor(lr, beta2_decay, eps, d)]
+    opt = assemble("adafactor", params, core, lr, weight_decay, decoupled, decay_mask, prox, False,
+                   maximize)
+    return _real_only(opt, "adafactor")
+
+
+def muon(
+    params: Params,
+    lr: float = 1e-3,
+    weight_decay: float = 0.1,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = (3.4445, -4.7750, 2.0315),
+    eps: float = 1e-7,
+    ns_steps: int = 5,
+    adjust_lr_fn: str | None = None,
+    *,
+    prox: Penalty | None = None,
+    maximize: bool = False,
+) -> Optimizer:
+    """Muon (Jordan et al. 2024), as ``torch.optim.Muon``: orthogonalized momentum for 2-D weights.
+
+    ``B <- lerp(B, g, 1 - momentum)``, ``O = NS(lerp(g, B, momentum))`` (Nesterov)
+    by 5 Newton-Schulz steps in bfloat16, ``w <- w - lr * wd * w - lr * r * O`` with
+    ``r = sqrt(max(1, rows/cols))``. Every parameter must be a matrix; give
+    biases, norms and embeddings to another optimizer (its own param group
+    cannot share one Optimizer with a different chain). As in torch, every
+    matrix decays (no ``decay_mask``); ``scale_by_muon`` is the composable
+    direction for chains of your own. ``maximize`` is a gradwise addition.
+
+    Example:
+        >>> import torch
+        >>> opt = muon([torch.nn.Linear(4, 8, bias=False).weight], lr=0.02)
+    """
+    owner = "muon"
+    parts = [muon_step(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn)]
+    if prox is not None:
+        parts.append(prox_transform(prox))
+    opt = Optimizer(params, chain(*parts), fused=False, maximize=check.flag(owner, "maximize", maximize))
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.ndim != 2:
+                raise ConfigError(f"muon: every parameter must be 2-D (a weight matrix); got shape "
+                                  f"{tuple(p.shape)}; put biases and norms in another optimizer")
+    return _real_only(opt, owner)
+
+
+def sparse_adam(
+    params: Params,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    *,
+    prox: Penalty | None = None,
+    maximize: bool = False,
+) -> Optimizer:
+    """SparseAdam, as ``torch.optim.SparseAdam``: Adam on the entries of sparse gradients.
+
+    For ``nn.Embedding(sparse=True)``: only the rows in the gradient update
+    their moments and weights (``scale_by_sparse_adam``). Dense gradients are
+    refused, as torch refuses them.
+
+    Example:
+        >>> import torch
+        >>> emb = torch.nn.Embedding(10, 3, sparse=True)
+        >>> opt = sparse_adam(emb.parameters(), lr=1e-2)
+    """
+    owner = "sparse_adam"
+    parts = [scale_by_sparse_adam(betas, eps), scale_by_lr(check.lr(owner, lr))]
+    if prox is not None:
+        parts.append(prox_transform(prox))
+    opt = Optimizer(params, chain(*parts), fused=False, maximize=check.flag(owner, "maximize", maximize))
+    return _real_only(opt, owner)
+
+
+def _real_only(opt: Optimizer, owner: str) -> Optimizer:
+    # As torch: these algorithms are defined on real tensors only.
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.is_complex():
+                raise ConfigError(f"{owner}: complex parameters are not supported (shape "
+                                  f"{tuple(p.shape)}, {p.dtype}), as in torch.optim")
+    return opt
+
+
 ALIASES = {"nadam": nadam, "radam": radam, "adamax": adamax, "adadelta": adadelta, "asgd": asgd,
-           "rprop": rprop}
+           "rprop": rprop, "adafactor": adafactor, "muon": muon, "sparse_adam": sparse_adam}
 _WD = ("weight_decay", "maximize")
 OPTIONS = {
     "nadam": ("lr", "betas", "eps", "momentum_decay", "decoupled_weight_decay", *_WD),
@@ -217,4 +333,7 @@ OPTIONS = {
     "adadelta": ("lr", "rho", "eps", *_WD),
     "asgd": ("lr", "lambd", "alpha", "t0", *_WD),
     "rprop": ("lr", "etas", "step_sizes", *_WD),
+    "adafactor": ("lr", "beta2_decay", "eps", "d", *_WD),
+    "muon": ("lr", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn", *_WD),
+    "sparse_adam": ("lr", "betas", "eps", "maximize"),
 }

@@ -56,6 +56,7 @@ class Transform:
     hyper: ClassVar[tuple[str, ...]] = ()
     tree: ClassVar[bool] = False
     post_step: ClassVar[bool] = False
+    sparse: ClassVar[bool] = False  # takes sparse gradients (SparseAdam)
 
     def init(self, param: Tensor) -> tuple:
         """Return the initial state for ``param``."""

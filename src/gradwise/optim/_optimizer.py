@@ -206,9 +206,9 @@ class Optimizer(torch.optim.Optimizer):
                 g = p.grad
                 if g is None:
                     continue
-                if g.is_sparse:
-                    raise RuntimeError("gradwise optimizers do not support sparse gradients; "
-                                       "use gradwise.optim.sparse_adam")
+                if g.is_sparse and not any(getattr(t, "sparse", False) for t in self.leaves):
+                    raise RuntimeError("this chain does not take sparse gradients "
+                                       "(nn.Embedding(sparse=True)); use gradwise.optim.sparse_adam")
                 st = self.state[p]
                 if not st:
                     self.init_state(p, plan, st)

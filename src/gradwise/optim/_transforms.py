@@ -272,7 +272,8 @@ class ScaleByLr(Transform):
     hyper = ("lr",)
 
     def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group):
-        return u * -self.option(group, "lr"), state
+        lr = self.option(group, "lr")
+        return u * -(check.as_float(lr) if u.is_sparse else lr), state
 
 
 def scale_by_lr(lr: float | Tensor = 1e-3, *, mask: Mask = None) -> ScaleByLr:
