@@ -4,7 +4,7 @@ A transform is an ``init``/``update`` pair with a typed state (optax's design);
 ``chain`` composes them and ``Optimizer`` runs a chain inside any PyTorch
 training loop. The aliases (``sgd``, ``adam``, ``adamw``, ``rmsprop``,
 ``adagrad``, ``nadam``, ``radam``, ``adamax``, ``adadelta``, ``asgd``,
-``rprop``, ``adafactor``, ``muon``, ``sparse_adam``) take torch.optim's arguments and follow its trajectories, and add
+``rprop``, ``adafactor``, ``muon``, ``sparse_adam``, ``lbfgs``) take torch.optim's arguments and follow its trajectories, and add
 one weight-decay API (``weight_decay``, ``decoupled``, ``decay_mask``) and
 proximal regularization (``prox=L1(lam)`` gives exact zeros).
 
@@ -40,6 +40,7 @@ from gradwise.optim._alias_torch import (
 )
 from gradwise.optim._base import Chain, EmptyState, Transform, chain
 from gradwise.optim._decay import add_decayed_weights, add_l2, prox
+from gradwise.optim._lbfgs import LBFGS, cubic_interpolate, lbfgs, lbfgs_direction, strong_wolfe
 from gradwise.optim._matrix import (
     AdafactorState,
     MuonState,
@@ -74,6 +75,7 @@ __all__ = [
     "AsgdState",
     "Chain",
     "EmptyState",
+    "LBFGS",
     "MomentumState",
     "MuonState",
     "NadamState",
@@ -96,6 +98,9 @@ __all__ = [
     "build",
     "chain",
     "clip_by_global_norm",
+    "cubic_interpolate",
+    "lbfgs",
+    "lbfgs_direction",
     "muon",
     "muon_step",
     "nadam",
@@ -119,4 +124,5 @@ __all__ = [
     "scale_by_sparse_adam",
     "sgd",
     "sparse_adam",
+    "strong_wolfe",
 ]

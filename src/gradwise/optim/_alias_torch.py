@@ -22,6 +22,7 @@ from gradwise.optim._adaptive import (
 from gradwise.optim._assemble import Params, assemble
 from gradwise.optim._base import chain
 from gradwise.optim._decay import prox as prox_transform
+from gradwise.optim._lbfgs import lbfgs
 from gradwise.optim._matrix import muon_step, scale_by_adafactor
 from gradwise.optim._optimizer import Optimizer
 from gradwise.optim._signed import asgd_step, rprop_step
@@ -324,7 +325,7 @@ def _real_only(opt: Optimizer, owner: str) -> Optimizer:
 
 
 ALIASES = {"nadam": nadam, "radam": radam, "adamax": adamax, "adadelta": adadelta, "asgd": asgd,
-           "rprop": rprop, "adafactor": adafactor, "muon": muon, "sparse_adam": sparse_adam}
+           "rprop": rprop, "adafactor": adafactor, "muon": muon, "sparse_adam": sparse_adam, "lbfgs": lbfgs}
 _WD = ("weight_decay", "maximize")
 OPTIONS = {
     "nadam": ("lr", "betas", "eps", "momentum_decay", "decoupled_weight_decay", *_WD),
@@ -336,4 +337,6 @@ OPTIONS = {
     "adafactor": ("lr", "beta2_decay", "eps", "d", *_WD),
     "muon": ("lr", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn", *_WD),
     "sparse_adam": ("lr", "betas", "eps", "maximize"),
+    "lbfgs": ("lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size",
+              "line_search_fn", "maximize"),
 }
