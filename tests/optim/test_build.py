@@ -86,3 +86,9 @@ def test_build_reaches_the_torch_aliases(name, hyper, group_key):
     assert opt.param_groups[0][group_key] == (tuple(value) if isinstance(value, list) else value)
     with pytest.raises(ConfigError, match=f"optimizer '{name}' has no option 'centered'"):
         go.build(_params(), name, centered=True)
+
+
+@pytest.mark.parametrize("name", ["lion", "lamb", "lars", "schedule_free_adamw", "schedule_free_sgd"])
+def test_build_reaches_the_modern_aliases(name):
+    opt = go.build(_params(), name, lr=0.01, weight_decay=0.1)
+    assert opt.param_groups[0]["lr"] == 0.01 and opt.param_groups[0]["weight_decay"] == 0.1

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gradwise.errors import ConfigError, unknown
-from gradwise.optim import _alias_torch
+from gradwise.optim import _alias_modern, _alias_torch
 from gradwise.optim import _validate as check
 from gradwise.optim._assemble import Params
 from gradwise.optim._assemble import assemble as _assemble
@@ -198,7 +198,7 @@ def adagrad(
 
 
 ALIASES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad,
-           **_alias_torch.ALIASES}
+           **_alias_torch.ALIASES, **_alias_modern.ALIASES}
 
 _OPTIONS = {
     "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"),
@@ -207,6 +207,7 @@ _OPTIONS = {
     "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
     "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
     **_alias_torch.OPTIONS,
+    **_alias_modern.OPTIONS,
 }
 _COMMON = ("decoupled", "decay_mask", "prox")
 
