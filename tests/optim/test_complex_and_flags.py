@@ -11,7 +11,7 @@ from gradwise.regularization import L1
 
 # alias name -> (torch class, kwargs both take)
 COMPLEX = {
-    "sgd": (torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.1)),
+    "sgd": (torch.optim.SGD, dict(lr=0.01, momentum=0.9, weight_decay=0.1)),
     "adam": (torch.optim.Adam, dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
     "adamw": (torch.optim.AdamW, dict(lr=0.05)),
     "rmsprop": (torch.optim.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),

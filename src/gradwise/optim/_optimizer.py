@@ -10,8 +10,9 @@ from torch import Tensor
 
 from gradwise.errors import ConfigError
 from gradwise.optim import _dispatch
-from gradwise.optim._base import Group, Transform, chain, leaves_of
-from gradwise.optim._decay import Prox, apply_prox
+from gradwise.optim._base import EmptyState, Group, Transform, chain, leaves_of
+from gradwise.optim._decay import AddDecayedWeights, Prox, apply_prox
+from gradwise.optim._transforms import ScaleByLr
 from gradwise.regularization import selects
 from gradwise.regularization._penalties import Factor
 
@@ -95,6 +96,7 @@ class Optimizer(torch.optim.Optimizer):
             raise ConfigError("prox needs a step size: add scale_by_lr to the chain or pass lr=")
         self.fused = fused
         self._keys = _state_keys(leaves)
+        self._tail = _tail(leaves)
         self._fast = _dispatch.match(leaves) if fused is not False else None
         if fused and self._fast is None:
             raise ConfigError(
@@ -142,7 +144,7 @@ class Optimizer(torch.optim.Optimizer):
                 # stays out of the dict, so the keys are torch's.
                 state.update((k, v) for k, v in zip(keys, leaf.init(param)) if v is not None)
 
-    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast")
+    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast", "_tail")
 
     def __getstate__(self) -> dict[str, Any]:
         # torch pickles only defaults, state and param_groups; the chain is
@@ -222,7 +224,10 @@ class Optimizer(torch.optim.Optimizer):
                 plans.append(plan)
                 states.append(st)
                 ups.append(g)
+        tail = self._tail
         for j, (leaf, keys) in enumerate(zip(self.leaves, self._keys)):
+            if tail is not None and j >= tail[0]:
+                break  # [add_decayed_weights] scale_by_lr: folded into the final add below
             if leaf.tree:
                 ups = leaf.update_tree(ups)  # type: ignore[attr-defined]
                 continue
@@ -243,13 +248,52 @@ class Optimizer(torch.optim.Optimizer):
                 ups[i], new = leaf.update(ups[i], st, p, groups[i])
                 if new is not st:
                     d.update((k, v) for k, v in zip(keys, new) if v is not None)
-        for p, u in zip(params, ups):
-            p.add_(u)
+        if tail is None:
+            for p, u in zip(params, ups):
+                p.add_(u)
+        else:
+            self._apply_tail(tail, params, groups, plans, states, ups)
         if self.prox is not None:
             for group, group_plans in work:
                 pairs = [(p, pl.factor) for p, pl in zip(group["params"], group_plans)
                          if p.grad is not None and pl.factor is not None]
                 apply_prox(self.prox, ([p for p, _ in pairs], [f for _, f in pairs]), group["lr"])
+
+    def _apply_tail(self, tail: tuple[int, int, int | None], params: list[Tensor], groups: list[Group],
+                    plans: list[ParamPlan], states: list[dict[str, Any]], ups: list[Tensor]) -> None:
+        # w <- w (1 - lr wd) - lr u in place, as torch.optim's loops do it:
+        # no tensor for -lr (u + wd w), one pass less per parameter.
+        _, j_lr, j_dec = tail
+        for i, p in enumerate(params):
+            g, u = groups[i], ups[i]
+            lr = g["lr"]
+            if isinstance(lr, Tensor):  # keep the Tensor arithmetic of the transforms
+                for j in (j_dec, j_lr):
+                    if j is not None and plans[i].active[j]:
+                        u, _ = self.leaves[j].update(u, EmptyState(), p, g)
+                p.add_(u)
+                continue
+            if j_dec is not None and plans[i].active[j_dec]:
+                wd = g["weight_decay"]
+                if wd:
+                    p.mul_(1 - lr * wd)
+            p.add_(u, alpha=-lr)
+
+
+def _tail(leaves: Sequence[Transform]) -> tuple[int, int, int | None] | None:
+    """``(first folded leaf, scale_by_lr, add_decayed_weights or None)`` when the chain ends so.
+
+    Only when ``scale_by_lr`` is the last leaf before a ``prox`` and has no mask.
+    """
+    body = [j for j, t in enumerate(leaves) if not t.post_step]
+    if not body:
+        return None
+    j = body[-1]
+    if not isinstance(leaves[j], ScaleByLr) or leaves[j].mask not in (None, "all") or len(body) != j + 1:
+        return None
+    if j > 0 and isinstance(leaves[j - 1], AddDecayedWeights):
+        return (j - 1, j, j - 1)
+    return (j, j, None)
 
 
 def _as_real(v: Any) -> Any:
