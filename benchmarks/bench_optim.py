@@ -123,7 +123,7 @@ def _closure_params(shapes, sparse=False):
         for p in ps:
             rows = torch.randint(0, p.shape[0], (64,), generator=g).unique()
             vals = torch.randn(len(rows), p.shape[1], generator=g) * 1e-2
-            p.grad = torch.sparse_coo_tensor(rows[None], vals, p.shape).coalesce()
+            p.grad = torch.sparse_coo_tensor(rows[None], vals, p.shape, check_invariants=True).coalesce()
     return ps
 
 
