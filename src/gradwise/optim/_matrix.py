@@ -179,6 +179,7 @@ class MuonStep(ScaleByMuon):
     lr: float = 1e-3
     weight_decay: float = 0.1
     hyper = ScaleByMuon.hyper + ("lr", "weight_decay")
+    moves_param = True
 
     def update(self, u: Tensor, state: MuonState, param: Tensor, group: Group):
         o, state = self._orthogonal(u, state, group)
@@ -186,8 +187,8 @@ class MuonStep(ScaleByMuon):
         # torch's order and scalar types (a Tensor lr stays a Tensor): the
         # bfloat16 iteration turns any round-off difference in w into a
         # visible one, so the step is w (1 - lr wd) - lr r O exactly as torch's.
-        new = param.mul(1 - lr * wd).add_(o, alpha=-(lr * self.ratio(param, group)))
-        return new.sub_(param), state
+        param.mul_(1 - lr * wd).add_(o, alpha=-(lr * self.ratio(param, group)))
+        return None, state
 
 
 def scale_by_muon(
@@ -225,7 +226,7 @@ def muon_step(
     ns_steps: int = 5,
     adjust_lr_fn: str | None = None,
 ) -> MuonStep:
-    """Muon's signed step ``w (1 - lr wd) - lr r NS(D) - w``, as ``torch.optim.Muon`` computes it.
+    """Muon's whole step ``w <- w (1 - lr wd) - lr r NS(D)`` in place, as ``torch.optim.Muon`` computes it.
 
     ``scale_by_muon`` is the composable direction; this transform makes the
     whole step in torch's order of operations, because the bfloat16

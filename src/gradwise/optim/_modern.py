@@ -177,6 +177,7 @@ class Lookahead(Transform):
     alpha: float = 0.5
     mask: Mask = None
     State = LookaheadState
+    moves_param = True
 
     def init(self, param: Tensor) -> LookaheadState:
         return LookaheadState(param.detach().clone(), _step_counter(param).cpu())
@@ -184,12 +185,11 @@ class Lookahead(Transform):
     def update(self, u: Tensor, state: LookaheadState, param: Tensor, group: Group):
         slow, step = state
         step += 1
-        if int(step.item()) % self.k:
-            return u, state
-        fast = param + u
-        fast.lerp_(slow, 1.0 - self.alpha)  # alpha fast + (1 - alpha) slow
-        slow.copy_(fast)
-        return fast.sub_(param), state
+        param.add_(u)
+        if int(step.item()) % self.k == 0:
+            param.lerp_(slow, 1.0 - self.alpha)  # alpha fast + (1 - alpha) slow
+            slow.copy_(param)
+        return None, state
 
 
 def lookahead(k: int = 5, alpha: float = 0.5, *, mask: Mask = None) -> Lookahead:

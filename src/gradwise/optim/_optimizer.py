@@ -78,9 +78,13 @@ class Optimizer(torch.optim.Optimizer):
     ) -> None:
         leaves = leaves_of(transform)
         hyper: dict[str, Any] = {}
+        body = [leaf for leaf in leaves if not leaf.post_step]
         for j, leaf in enumerate(leaves):
             if leaf.post_step and j != len(leaves) - 1:
                 raise ConfigError(f"{leaf!r} must be the last transform of the chain")
+            if leaf.moves_param and leaf is not body[-1]:
+                raise ConfigError(f"{leaf!r} makes the step itself: it must be the last transform "
+                                  "of the chain (before a prox)")
             for key, value in leaf.hyperparameters().items():
                 if key in hyper and hyper[key] != value and key not in defaults:
                     raise ConfigError(
@@ -250,7 +254,8 @@ class Optimizer(torch.optim.Optimizer):
                     d.update((k, v) for k, v in zip(keys, new) if v is not None)
         if tail is None:
             for p, u in zip(params, ups):
-                p.add_(u)
+                if u is not None:  # None: a moves_param transform stepped p itself
+                    p.add_(u)
         else:
             self._apply_tail(tail, params, groups, plans, states, ups)
         if self.prox is not None:

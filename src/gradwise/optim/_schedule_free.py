@@ -87,6 +87,7 @@ class ScheduleFreeStep(Transform):
     mask: Mask = None
     State = ScheduleFreeState
     hyper = ("lr", "momentum", "warmup_steps", "r", "weight_lr_power")
+    moves_param = True
 
     def init(self, param: Tensor) -> ScheduleFreeState:
         f64 = dict(dtype=torch.float64)
@@ -103,12 +104,12 @@ class ScheduleFreeStep(Transform):
         wsum = wsum_t.item() + weight
         ckp1 = weight / wsum if wsum else 0.0
         beta = self.option(group, "momentum")
-        new = param.lerp(z, ckp1).add_(u, alpha=lr * (beta * (1 - ckp1) - 1))
+        param.lerp_(z, ckp1).add_(u, alpha=lr * (beta * (1 - ckp1) - 1))
         z.sub_(u, alpha=lr)
         k_t.fill_(k + 1)
         wsum_t.fill_(wsum)
         lr_max_t.fill_(lr_max)
-        return new.sub_(param), state
+        return None, state
 
 
 def schedule_free(lr: float = 1.0, momentum: float = 0.9, warmup_steps: int = 0, r: float = 0.0,
@@ -117,8 +118,8 @@ def schedule_free(lr: float = 1.0, momentum: float = 0.9, warmup_steps: int = 0,
 
     With ``lr_k = lr * min(1, (k+1)/warmup_steps)``, ``c = w_k / sum_i w_i``:
     ``y <- (1 - c) y + c z + lr_k (b (1 - c) - 1) u`` and ``z <- z - lr_k u``,
-    ``b = momentum``. It returns the signed step, so it ends a chain (before
-    any ``prox``). Group options: all arguments.
+    ``b = momentum``. It moves the parameter itself, so it ends a chain
+    (before any ``prox``). Group options: all arguments.
 
     Example:
         >>> from gradwise.optim import chain, add_decayed_weights

@@ -1,9 +1,10 @@
 """Transforms that make the whole step themselves: Rprop and ASGD.
 
 Rprop's learning rate is only the initial per-coordinate step size, and
-ASGD's is folded into its own decaying step ``eta``; so these transforms
-return the signed step (what ``scale_by_lr`` returns elsewhere) and a chain
-ends with them (or with a ``prox``), not with ``scale_by_lr``. Both read
+ASGD's is folded into its own decaying step ``eta``; so Rprop returns the
+signed step (what ``scale_by_lr`` returns elsewhere) and ASGD moves the
+parameter itself (``moves_param``); a chain ends with them (or with a
+``prox``), not with ``scale_by_lr``. Both read
 ``lr`` from the param group.
 """
 
@@ -120,6 +121,7 @@ class Asgd(Transform):
     mask: Mask = None
     State = AsgdState
     hyper = ("lr", "lambd", "alpha", "t0")
+    moves_param = True
 
     def init(self, param: Tensor) -> AsgdState:
         return AsgdState(_step_counter(param), None, _scalar(1.0, param),
@@ -134,15 +136,15 @@ class Asgd(Transform):
             state = state._replace(eta=eta)
         step += 1
         e = eta.item()
-        new = param.mul(1 - lambd * e).add_(u, alpha=-e)  # torch's order, so ax is torch's
+        param.mul_(1 - lambd * e).add_(u, alpha=-e)  # torch's order and arithmetic
         if mu.item() != 1:
-            ax.add_(new.sub(ax).mul_(mu))
+            ax.add_(param.sub(ax).mul_(mu))
         else:
-            ax.copy_(new)
+            ax.copy_(param)
         t = step.item()
         eta.copy_(torch.as_tensor(lr / ((1 + lambd * lr * t) ** alpha)))
         mu.copy_(torch.as_tensor(1 / max(1, t - t0)))
-        return new.sub_(param), state
+        return None, state
 
 
 def asgd_step(
