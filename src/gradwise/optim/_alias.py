@@ -183,8 +183,9 @@ def adagrad(
     prox: Penalty | None = None,
     maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> Optimizer:
-    """Adagrad (Duchi, Hazan & Singer 2011), as ``torch.optim.Adagrad``.
+    """Adagrad (Duchi, Hazan & Singer 2011), as ``torch.optim.Adagrad``; ``fused`` as ``sgd``'s.
 
     ``G <- G + g^2``, ``w <- w - lr / (1 + (t-1) lr_decay) * g / (sqrt(G) + eps)``.
     Decoupled decay is ``lr * weight_decay * w`` (not scaled by ``lr_decay``).
@@ -194,7 +195,7 @@ def adagrad(
         >>> opt = adagrad(torch.nn.Linear(4, 1).parameters(), lr=0.1)
     """
     core = [scale_by_adagrad(lr_decay, eps, initial_accumulator_value)]
-    return _assemble("adagrad", params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize)
+    return _assemble("adagrad", params, core, lr, weight_decay, decoupled, decay_mask, prox, fused, maximize)
 
 
 ALIASES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad,
@@ -228,7 +229,7 @@ def build(params: Params, name: str, **hyper: Any) -> Optimizer:
     """
     if not isinstance(name, str) or name not in ALIASES:
         raise unknown("optimizer", str(name), ALIASES)
-    allowed = _OPTIONS[name] + _COMMON + (("fused",) if name in ("sgd", "adam", "adamw") else ())
+    allowed = _OPTIONS[name] + _COMMON + (("fused",) if name in ("sgd", "adam", "adamw", "adagrad") else ())
     for key in hyper:
         if key not in allowed:
             raise ConfigError(

@@ -4,9 +4,10 @@ When a chain is exactly a standard algorithm,
 
     [add_l2] [scale_by_momentum] [add_decayed_weights] scale_by_lr [prox]   (SGD, SGDW)
     [add_l2] scale_by_adam       [add_decayed_weights] scale_by_lr [prox]   (Adam, AdamW)
+    [add_l2] scale_by_adagrad    [add_decayed_weights] scale_by_lr [prox]   (Adagrad)
 
 one call of torch's fused multi-tensor kernel (``_fused_sgd_``, ``_fused_adam_``,
-``_fused_adamw_``) per param group does the whole step. On CPU that is 2-5x
+``_fused_adamw_``, ``_fused_adagrad_``) per param group does the whole step. On CPU that is 2-5x
 the per-tensor loop (benchmarks/bench_optim.py), mostly because a step over
 many small tensors is dominated by per-op dispatch. The foreach kernels are
 not used: on CPU they loop over tensors in C++ and were never faster than the
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 
 from gradwise.optim._decay import AddDecayedWeights, AddL2, apply_prox
-from gradwise.optim._transforms import ScaleByAdam, ScaleByLr, ScaleByMomentum
+from gradwise.optim._transforms import ScaleByAdagrad, ScaleByAdam, ScaleByLr, ScaleByMomentum
 
 if TYPE_CHECKING:
     from gradwise.optim._base import Group, Transform
@@ -36,9 +37,10 @@ class FastPlan(NamedTuple):
     """Where the pieces of a standard chain sit (indices into the leaves)."""
 
     adam: bool
-    core: int | None  # ScaleByAdam or ScaleByMomentum
+    core: int | None  # ScaleByAdam, ScaleByAdagrad or ScaleByMomentum
     decay: int | None  # AddL2 or AddDecayedWeights
     decoupled: bool
+    adagrad: bool = False
 
 
 def _unmasked(t: Transform) -> bool:
@@ -54,14 +56,15 @@ def match(leaves: tuple[Transform, ...]) -> FastPlan | None:
     decoupled = False
     if i < n and isinstance(body[i], AddL2):
         decay, i = i, i + 1
-    if i < n and isinstance(body[i], (ScaleByMomentum, ScaleByAdam)) and _unmasked(body[i]):
+    if i < n and isinstance(body[i], (ScaleByMomentum, ScaleByAdam, ScaleByAdagrad)) and _unmasked(body[i]):
         core, i = i, i + 1
     if i < n and isinstance(body[i], AddDecayedWeights) and decay is None:
         decay, decoupled, i = i, True, i + 1
     if i != n - 1 or not isinstance(body[i], ScaleByLr) or not _unmasked(body[i]):
         return None
     adam = core is not None and isinstance(body[core], ScaleByAdam)
-    return FastPlan(adam, core, decay, decoupled)
+    adagrad = core is not None and isinstance(body[core], ScaleByAdagrad)
+    return FastPlan(adam, core, decay, decoupled, adagrad)
 
 
 class GroupCache(NamedTuple):
@@ -109,7 +112,12 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
             or not g.is_contiguous()
         ):
             return False
-    key = (bool(group["amsgrad"]),) if fast.adam else (bool(fast.core is not None and group["momentum"]),)
+    if fast.adagrad:
+        key: tuple = ("adagrad",)
+    elif fast.adam:
+        key = (bool(group["amsgrad"]),)
+    else:
+        key = (bool(fast.core is not None and group["momentum"]),)
     cache = opt._fast_cache.get(id(group))
     if (
         cache is None
@@ -122,7 +130,9 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
         if cache is None:
             return False
         opt._fast_cache[id(group)] = cache
-    if fast.adam:
+    if fast.adagrad:
+        _adagrad(fast, group, cache, grads)
+    elif fast.adam:
         _adam(fast, group, cache, grads)
     else:
         _sgd(opt, fast, group, cache, grads)
@@ -139,7 +149,14 @@ def _build(opt: Optimizer, fast: FastPlan, group: Group, plans, params, grads, k
         if not state[p]:
             opt.init_state(p, plan, state[p])
     steps_buf = None
-    if fast.adam:
+    if fast.adagrad:
+        k_step, k_sum = opt._keys[fast.core]  # type: ignore[index]
+        steps_buf = torch.stack([state[p][k_step] for p in params])
+        views = list(steps_buf.unbind(0))
+        for p, v in zip(params, views):
+            state[p][k_step] = v
+        lists = [[state[p][k_sum] for p in params], views]
+    elif fast.adam:
         k_step, k_m, k_v, k_vmax = opt._keys[fast.core]  # type: ignore[index]
         if key[0]:
             for p in params:
@@ -206,6 +223,23 @@ def _adam(fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Ten
             _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx),
             lr=group["lr"], beta1=b1, beta2=b2, weight_decay=wd, eps=group["eps"],
             amsgrad=amsgrad, maximize=bool(group.get("maximize", False)),
+        )
+
+
+def _adagrad(fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Tensor]) -> None:
+    sums, steps = cache.state
+    lr = group["lr"]
+    cache.steps.add_(1)  # type: ignore[union-attr]
+    for idx, wd in _split(fast, group, cache.plans):
+        ps = _pick(cache.params, idx)
+        if fast.decoupled and wd:
+            # Decoupled: w <- w (1 - lr wd) first, the decay kept out of the sums.
+            torch._foreach_mul_(ps, 1.0 - lr * wd)
+            wd = 0.0
+        torch._fused_adagrad_(
+            ps, _pick(grads, idx), _pick(sums, idx), _pick(steps, idx),
+            lr=lr, lr_decay=group["lr_decay"], weight_decay=wd, eps=group["eps"],
+            maximize=bool(group.get("maximize", False)),
         )
 
 

@@ -104,8 +104,9 @@ class Optimizer(torch.optim.Optimizer):
         self._fast = _dispatch.match(leaves) if fused is not False else None
         if fused and self._fast is None:
             raise ConfigError(
-                "fused=True needs a chain that is exactly SGD or Adam(W): [add_l2] "
-                "[scale_by_momentum | scale_by_adam] [add_decayed_weights] scale_by_lr [prox]"
+                "fused=True needs a chain that is exactly SGD, Adam(W) or Adagrad: [add_l2] "
+                "[scale_by_momentum | scale_by_adam | scale_by_adagrad] [add_decayed_weights] "
+                "scale_by_lr [prox]"
             )
         self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
         self._fast_cache: dict[int, _dispatch.GroupCache] = {}
