@@ -31,6 +31,11 @@ CONFIGS = {
                                             initial_accumulator_value=0.1, fused=f),
     "adagrad-decoupled-prox": lambda ps, f: go.adagrad(ps, lr=0.05, weight_decay=0.1, decoupled=True,
                                                        prox=L1(0.01), maximize=True, fused=f),
+    "adamw-lookahead": lambda ps, f: go.Optimizer(
+        ps, go.chain(*go.adamw([torch.zeros(1)], weight_decay=0.1).leaves, go.lookahead(3, 0.6)), fused=f),
+    "sgd-lookahead-prox": lambda ps, f: go.Optimizer(
+        ps, go.chain(*go.sgd([torch.zeros(1)], momentum=0.9).leaves, go.lookahead(4, 0.5),
+                     go.prox(L1(0.01))), fused=f, lr=0.05),
     "adamw-prox-factor": lambda ps, f: go.adamw(
         ps, lr=1e-2, prox=L1(0.05, factor={"0.*": 2.0, "2.*": 0.0}), fused=f
     ),

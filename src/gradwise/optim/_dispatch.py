@@ -6,6 +6,7 @@ When a chain is exactly a standard algorithm,
     [add_l2] scale_by_adam       [add_decayed_weights] scale_by_lr [prox]   (Adam, AdamW)
     [add_l2] scale_by_adagrad    [add_decayed_weights] scale_by_lr [prox]   (Adagrad)
 
+each optionally followed by ``lookahead`` (applied after the kernel),
 one call of torch's fused multi-tensor kernel (``_fused_sgd_``, ``_fused_adam_``,
 ``_fused_adamw_``, ``_fused_adagrad_``) per param group does the whole step. On CPU that is 2-5x
 the per-tensor loop (benchmarks/bench_optim.py), mostly because a step over
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 
 from gradwise.optim._decay import AddDecayedWeights, AddL2, apply_prox
+from gradwise.optim._modern import Lookahead
 from gradwise.optim._transforms import ScaleByAdagrad, ScaleByAdam, ScaleByLr, ScaleByMomentum
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ class FastPlan(NamedTuple):
     decay: int | None  # AddL2 or AddDecayedWeights
     decoupled: bool
     adagrad: bool = False
+    lookahead: int | None = None  # a trailing Lookahead, run after the kernel
 
 
 def _unmasked(t: Transform) -> bool:
@@ -50,6 +53,10 @@ def _unmasked(t: Transform) -> bool:
 def match(leaves: tuple[Transform, ...]) -> FastPlan | None:
     """The ``FastPlan`` of ``leaves`` if a fused kernel computes exactly that chain."""
     body = list(leaves[:-1] if leaves and leaves[-1].post_step else leaves)
+    ahead = None
+    if body and isinstance(body[-1], Lookahead) and _unmasked(body[-1]):
+        ahead = len(body) - 1
+        body.pop()
     n = len(body)
     i = 0
     decay = core = None
@@ -64,7 +71,7 @@ def match(leaves: tuple[Transform, ...]) -> FastPlan | None:
         return None
     adam = core is not None and isinstance(body[core], ScaleByAdam)
     adagrad = core is not None and isinstance(body[core], ScaleByAdagrad)
-    return FastPlan(adam, core, decay, decoupled, adagrad)
+    return FastPlan(adam, core, decay, decoupled, adagrad, ahead)
 
 
 class GroupCache(NamedTuple):
@@ -136,9 +143,24 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
         _adam(fast, group, cache, grads)
     else:
         _sgd(opt, fast, group, cache, grads)
+    if fast.lookahead is not None:
+        _lookahead(opt, fast.lookahead, cache.params)
     if cache.prox is not None:
         apply_prox(opt.prox, cache.prox, lr)  # type: ignore[arg-type]
     return True
+
+
+def _lookahead(opt: Optimizer, j: int, params: list[torch.Tensor]) -> None:
+    # The Lookahead transform's own rule, after the fused kernel moved the fast weights.
+    leaf = opt.leaves[j]
+    k_slow, k_step = opt._keys[j]
+    for p in params:
+        st = opt.state[p]
+        step = st[k_step]
+        step += 1
+        if int(step.item()) % leaf.k == 0:  # type: ignore[attr-defined]
+            p.lerp_(st[k_slow], 1.0 - leaf.alpha)  # type: ignore[attr-defined]
+            st[k_slow].copy_(p)
 
 
 def _build(opt: Optimizer, fast: FastPlan, group: Group, plans, params, grads, key) -> GroupCache | None:
