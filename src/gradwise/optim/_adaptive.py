@@ -63,7 +63,7 @@ class ScaleByNadam(Transform):
         prod = mu_product.item()
         m.lerp_(u, 1 - b1)
         v.mul_(b2).addcmul_(u, u, value=1 - b2)
-        denom = v.div(1 - b2**t).sqrt().add_(self.option(group, "eps"))
+        denom = v.div(1 - b2**t).sqrt_().add_(self.option(group, "eps"))
         out = u.div(denom).mul_((1.0 - mu) / (1.0 - prod))
         return out.addcdiv_(m, denom, value=mu_next / (1.0 - prod * mu_next)), state
 
@@ -176,8 +176,9 @@ class ScaleByAdamax(Transform):
         step, m, inf = state
         step += 1
         m.lerp_(u, 1 - b1)
-        torch.maximum(inf.mul_(b2), u.abs().add_(self.option(group, "eps")), out=inf)
-        return m.div(inf).div_(1 - b1 ** step.item()), state
+        tmp = u.abs().add_(self.option(group, "eps"))
+        torch.maximum(inf.mul_(b2), tmp, out=inf)
+        return torch.div(m, inf, out=tmp).div_(1 - b1 ** step.item()), state  # tmp's buffer reused
 
 
 def scale_by_adamax(

@@ -52,7 +52,7 @@ class ScaleBySecondMoment(Transform):
         step += 1
         v.mul_(b2).addcmul_(u, u, value=1 - b2)
         denom = v.div(1 - b2 ** step.item()).sqrt_().add_(self.option(group, "eps"))
-        return u.div(denom), state
+        return torch.div(u, denom, out=denom), state
 
 
 def scale_by_second_moment(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *,
