@@ -179,3 +179,56 @@ def test_matrix_aliases_name_the_bad_option(name, kw, match):
 def test_muon_refuses_vectors():
     with pytest.raises(ConfigError, match=r"muon: every parameter must be 2-D.*\(3,\)"):
         go.muon([torch.nn.Parameter(torch.zeros(3))])
+
+
+# Every alias that takes complex parameters treats one as its real view: a
+# complex w with loss f(w) moves exactly like the real tensor r = view_as_real(w)
+# with loss f(view_as_complex(r)). (lbfgs: tests/optim/test_lbfgs.py.)
+REAL_VIEW = {
+    "sgd": dict(lr=0.01, momentum=0.9), "adam": dict(lr=0.05, amsgrad=True), "adamw": dict(lr=0.05),
+    "rmsprop": dict(lr=0.01, centered=True), "adagrad": dict(lr=0.1), "nadam": dict(lr=0.05),
+    "radam": dict(lr=0.05), "adamax": dict(lr=0.05), "adadelta": dict(), "asgd": dict(lr=0.02),
+    "rprop": dict(lr=0.01), "lion": dict(lr=0.01, weight_decay=0.1), "lamb": dict(lr=0.05),
+    "lars": dict(lr=0.5, trust_coefficient=0.02), "schedule_free_adamw": dict(lr=0.05),
+    "schedule_free_sgd": dict(lr=0.05),
+}
+
+
+def _view_run(make, complex_param, steps=15):
+    torch.manual_seed(0)
+    w0 = torch.randn(3, 4, dtype=torch.complex128)
+    if complex_param:
+        w = torch.nn.Parameter(w0.clone())
+        opt = make([w])
+
+        def as_c():
+            return w
+    else:
+        w = torch.nn.Parameter(torch.view_as_real(w0).clone())
+        opt = make([w])
+
+        def as_c():
+            return torch.view_as_complex(w)
+    for _ in range(steps):
+        def closure():
+            opt.zero_grad()
+            loss = _loss(as_c())
+            loss.backward()
+            return loss
+        closure()
+        opt.step(closure) if isinstance(opt, go.SAM) else opt.step()
+    return torch.view_as_real(w.detach()) if complex_param else w.detach()
+
+
+@pytest.mark.parametrize("name", sorted(REAL_VIEW) + ["SAM"])
+def test_complex_parameter_moves_as_its_real_view(name):
+    if name == "SAM":
+        def make(ps):
+            return go.SAM(go.sgd(ps, lr=0.01), rho=0.1, adaptive=True)
+    else:
+        def make(ps):
+            return go.ALIASES[name](ps, **REAL_VIEW[name], decay_mask="all")
+    ours = _view_run(make, True)
+    real = _view_run(make, False)
+    assert (ours - real).abs().max().item() < 1e-12
+    assert (real - _view_run(make, False, steps=0)).abs().max().item() > 1e-3

@@ -70,13 +70,15 @@ class SAM:
     def perturb(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Move to ``w + e``; return ``(param, old value)`` pairs to restore."""
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-        sq = sum(((p.abs() if self.adaptive else 1.0) * p.grad).pow(2).sum() for p in params)
+        # A complex parameter as its real view, as torch.optim treats it.
+        pairs = [(torch.view_as_real(p), torch.view_as_real(p.grad)) if p.is_complex() else (p, p.grad)
+                 for p in params]
+        sq = sum(((w.abs() if self.adaptive else 1.0) * g).pow(2).sum() for w, g in pairs)
         norm = torch.as_tensor(sq).sqrt().add(self.perturb_eps)
         saved = []
-        for p in params:
+        for p, (w, g) in zip(params, pairs):
             saved.append((p, p.clone()))
-            e = (p.pow(2) if self.adaptive else 1.0) * p.grad * (self.rho / norm).to(p)
-            p.add_(e)
+            w.add_((w.pow(2) if self.adaptive else 1.0) * g * (self.rho / norm).to(w))
         return saved
 
     def step(self, closure: Callable[[], Any]) -> Any:
