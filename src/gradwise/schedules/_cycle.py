@@ -212,10 +212,14 @@ class Cyclic(Schedule):
             return h * (1 / (2.0 ** (cycle - 1)))
         return h * self.gamma**step
 
-    def group_lr(self, max_lr: float, step: int, group: dict) -> float:
-        """The lr of a param group whose peak is ``max_lr`` (``attach`` calls this)."""
-        base = group.get("base_lr", max_lr * self.base_factor)
-        return base + (max_lr - base) * self.height(step)
+    def group_lrs(self, max_lrs: list[float], step: int, groups: list[dict]) -> list[float]:
+        """The lr of each param group, whose peak is its ``max_lrs`` entry (``attach`` calls this)."""
+        h = self.height(step)
+        out = []
+        for max_lr, group in zip(max_lrs, groups):
+            base = group.get("base_lr", max_lr * self.base_factor)
+            out.append(base + (max_lr - base) * h)
+        return out
 
     def __call__(self, step: int) -> float:
         return self.base_factor + (1.0 - self.base_factor) * self.height(step)
