@@ -230,61 +230,73 @@ class Optimizer(torch.optim.Optimizer):
                 states.append(st)
                 ups.append(g)
         tail = self._tail
-        for j, (leaf, keys) in enumerate(zip(self.leaves, self._keys)):
-            if tail is not None and j >= tail[0]:
-                break  # [add_decayed_weights] scale_by_lr: folded into the final add below
-            if leaf.tree:
-                ups = leaf.update_tree(ups)  # type: ignore[attr-defined]
-                continue
-            if leaf.post_step:
-                continue
-            cls = leaf.State
+        stop = tail[0] if tail is not None else len(self.leaves)
+        if any(leaf.tree for leaf in self.leaves):
+            # Breadth first, so that a global transform sees every update.
+            for j in range(stop):
+                leaf = self.leaves[j]
+                if leaf.tree:
+                    ups = leaf.update_tree(ups)  # type: ignore[attr-defined]
+                    continue
+                for i, p in enumerate(params):
+                    ups[i] = self._leaf(j, p, ups[i], groups[i], plans[i], states[i], cplx[i])
             for i, p in enumerate(params):
-                if not plans[i].active[j]:
-                    continue
-                d = states[i]
-                if cplx[i]:
-                    st = cls(*[_as_real(d.get(k)) for k in keys])
-                    ups[i], new = leaf.update(ups[i], st, p, groups[i])
-                    if new is not st:
-                        d.update((k, _as_complex(v, p)) for k, v in zip(keys, new) if v is not None)
-                    continue
-                st = cls(*[d.get(k) for k in keys])
-                ups[i], new = leaf.update(ups[i], st, p, groups[i])
-                if new is not st:
-                    d.update((k, v) for k, v in zip(keys, new) if v is not None)
-        if tail is None:
-            for p, u in zip(params, ups):
-                if u is not None:  # None: a moves_param transform stepped p itself
-                    p.add_(u)
+                self._finish(tail, p, ups[i], groups[i], plans[i])
         else:
-            self._apply_tail(tail, params, groups, plans, states, ups)
+            # Depth first: one parameter's whole chain while its tensors are in cache.
+            for i, p in enumerate(params):
+                u, g, plan, d, c = ups[i], groups[i], plans[i], states[i], cplx[i]
+                for j in range(stop):
+                    u = self._leaf(j, p, u, g, plan, d, c)
+                self._finish(tail, p, u, g, plan)
         if self.prox is not None:
             for group, group_plans in work:
                 pairs = [(p, pl.factor) for p, pl in zip(group["params"], group_plans)
                          if p.grad is not None and pl.factor is not None]
                 apply_prox(self.prox, ([p for p, _ in pairs], [f for _, f in pairs]), group["lr"])
 
-    def _apply_tail(self, tail: tuple[int, int, int | None], params: list[Tensor], groups: list[Group],
-                    plans: list[ParamPlan], states: list[dict[str, Any]], ups: list[Tensor]) -> None:
-        # w <- w (1 - lr wd) - lr u in place, as torch.optim's loops do it:
-        # no tensor for -lr (u + wd w), one pass less per parameter.
-        _, j_lr, j_dec = tail
-        for i, p in enumerate(params):
-            g, u = groups[i], ups[i]
-            lr = g["lr"]
-            if isinstance(lr, Tensor):  # keep the Tensor arithmetic of the transforms
-                for j in (j_dec, j_lr):
-                    if j is not None and plans[i].active[j]:
-                        u, _ = self.leaves[j].update(u, EmptyState(), p, g)
-                p.add_(u)
-                continue
-            if j_dec is not None and plans[i].active[j_dec]:
-                wd = g["weight_decay"]
-                if wd:
-                    p.mul_(1 - lr * wd)
-            p.add_(u, alpha=-lr)
+    def _leaf(self, j: int, p: Tensor, u: Tensor, group: Group, plan: ParamPlan,
+              d: dict[str, Any], cplx: bool) -> Tensor:
+        # Leaf j of the chain on one parameter; its state is read from and
+        # written back to the flat state dict d under the leaf's keys.
+        leaf = self.leaves[j]
+        if leaf.post_step or not plan.active[j]:
+            return u
+        keys = self._keys[j]
+        if cplx:
+            st = leaf.State(*[_as_real(d.get(k)) for k in keys])
+            u, new = leaf.update(u, st, p, group)
+            if new is not st:
+                d.update((k, _as_complex(v, p)) for k, v in zip(keys, new) if v is not None)
+            return u
+        st = leaf.State(*[d.get(k) for k in keys])
+        u, new = leaf.update(u, st, p, group)
+        if new is not st:
+            d.update((k, v) for k, v in zip(keys, new) if v is not None)
+        return u
 
+    def _finish(self, tail: tuple[int, int, int | None] | None, p: Tensor, u: Tensor | None,
+                group: Group, plan: ParamPlan) -> None:
+        # Apply the chain's output. With a foldable tail, w <- w (1 - lr wd) - lr u
+        # in place, as torch.optim's loops do it: no tensor for -lr (u + wd w).
+        if u is None:  # a moves_param transform stepped p itself
+            return
+        if tail is None:
+            p.add_(u)
+            return
+        _, j_lr, j_dec = tail
+        lr = group["lr"]
+        if isinstance(lr, Tensor):  # keep the Tensor arithmetic of the transforms
+            for j in (j_dec, j_lr):
+                if j is not None and plan.active[j]:
+                    u, _ = self.leaves[j].update(u, EmptyState(), p, group)
+            p.add_(u)
+            return
+        if j_dec is not None and plan.active[j_dec]:
+            wd = group["weight_decay"]
+            if wd:
+                p.mul_(1 - lr * wd)
+        p.add_(u, alpha=-lr)
 
 def _tail(leaves: Sequence[Transform]) -> tuple[int, int, int | None] | None:
     """``(first folded leaf, scale_by_lr, add_decayed_weights or None)`` when the chain ends so.
