@@ -211,3 +211,34 @@ def test_lookahead_state_resumes_bit_identically(fused):
 def test_bad_values_name_the_option(call, match):
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+def test_schedule_free_resumes_through_a_weights_only_checkpoint():
+    import io
+
+    X, y = _data()
+
+    def steps(net, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            nn.functional.mse_loss(net(X), y).backward()
+            opt.step()
+
+    def make(m):
+        return go.schedule_free_adamw(m.parameters(), lr=5e-3, warmup_steps=4, weight_decay=0.1)
+
+    straight = _net()
+    steps(straight, make(straight), 12)
+    first = _net()
+    opt = make(first)
+    steps(first, opt, 6)
+    buf = io.BytesIO()
+    torch.save({"model": first.state_dict(), "opt": opt.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    resumed = _net()
+    resumed.load_state_dict(saved["model"])
+    opt2 = make(resumed)
+    opt2.load_state_dict(saved["opt"])
+    steps(resumed, opt2, 6)
+    assert torch.equal(_flat(resumed), _flat(straight))

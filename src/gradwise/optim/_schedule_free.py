@@ -67,12 +67,16 @@ def scale_by_second_moment(betas: tuple[float, float] = (0.9, 0.999), eps: float
 
 
 class ScheduleFreeState(NamedTuple):
-    """``z`` (schedulefree's key) and the averaging bookkeeping, per parameter."""
+    """``z`` (schedulefree's key) and the averaging bookkeeping, per parameter.
+
+    The bookkeeping is plain Python numbers (as schedulefree keeps it in the
+    param group): no tensor op per parameter and step for it.
+    """
 
     z: Tensor
-    sf_step: Tensor
-    weight_sum: Tensor
-    lr_max: Tensor
+    sf_step: int
+    weight_sum: float
+    lr_max: float
 
 
 @dataclass(frozen=True, repr=False)
@@ -90,26 +94,20 @@ class ScheduleFreeStep(Transform):
     moves_param = True
 
     def init(self, param: Tensor) -> ScheduleFreeState:
-        f64 = dict(dtype=torch.float64)
-        return ScheduleFreeState(param.detach().clone(memory_format=torch.preserve_format),
-                                 torch.zeros((), **f64), torch.zeros((), **f64), torch.full((), -1.0, **f64))
+        return ScheduleFreeState(param.detach().clone(memory_format=torch.preserve_format), 0, 0.0, -1.0)
 
     def update(self, u: Tensor, state: ScheduleFreeState, param: Tensor, group: Group):
-        z, k_t, wsum_t, lr_max_t = state
-        k = int(k_t.item())
+        z, k, wsum, lr_max = state
         warm = self.option(group, "warmup_steps")
         lr = check.as_float(self.option(group, "lr")) * ((k + 1) / warm if k < warm else 1.0)
-        lr_max = max(lr, lr_max_t.item())
+        lr_max = max(lr, lr_max)
         weight = ((k + 1) ** self.option(group, "r")) * (lr_max ** self.option(group, "weight_lr_power"))
-        wsum = wsum_t.item() + weight
+        wsum = wsum + weight
         ckp1 = weight / wsum if wsum else 0.0
         beta = self.option(group, "momentum")
         param.lerp_(z, ckp1).add_(u, alpha=lr * (beta * (1 - ckp1) - 1))
         z.sub_(u, alpha=lr)
-        k_t.fill_(k + 1)
-        wsum_t.fill_(wsum)
-        lr_max_t.fill_(lr_max)
-        return None, state
+        return None, ScheduleFreeState(z, k + 1, wsum, lr_max)
 
 
 def schedule_free(lr: float = 1.0, momentum: float = 0.9, warmup_steps: int = 0, r: float = 0.0,
