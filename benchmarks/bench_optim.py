@@ -7,7 +7,11 @@ Prints, from one run:
 * our ``adamw`` with ``prox=L1`` / our plain ``adamw``,
 * our per-tensor reference path / our default (what the fused dispatch buys),
 
-on 10M parameters in 4 tensors and on 1M parameters in 200 tensors. Every
+on 10M parameters in 4 tensors and on 1M parameters in 200 tensors; then
+every other alias (``--aliases``, 2M parameters in 20 tensors): ours / the
+fastest torch path (for-loop, foreach) for each torch.optim algorithm, and
+ours / the reference package for lion, lamb, lars, schedule-free, lookahead
+and SAM. Every
 optimizer gets its own copy of the same parameters and gradients; the
 variants are timed interleaved, one step per sample, so that the ratios come
 from the same machine state. Two ratios are printed: the median over rounds
@@ -16,7 +20,7 @@ order), and the ratio of the minima, each variant's cost when undisturbed. On
 a machine shared with other work the two can differ a lot; multi-threaded
 kernels such as the fused ones suffer most from a busy machine.
 
-    python benchmarks/bench_optim.py [--quick] [--cpu-time]
+    python benchmarks/bench_optim.py [--quick] [--cpu-time] [--aliases-only]
 
 ``--cpu-time`` measures with one thread and that thread's CPU time instead:
 a step's own cost, which other processes on a shared machine cannot inflate.
@@ -109,6 +113,113 @@ def _sgd_variants(shapes) -> dict[str, Callable[[], torch.optim.Optimizer]]:
     }
 
 
+ALIAS_SHAPES = [(100, 1000)] * 20
+
+
+def _closure_params(shapes, sparse=False):
+    ps = _params(shapes)
+    if sparse:  # an embedding's sparse gradient: 64 of its rows
+        g = torch.Generator().manual_seed(1)
+        for p in ps:
+            rows = torch.randint(0, p.shape[0], (64,), generator=g).unique()
+            vals = torch.randn(len(rows), p.shape[1], generator=g) * 1e-2
+            p.grad = torch.sparse_coo_tensor(rows[None], vals, p.shape, check_invariants=True).coalesce()
+    return ps
+
+
+class _Fixed:
+    """Run an optimizer whose ``step`` needs a closure; the closure restores fixed gradients."""
+
+    def __init__(self, opt, params):
+        self.opt, self.params = opt, params
+        self.grads = [p.grad.clone() for p in params]
+
+    def _closure(self):
+        for p, g in zip(self.params, self.grads):
+            p.grad = g.clone()
+        return torch.tensor(1.0)
+
+    def step(self):
+        return self.opt.step(self._closure)
+
+
+def _with_closure(make):
+    def build(shapes):
+        ps = _params(shapes)
+        return _Fixed(make(ps), ps)
+    return build
+
+
+def _alias_cases() -> dict[str, tuple[Callable, dict[str, Callable]]]:
+    """alias -> (our maker, {peer name: peer maker}); a maker takes the shapes."""
+    import lion_pytorch
+    import pytorch_optimizer as po
+    import schedulefree as sf
+
+    def torch_paths(cls, foreach=True, **kw):
+        peers = {f"torch {cls.__name__} for-loop": lambda s: cls(_params(s), foreach=False, **kw)}
+        if foreach:
+            peers[f"torch {cls.__name__} foreach"] = lambda s: cls(_params(s), foreach=True, **kw)
+        return peers
+
+    def sf_train(opt):
+        opt.train()
+        return opt
+
+    T = torch.optim
+    cases = {
+        "rmsprop": (lambda s: go.rmsprop(_params(s), lr=1e-3, decay_mask="all"), torch_paths(T.RMSprop, lr=1e-3)),
+        "adagrad": (lambda s: go.adagrad(_params(s), decay_mask="all"), {
+            **torch_paths(T.Adagrad), "torch Adagrad fused": lambda s: T.Adagrad(_params(s), fused=True)}),
+        "nadam": (lambda s: go.nadam(_params(s), decay_mask="all"), torch_paths(T.NAdam)),
+        "radam": (lambda s: go.radam(_params(s), decay_mask="all"), torch_paths(T.RAdam)),
+        "adamax": (lambda s: go.adamax(_params(s), decay_mask="all"), torch_paths(T.Adamax)),
+        "adadelta": (lambda s: go.adadelta(_params(s), decay_mask="all"), torch_paths(T.Adadelta)),
+        "asgd": (lambda s: go.asgd(_params(s), decay_mask="all"), torch_paths(T.ASGD)),
+        "rprop": (lambda s: go.rprop(_params(s)), torch_paths(T.Rprop)),
+        "adafactor": (lambda s: go.adafactor(_params(s), decay_mask="all"), torch_paths(T.Adafactor)),
+        "muon": (lambda s: go.muon(_params(s)), {"torch Muon": lambda s: T.Muon(_params(s))}),
+        "sparse_adam": (lambda s: go.sparse_adam(_closure_params(s, sparse=True)),
+                        {"torch SparseAdam": lambda s: T.SparseAdam(_closure_params(s, sparse=True))}),
+        "lbfgs": (_with_closure(lambda ps: go.lbfgs(ps, max_iter=5)),
+                  {"torch LBFGS": _with_closure(lambda ps: T.LBFGS(ps, max_iter=5))}),
+        "lion": (lambda s: go.lion(_params(s), weight_decay=0.1, decay_mask="all"),
+                 {"lion-pytorch Lion": lambda s: lion_pytorch.Lion(_params(s), weight_decay=0.1)}),
+        "lamb": (lambda s: go.lamb(_params(s), weight_decay=0.01),
+                 {"pytorch-optimizer Lamb": lambda s: po.Lamb(_params(s), weight_decay=0.01)}),
+        "lars": (lambda s: go.lars(_params(s), weight_decay=1e-4),
+                 {"pytorch-optimizer LARS": lambda s: po.LARS(_params(s), weight_decay=1e-4)}),
+        "schedule_free_adamw": (lambda s: go.schedule_free_adamw(_params(s)), {
+            "schedulefree AdamW for-loop": lambda s: sf_train(sf.AdamWScheduleFree(_params(s), foreach=False)),
+            "schedulefree AdamW foreach": lambda s: sf_train(sf.AdamWScheduleFree(_params(s), foreach=True))}),
+        "schedule_free_sgd": (lambda s: go.schedule_free_sgd(_params(s)), {
+            "schedulefree SGD for-loop": lambda s: sf_train(sf.SGDScheduleFree(_params(s), foreach=False)),
+            "schedulefree SGD foreach": lambda s: sf_train(sf.SGDScheduleFree(_params(s), foreach=True))}),
+        "lookahead(adamw)": (
+            lambda s: (lambda ps: go.Optimizer(ps, go.chain(*go.adamw(ps, decay_mask="all").leaves,
+                                                            go.lookahead())))(_params(s)),
+            {"pytorch-optimizer Lookahead(AdamW)": lambda s: po.Lookahead(T.AdamW(_params(s)))}),
+        "SAM(sgd)": (_with_closure(lambda ps: go.SAM(go.sgd(ps, lr=0.1, momentum=0.9))),
+                     {"pytorch-optimizer SAM(SGD)": _with_closure(
+                         lambda ps: po.SAM(ps, T.SGD, lr=0.1, momentum=0.9))}),
+    }
+    return cases
+
+
+def _bench_aliases(repeats: int, clock: Callable[[], float]) -> list[tuple]:
+    rows = []
+    print(f"\nevery alias, 2M params / 20 tensors: ms per step, median (min) of {repeats}")
+    for name, (ours, peers) in _alias_cases().items():
+        variants = {f"gradwise {name}": ours(ALIAS_SHAPES), **{k: m(ALIAS_SHAPES) for k, m in peers.items()}}
+        samples = _time(variants, repeats, clock)
+        for k, v in samples.items():
+            print(f"  {k:<36} {statistics.median(v) * 1e3:9.3f} ({min(v) * 1e3:.3f})")
+        peer = tuple(peers)
+        rows.append(("2M / 20 tensors", f"{name} / fastest peer", _paired_ratio(samples, f"gradwise {name}", peer),
+                     _ratio_of_min(samples, f"gradwise {name}", peer), 1.0))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (well under a minute)")
@@ -117,6 +228,7 @@ def main() -> None:
         action="store_true",
         help="1 thread, CPU time of that thread: a step's own cost, unaffected by other work on the machine",
     )
+    parser.add_argument("--aliases-only", action="store_true", help="only the every-alias table")
     args = parser.parse_args()
     torch.set_num_threads(1 if args.cpu_time else 2)
     clock = time.thread_time if args.cpu_time else time.perf_counter
@@ -127,7 +239,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {what}, "
           f"{platform.processor() or platform.machine()}")
     ratios = []
-    for label, shapes in SHAPES.items():
+    for label, shapes in ({} if args.aliases_only else SHAPES).items():
         repeats = big_repeats if shapes[0][0] > 1000 else small_repeats
         for family, makers in (("adamw", _adamw_variants(shapes)), ("sgd", _sgd_variants(shapes))):
             samples = _time({k: make() for k, make in makers.items()}, repeats, clock)
@@ -154,13 +266,14 @@ def main() -> None:
             for ours, peer, goal, what in pairs:
                 ratios.append((label, what, _paired_ratio(samples, ours, peer),
                                _ratio_of_min(samples, ours, peer), goal))
+    ratios += _bench_aliases(5 if args.quick else 21, clock)
     print("\nratios: median of paired rounds (ratio of minima); goal in brackets, checked on both")
     for label, what, r_med, r_min, goal in ratios:
         mark = ""
         if goal is not None:
             verdict = ["MISS", "ok"][r_med <= goal] + "/" + ["MISS", "ok"][r_min <= goal]
             mark = f"  [<= {goal}] {verdict}"
-        print(f"  {label:<24} {what:<34} {r_med:6.3f} ({r_min:.3f}){mark}")
+        print(f"  {label:<24} {what:<38} {r_med:6.3f} ({r_min:.3f}){mark}")
 
 
 if __name__ == "__main__":

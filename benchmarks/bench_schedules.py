@@ -8,6 +8,9 @@ every variant alike, on an SGD optimizer with 4 param groups:
 - attach(one_cycle) / OneCycleLR(cycle_momentum=False) (target <= 1.5)
 - attach(warmup_cosine) / LambdaLR(same lambda)      (target <= 1.5)
 - attach(warmup_cosine) / SequentialLR(LinearLR, CosineAnnealingLR)
+- attach(polynomial) / PolynomialLR, attach(linear) / LinearLR(end_factor < 1),
+  attach(cyclic) / CyclicLR (per-group base and peak), attach(wsd) / HF's
+  get_wsd_schedule (a LambdaLR)
 
 Also printed: a scheduler step in microseconds next to an optimizer step of a
 small MLP, to show that neither matters in a training loop.
@@ -25,7 +28,16 @@ import warnings
 import torch
 from torch.optim import lr_scheduler as L
 
-from gradwise.schedules import attach, cosine, one_cycle, warmup_cosine
+from gradwise.schedules import (
+    attach,
+    cosine,
+    cyclic,
+    linear,
+    one_cycle,
+    polynomial,
+    warmup_cosine,
+    wsd,
+)
 
 GROUPS = 4
 
@@ -69,7 +81,40 @@ def variants(steps: int) -> dict[str, tuple]:
                 o, [L.LinearLR(o, 1e-3, 1.0, warm), L.CosineAnnealingLR(o, steps - warm)], [warm]
             ),
         ),
+        "polynomial": (
+            lambda o: attach(o, polynomial(steps, power=2.0)),
+            lambda o: L.PolynomialLR(o, total_iters=steps, power=2.0),
+        ),
+        "linear to end_factor 0.1": (
+            lambda o: attach(o, linear(steps, end_factor=0.1)),
+            lambda o: L.LinearLR(o, 1.0, 0.1, steps),
+        ),
+        "cyclic triangular2": (
+            lambda o: attach(_with_base(o), cyclic(steps // 10, mode="triangular2")),
+            lambda o: L.CyclicLR(o, base_lr=[g["lr"] / 10 for g in o.param_groups],
+                                 max_lr=[g["lr"] for g in o.param_groups], step_size_up=steps // 10,
+                                 mode="triangular2", cycle_momentum=False),
+        ),
+        "wsd vs HF get_wsd_schedule": (
+            lambda o: attach(o, wsd(decay=steps // 5, total_steps=steps, warmup=warm, decay_type="1-sqrt")),
+            _hf_wsd(steps, warm),
+        ),
     }
+
+
+def _with_base(o):
+    for g in o.param_groups:
+        g["base_lr"] = g["lr"] / 10
+    return o
+
+
+def _hf_wsd(steps: int, warm: int):
+    def make(o):
+        from transformers import get_wsd_schedule
+
+        return get_wsd_schedule(o, num_warmup_steps=warm, num_decay_steps=steps // 5,
+                                num_training_steps=steps, decay_type="1-sqrt")
+    return make
 
 
 def time_steps(make, steps: int) -> float:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import subprocess
+import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -68,3 +73,60 @@ def problem():
 def train():
     """``train(make_opt, steps=200, dtype=float32, perturb=False, scheduler=None)`` -> flat params."""
     return _train
+
+
+# -- torch's optim_db, read in a subprocess ----------------------------------
+# Importing torch.testing._internal.common_optimizers changes global torch
+# state (default dtype hooks, test flags) and needs expecttest, so a child
+# process imports it and prints the configurations as JSON; tensors become
+# {"__tensor__": value, "dtype": name} and tuples become lists.
+
+_CHILD = r"""
+import json, sys, torch
+from torch.testing._internal.common_optimizers import optim_db
+
+def enc(v):
+    if isinstance(v, torch.Tensor):
+        return {"__tensor__": v.item(), "dtype": str(v.dtype).removeprefix("torch.")}
+    if isinstance(v, (tuple, list)):
+        return [enc(x) for x in v]
+    return v
+
+out = {}
+for dtype in (torch.float32, torch.float64):
+    for info in optim_db:
+        name = info.optim_cls.__name__
+        rows = []
+        for i in info.optim_inputs_func(device="cpu", dtype=dtype):
+            rows.append({"desc": i.desc, "kwargs": {k: enc(v) for k, v in i.kwargs.items()},
+                         "params": i.params is not None})
+        out.setdefault(str(dtype).removeprefix("torch."), {})[name] = rows
+json.dump(out, sys.stdout)
+"""
+
+
+def _dec(v: Any) -> Any:
+    if isinstance(v, dict) and "__tensor__" in v:
+        return torch.tensor(v["__tensor__"], dtype=getattr(torch, v["dtype"]))
+    if isinstance(v, list):
+        return tuple(_dec(x) for x in v)
+    return v
+
+
+@functools.cache
+def _raw() -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True,
+                          timeout=300, check=True)
+    return json.loads(proc.stdout)
+
+
+def configs(torch_name: str, dtype: torch.dtype) -> list[tuple[str, dict[str, Any]]]:
+    """``(desc, kwargs)`` of every ``optim_db`` input of ``torch_name`` (``"Adam"``) for ``dtype``."""
+    rows = _raw()[str(dtype).removeprefix("torch.")][torch_name]
+    return [(r["desc"], {k: _dec(v) for k, v in r["kwargs"].items()}) for r in rows]
+
+
+@pytest.fixture(scope="session")
+def optim_db():
+    """``optim_db(torch_name, dtype)`` -> ``[(desc, kwargs), ...]`` from torch's optimizer tests."""
+    return configs

@@ -40,7 +40,7 @@ CASES = {
         {},
     ),
 }
-FUSABLE = {k for k, (_, _, alias, _) in CASES.items() if alias in (go.sgd, go.adam, go.adamw)}
+FUSABLE = {k for k, (_, _, alias, _) in CASES.items() if alias in (go.sgd, go.adam, go.adamw, go.adagrad)}
 
 
 def _ours(alias, kw, extra, fused):

@@ -34,7 +34,7 @@ def test_build_takes_prox_as_mapping_or_penalty():
 @pytest.mark.parametrize(
     "name, hyper, match",
     [
-        ("adamx", {}, r"unknown optimizer 'adamx' \(did you mean 'adam'"),
+        ("adamx", {}, r"unknown optimizer 'adamx' \(did you mean 'adamax'"),
         ("sgd", {"betas": (0.9, 0.99)}, "optimizer 'sgd' has no option 'betas'"),
         ("sgd", {"lr": -0.1}, r"sgd: lr must be >= 0; got -0.1"),
         ("adam", {"betas": (0.9, 1.0)}, r"betas\[1\] must be in \[0, 1\)"),
@@ -63,3 +63,32 @@ def test_bad_config_values_raise_clear_errors(name, hyper, match):
 def test_config_errors_are_value_errors():
     with pytest.raises(ValueError):
         go.sgd(_params(), lr=float("nan"))
+
+
+@pytest.mark.parametrize(
+    "name, hyper, group_key",
+    [
+        ("nadam", {"momentum_decay": 6e-3, "decoupled_weight_decay": True}, "momentum_decay"),
+        ("radam", {"betas": [0.9, 0.99]}, "betas"),
+        ("adamax", {"eps": 1e-7}, "eps"),
+        ("adadelta", {"rho": 0.95}, "rho"),
+        ("asgd", {"t0": 100}, "t0"),
+        ("rprop", {"etas": [0.4, 1.3]}, "etas"),
+        ("adafactor", {"d": 1.5}, "d"),
+        ("muon", {"ns_steps": 6}, "ns_steps"),
+        ("sparse_adam", {"eps": 1e-7}, "eps"),
+    ],
+)
+def test_build_reaches_the_torch_aliases(name, hyper, group_key):
+    params = nn.Linear(3, 2, bias=False).parameters() if name == "muon" else _params()
+    opt = go.build(params, name, lr=0.01, **hyper)
+    value = hyper[group_key]
+    assert opt.param_groups[0][group_key] == (tuple(value) if isinstance(value, list) else value)
+    with pytest.raises(ConfigError, match=f"optimizer '{name}' has no option 'centered'"):
+        go.build(_params(), name, centered=True)
+
+
+@pytest.mark.parametrize("name", ["lion", "lamb", "lars", "schedule_free_adamw", "schedule_free_sgd"])
+def test_build_reaches_the_modern_aliases(name):
+    opt = go.build(_params(), name, lr=0.01, weight_decay=0.1)
+    assert opt.param_groups[0]["lr"] == 0.01 and opt.param_groups[0]["weight_decay"] == 0.1

@@ -26,6 +26,16 @@ CONFIGS = {
     "adamw-auto": lambda ps, f: go.adamw(ps, lr=1e-2, weight_decay=0.3, fused=f),
     "adamw-all": lambda ps, f: go.adamw(ps, lr=1e-2, weight_decay=0.3, decay_mask="all", fused=f),
     "adamw-prox-l1": lambda ps, f: go.adamw(ps, lr=1e-2, prox=L1(0.05), fused=f),
+    "adagrad": lambda ps, f: go.adagrad(ps, lr=0.05, fused=f),
+    "adagrad-all": lambda ps, f: go.adagrad(ps, lr=0.05, lr_decay=0.01, weight_decay=0.1,
+                                            initial_accumulator_value=0.1, fused=f),
+    "adagrad-decoupled-prox": lambda ps, f: go.adagrad(ps, lr=0.05, weight_decay=0.1, decoupled=True,
+                                                       prox=L1(0.01), maximize=True, fused=f),
+    "adamw-lookahead": lambda ps, f: go.Optimizer(
+        ps, go.chain(*go.adamw([torch.zeros(1)], weight_decay=0.1).leaves, go.lookahead(3, 0.6)), fused=f),
+    "sgd-lookahead-prox": lambda ps, f: go.Optimizer(
+        ps, go.chain(*go.sgd([torch.zeros(1)], momentum=0.9).leaves, go.lookahead(4, 0.5),
+                     go.prox(L1(0.01))), fused=f, lr=0.05),
     "adamw-prox-factor": lambda ps, f: go.adamw(
         ps, lr=1e-2, prox=L1(0.05, factor={"0.*": 2.0, "2.*": 0.0}), fused=f
     ),
@@ -52,7 +62,7 @@ def _run(problem, make, fused, dtype, steps=40, groups=False, device="cpu"):
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_fused_equals_reference(name, problem, monkeypatch):
     calls = []
-    for kernel in ("_fused_sgd_", "_fused_adam_", "_fused_adamw_"):
+    for kernel in ("_fused_sgd_", "_fused_adam_", "_fused_adamw_", "_fused_adagrad_"):
         original = getattr(torch, kernel)
         monkeypatch.setattr(torch, kernel, lambda *a, _k=original, **kw: (calls.append(1), _k(*a, **kw)))
     make = CONFIGS[name]

@@ -146,3 +146,17 @@ def test_elastic_net_prox_minimizes_its_objective(v, lam, alpha, step):
     for scale in (1e-3, 1e-1, 1.0):
         other = w + scale * torch.randn(w.shape, generator=g, dtype=F64)
         assert objective(other) >= objective(w) - 1e-9
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_in_place_softshrink_wrapper_equals_torchs_softshrink(dtype):
+    # The one place torch's softshrink kernel is called with out=x (through
+    # torch.ops); this fails loudly if that operator changes.
+    from gradwise.regularization._penalties import softshrink_
+
+    x = torch.randn(1000, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    ref = nn.functional.softshrink(x, 0.3)
+    ptr = x.data_ptr()
+    out = softshrink_(x, 0.3)
+    assert torch.equal(x, ref) and out.data_ptr() == ptr == x.data_ptr()
+    assert (x == 0).sum().item() > 100

@@ -30,6 +30,10 @@ def test_registry_lists_every_schedule():
         "slanted_triangular",
         "inverse_sqrt",
         "sequence",
+        "polynomial",
+        "linear",
+        "cyclic",
+        "wsd",
     }
 
 

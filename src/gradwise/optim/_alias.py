@@ -11,60 +11,32 @@ float32 round-off). Three arguments are added to every alias:
   and norm weights, ``"all"`` decays everything as torch.optim does.
 * ``prox``: a penalty (``gradwise.regularization.L1(lam)``, ...) whose exact
   proximal step, with step size ``lr``, follows every gradient step.
+
+As in torch.optim, ``maximize=True`` ascends the objective (the gradient is
+negated first), ``lr`` may be a one-element Tensor, and a complex parameter is
+treated as its real view (``torch.view_as_real``): real and imaginary parts
+are two independent coordinates. ``foreach`` is accepted for compatibility
+and ignored: gradwise chooses its own path (see ``_dispatch``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from gradwise.errors import ConfigError, unknown
+from gradwise.optim import _alias_modern, _alias_torch
 from gradwise.optim import _validate as check
-from gradwise.optim._base import Transform, chain
-from gradwise.optim._decay import add_decayed_weights, add_l2
-from gradwise.optim._decay import prox as prox_transform
+from gradwise.optim._assemble import Params
+from gradwise.optim._assemble import assemble as _assemble
 from gradwise.optim._optimizer import Optimizer
 from gradwise.optim._transforms import (
     scale_by_adagrad,
     scale_by_adam,
-    scale_by_lr,
     scale_by_momentum,
     scale_by_rms,
 )
-from gradwise.regularization import Mask, Penalty, check_mask, penalty
-
-Params = Iterable[Any]
-
-
-def _assemble(
-    owner: str,
-    params: Params,
-    core: list[Transform],
-    lr: float,
-    weight_decay: float,
-    decoupled: bool,
-    decay_mask: Mask,
-    prox: Penalty | None,
-    fused: bool | None,
-) -> Optimizer:
-    lr = check.number(owner, "lr", lr)
-    wd = check.number(owner, "weight_decay", weight_decay)
-    decoupled = check.flag(owner, "decoupled", decoupled)
-    mask = check_mask(decay_mask, f"{owner}: decay_mask")
-    if prox is not None and not isinstance(prox, Penalty):
-        raise ConfigError(
-            f"{owner}: prox must be a penalty such as gradwise.regularization.L1(lam) or None; "
-            f"got {prox!r}"
-        )
-    # The decay transform stays in the chain when weight_decay is 0, so that a
-    # param group may still set its own weight_decay.
-    if decoupled:
-        parts = [*core, add_decayed_weights(wd, mask=mask), scale_by_lr(lr)]
-    else:
-        parts = [add_l2(wd, mask=mask), *core, scale_by_lr(lr)]
-    if prox is not None:
-        parts.append(prox_transform(prox))
-    return Optimizer(params, chain(*parts), fused=fused)
+from gradwise.regularization import Mask, Penalty, penalty
 
 
 def sgd(
@@ -78,6 +50,8 @@ def sgd(
     decoupled: bool = False,
     decay_mask: Mask = "auto",
     prox: Penalty | None = None,
+    maximize: bool = False,
+    foreach: bool | None = None,
     fused: bool | None = None,
 ) -> Optimizer:
     """Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
@@ -102,7 +76,7 @@ def sgd(
         raise ConfigError(f"{owner}: nesterov needs momentum > 0 and dampening = 0; "
                           f"got momentum={momentum}, dampening={dampening}")
     core = [scale_by_momentum(momentum, dampening, nesterov)]
-    return _assemble(owner, params, core, lr, weight_decay, decoupled, decay_mask, prox, fused)
+    return _assemble(owner, params, core, lr, weight_decay, decoupled, decay_mask, prox, fused, maximize)
 
 
 def adam(
@@ -116,6 +90,8 @@ def adam(
     decoupled: bool = False,
     decay_mask: Mask = "auto",
     prox: Penalty | None = None,
+    maximize: bool = False,
+    foreach: bool | None = None,
     fused: bool | None = None,
 ) -> Optimizer:
     """Adam (Kingma & Ba 2015), as ``torch.optim.Adam``; ``decoupled=True`` is AdamW.
@@ -132,7 +108,7 @@ def adam(
         >>> opt = adam(torch.nn.Linear(4, 1).parameters(), lr=1e-3, weight_decay=1e-2, decoupled=True)
     """
     core = [scale_by_adam(check.betas("adam", betas), eps, check.flag("adam", "amsgrad", amsgrad))]
-    return _assemble("adam", params, core, lr, weight_decay, decoupled, decay_mask, prox, fused)
+    return _assemble("adam", params, core, lr, weight_decay, decoupled, decay_mask, prox, fused, maximize)
 
 
 def adamw(
@@ -146,6 +122,8 @@ def adamw(
     decoupled: bool = True,
     decay_mask: Mask = "auto",
     prox: Penalty | None = None,
+    maximize: bool = False,
+    foreach: bool | None = None,
     fused: bool | None = None,
 ) -> Optimizer:
     """AdamW (Loshchilov & Hutter 2019), as ``torch.optim.AdamW``: ``adam(decoupled=True)``.
@@ -159,7 +137,7 @@ def adamw(
         >>> opt = adamw(torch.nn.Linear(4, 1).named_parameters(), lr=3e-4, weight_decay=0.1)
     """
     return adam(params, lr, betas, eps, weight_decay, amsgrad, decoupled=decoupled,
-                decay_mask=decay_mask, prox=prox, fused=fused)
+                decay_mask=decay_mask, prox=prox, maximize=maximize, foreach=foreach, fused=fused)
 
 
 def rmsprop(
@@ -174,6 +152,8 @@ def rmsprop(
     decoupled: bool = False,
     decay_mask: Mask = "auto",
     prox: Penalty | None = None,
+    maximize: bool = False,
+    foreach: bool | None = None,
 ) -> Optimizer:
     """RMSprop (Hinton, lecture 6e), as ``torch.optim.RMSprop``.
 
@@ -187,7 +167,7 @@ def rmsprop(
     """
     owner = "rmsprop"
     core = [scale_by_rms(alpha, eps, centered), scale_by_momentum(check.number(owner, "momentum", momentum))]
-    return _assemble(owner, params, core, lr, weight_decay, decoupled, decay_mask, prox, False)
+    return _assemble(owner, params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize)
 
 
 def adagrad(
@@ -201,8 +181,11 @@ def adagrad(
     decoupled: bool = False,
     decay_mask: Mask = "auto",
     prox: Penalty | None = None,
+    maximize: bool = False,
+    foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> Optimizer:
-    """Adagrad (Duchi, Hazan & Singer 2011), as ``torch.optim.Adagrad``.
+    """Adagrad (Duchi, Hazan & Singer 2011), as ``torch.optim.Adagrad``; ``fused`` as ``sgd``'s.
 
     ``G <- G + g^2``, ``w <- w - lr / (1 + (t-1) lr_decay) * g / (sqrt(G) + eps)``.
     Decoupled decay is ``lr * weight_decay * w`` (not scaled by ``lr_decay``).
@@ -212,17 +195,20 @@ def adagrad(
         >>> opt = adagrad(torch.nn.Linear(4, 1).parameters(), lr=0.1)
     """
     core = [scale_by_adagrad(lr_decay, eps, initial_accumulator_value)]
-    return _assemble("adagrad", params, core, lr, weight_decay, decoupled, decay_mask, prox, False)
+    return _assemble("adagrad", params, core, lr, weight_decay, decoupled, decay_mask, prox, fused, maximize)
 
 
-ALIASES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad}
+ALIASES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad,
+           **_alias_torch.ALIASES, **_alias_modern.ALIASES}
 
 _OPTIONS = {
-    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov"),
-    "adam": ("lr", "betas", "eps", "weight_decay", "amsgrad"),
-    "adamw": ("lr", "betas", "eps", "weight_decay", "amsgrad"),
-    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered"),
-    "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
+    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"),
+    "adam": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"),
+    "adamw": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"),
+    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
+    "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
+    **_alias_torch.OPTIONS,
+    **_alias_modern.OPTIONS,
 }
 _COMMON = ("decoupled", "decay_mask", "prox")
 
@@ -243,7 +229,7 @@ def build(params: Params, name: str, **hyper: Any) -> Optimizer:
     """
     if not isinstance(name, str) or name not in ALIASES:
         raise unknown("optimizer", str(name), ALIASES)
-    allowed = _OPTIONS[name] + _COMMON + (("fused",) if name in ("sgd", "adam", "adamw") else ())
+    allowed = _OPTIONS[name] + _COMMON + (("fused",) if name in ("sgd", "adam", "adamw", "adagrad") else ())
     for key in hyper:
         if key not in allowed:
             raise ConfigError(

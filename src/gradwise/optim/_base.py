@@ -17,7 +17,9 @@ earlier transform keeps in its state (SGD's momentum buffer is returned as the
 update itself). Return a new tensor or ``u`` unchanged.
 
 The optimizer applies ``param += u`` after the last transform, so the chain's
-output is the signed step (``scale_by_lr`` multiplies by ``-lr``).
+output is the signed step (``scale_by_lr`` multiplies by ``-lr``). A last
+transform with ``moves_param`` (Schedule-Free, ASGD, Muon, Lookahead) moves
+the parameter in place itself and returns ``None``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ class Transform:
     hyper: ClassVar[tuple[str, ...]] = ()
     tree: ClassVar[bool] = False
     post_step: ClassVar[bool] = False
+    sparse: ClassVar[bool] = False  # takes sparse gradients (SparseAdam)
+    # Makes the whole step itself, in place on the parameter, and returns None
+    # instead of an update (Schedule-Free, ASGD, Muon, Lookahead): one pass
+    # less than returning a delta. Must be the chain's last transform (a
+    # trailing prox aside).
+    moves_param: ClassVar[bool] = False
 
     def init(self, param: Tensor) -> tuple:
         """Return the initial state for ``param``."""
@@ -119,7 +127,8 @@ class Chain(Transform):
         """Run the leaves on one tensor (masks see no name; post-step ``prox`` is skipped).
 
         ``Optimizer`` runs chains itself, across all parameters; this method
-        serves tests and custom loops over single tensors.
+        serves tests and custom loops over single tensors. The update is
+        ``None`` when the last transform moved ``param`` itself (``moves_param``).
         """
         new_states = []
         for t, s in zip(self.leaves(), state):

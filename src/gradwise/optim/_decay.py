@@ -18,7 +18,9 @@ regularized, while decoupled decay shrinks every weight by the same factor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 
@@ -135,3 +137,15 @@ def prox(penalty: Penalty) -> Prox:
             f"gradwise.regularization.L1(lam); got {type(penalty).__name__}"
         )
     return Prox(penalty)
+
+
+def apply_prox(prox: Prox, targets: tuple[Sequence[Tensor], Sequence[Factor]], lr: Any) -> None:
+    """Proximal step with step size ``lr`` (a number or a Tensor lr) on ``(params, factors)``, in place."""
+    params, factors = targets
+    step = check.as_float(lr)
+    many = getattr(prox.penalty, "prox_many", None)
+    if many is not None and not any(isinstance(f, Tensor) for f in factors):
+        many(params, step, factors)
+        return
+    for p, f in zip(params, factors):
+        prox.apply(p, step, f)

@@ -4,9 +4,11 @@ When a chain is exactly a standard algorithm,
 
     [add_l2] [scale_by_momentum] [add_decayed_weights] scale_by_lr [prox]   (SGD, SGDW)
     [add_l2] scale_by_adam       [add_decayed_weights] scale_by_lr [prox]   (Adam, AdamW)
+    [add_l2] scale_by_adagrad    [add_decayed_weights] scale_by_lr [prox]   (Adagrad)
 
+each optionally followed by ``lookahead`` (applied after the kernel),
 one call of torch's fused multi-tensor kernel (``_fused_sgd_``, ``_fused_adam_``,
-``_fused_adamw_``) per param group does the whole step. On CPU that is 2-5x
+``_fused_adamw_``, ``_fused_adagrad_``) per param group does the whole step. On CPU that is 2-5x
 the per-tensor loop (benchmarks/bench_optim.py), mostly because a step over
 many small tensors is dominated by per-op dispatch. The foreach kernels are
 not used: on CPU they loop over tensors in C++ and were never faster than the
@@ -24,8 +26,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-from gradwise.optim._decay import AddDecayedWeights, AddL2
-from gradwise.optim._transforms import ScaleByAdam, ScaleByLr, ScaleByMomentum
+from gradwise.optim._decay import AddDecayedWeights, AddL2, apply_prox
+from gradwise.optim._modern import Lookahead
+from gradwise.optim._transforms import ScaleByAdagrad, ScaleByAdam, ScaleByLr, ScaleByMomentum
 
 if TYPE_CHECKING:
     from gradwise.optim._base import Group, Transform
@@ -36,9 +39,11 @@ class FastPlan(NamedTuple):
     """Where the pieces of a standard chain sit (indices into the leaves)."""
 
     adam: bool
-    core: int | None  # ScaleByAdam or ScaleByMomentum
+    core: int | None  # ScaleByAdam, ScaleByAdagrad or ScaleByMomentum
     decay: int | None  # AddL2 or AddDecayedWeights
     decoupled: bool
+    adagrad: bool = False
+    lookahead: int | None = None  # a trailing Lookahead, run after the kernel
 
 
 def _unmasked(t: Transform) -> bool:
@@ -48,20 +53,25 @@ def _unmasked(t: Transform) -> bool:
 def match(leaves: tuple[Transform, ...]) -> FastPlan | None:
     """The ``FastPlan`` of ``leaves`` if a fused kernel computes exactly that chain."""
     body = list(leaves[:-1] if leaves and leaves[-1].post_step else leaves)
+    ahead = None
+    if body and isinstance(body[-1], Lookahead) and _unmasked(body[-1]):
+        ahead = len(body) - 1
+        body.pop()
     n = len(body)
     i = 0
     decay = core = None
     decoupled = False
     if i < n and isinstance(body[i], AddL2):
         decay, i = i, i + 1
-    if i < n and isinstance(body[i], (ScaleByMomentum, ScaleByAdam)) and _unmasked(body[i]):
+    if i < n and isinstance(body[i], (ScaleByMomentum, ScaleByAdam, ScaleByAdagrad)) and _unmasked(body[i]):
         core, i = i, i + 1
     if i < n and isinstance(body[i], AddDecayedWeights) and decay is None:
         decay, decoupled, i = i, True, i + 1
     if i != n - 1 or not isinstance(body[i], ScaleByLr) or not _unmasked(body[i]):
         return None
     adam = core is not None and isinstance(body[core], ScaleByAdam)
-    return FastPlan(adam, core, decay, decoupled)
+    adagrad = core is not None and isinstance(body[core], ScaleByAdagrad)
+    return FastPlan(adam, core, decay, decoupled, adagrad, ahead)
 
 
 class GroupCache(NamedTuple):
@@ -109,7 +119,12 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
             or not g.is_contiguous()
         ):
             return False
-    key = (bool(group["amsgrad"]),) if fast.adam else (bool(fast.core is not None and group["momentum"]),)
+    if fast.adagrad:
+        key: tuple = ("adagrad",)
+    elif fast.adam:
+        key = (bool(group["amsgrad"]),)
+    else:
+        key = (bool(fast.core is not None and group["momentum"]),)
     cache = opt._fast_cache.get(id(group))
     if (
         cache is None
@@ -122,15 +137,30 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
         if cache is None:
             return False
         opt._fast_cache[id(group)] = cache
-    if fast.adam:
+    if fast.adagrad:
+        _adagrad(fast, group, cache, grads)
+    elif fast.adam:
         _adam(fast, group, cache, grads)
     else:
         _sgd(opt, fast, group, cache, grads)
+    if fast.lookahead is not None:
+        _lookahead(opt, fast.lookahead, cache.params)
     if cache.prox is not None:
-        from gradwise.optim._optimizer import apply_prox
-
         apply_prox(opt.prox, cache.prox, lr)  # type: ignore[arg-type]
     return True
+
+
+def _lookahead(opt: Optimizer, j: int, params: list[torch.Tensor]) -> None:
+    # The Lookahead transform's own rule, after the fused kernel moved the fast weights.
+    leaf = opt.leaves[j]
+    k_slow, k_step = opt._keys[j]
+    for p in params:
+        st = opt.state[p]
+        step = st[k_step]
+        step += 1
+        if int(step.item()) % leaf.k == 0:  # type: ignore[attr-defined]
+            p.lerp_(st[k_slow], 1.0 - leaf.alpha)  # type: ignore[attr-defined]
+            st[k_slow].copy_(p)
 
 
 def _build(opt: Optimizer, fast: FastPlan, group: Group, plans, params, grads, key) -> GroupCache | None:
@@ -141,7 +171,14 @@ def _build(opt: Optimizer, fast: FastPlan, group: Group, plans, params, grads, k
         if not state[p]:
             opt.init_state(p, plan, state[p])
     steps_buf = None
-    if fast.adam:
+    if fast.adagrad:
+        k_step, k_sum = opt._keys[fast.core]  # type: ignore[index]
+        steps_buf = torch.stack([state[p][k_step] for p in params])
+        views = list(steps_buf.unbind(0))
+        for p, v in zip(params, views):
+            state[p][k_step] = v
+        lists = [[state[p][k_sum] for p in params], views]
+    elif fast.adam:
         k_step, k_m, k_v, k_vmax = opt._keys[fast.core]  # type: ignore[index]
         if key[0]:
             for p in params:
@@ -207,7 +244,24 @@ def _adam(fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Ten
             _pick(params, idx), _pick(grads, idx), _pick(ms, idx), _pick(vs, idx),
             _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx),
             lr=group["lr"], beta1=b1, beta2=b2, weight_decay=wd, eps=group["eps"],
-            amsgrad=amsgrad, maximize=False,
+            amsgrad=amsgrad, maximize=bool(group.get("maximize", False)),
+        )
+
+
+def _adagrad(fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Tensor]) -> None:
+    sums, steps = cache.state
+    lr = group["lr"]
+    cache.steps.add_(1)  # type: ignore[union-attr]
+    for idx, wd in _split(fast, group, cache.plans):
+        ps = _pick(cache.params, idx)
+        if fast.decoupled and wd:
+            # Decoupled: w <- w (1 - lr wd) first, the decay kept out of the sums.
+            torch._foreach_mul_(ps, 1.0 - lr * wd)
+            wd = 0.0
+        torch._fused_adagrad_(
+            ps, _pick(grads, idx), _pick(sums, idx), _pick(steps, idx),
+            lr=lr, lr_decay=group["lr_decay"], weight_decay=wd, eps=group["eps"],
+            maximize=bool(group.get("maximize", False)),
         )
 
 
@@ -232,5 +286,5 @@ def _sgd(opt: Optimizer, fast: FastPlan, group: Group, cache: GroupCache, grads:
         torch._fused_sgd_(
             ps, _pick(grads, idx), _pick(bufs, idx) if mu else [],
             weight_decay=wd, momentum=mu, lr=lr, dampening=damp, nesterov=nesterov,
-            maximize=False, is_first_step=first,
+            maximize=bool(group.get("maximize", False)), is_first_step=first,
         )

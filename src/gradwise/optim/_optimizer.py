@@ -10,8 +10,9 @@ from torch import Tensor
 
 from gradwise.errors import ConfigError
 from gradwise.optim import _dispatch
-from gradwise.optim._base import Group, Transform, chain, leaves_of
-from gradwise.optim._decay import Prox
+from gradwise.optim._base import EmptyState, Group, Transform, chain, leaves_of
+from gradwise.optim._decay import AddDecayedWeights, Prox, apply_prox
+from gradwise.optim._transforms import ScaleByLr
 from gradwise.regularization import selects
 from gradwise.regularization._penalties import Factor
 
@@ -77,9 +78,13 @@ class Optimizer(torch.optim.Optimizer):
     ) -> None:
         leaves = leaves_of(transform)
         hyper: dict[str, Any] = {}
+        body = [leaf for leaf in leaves if not leaf.post_step]
         for j, leaf in enumerate(leaves):
             if leaf.post_step and j != len(leaves) - 1:
                 raise ConfigError(f"{leaf!r} must be the last transform of the chain")
+            if leaf.moves_param and leaf is not body[-1]:
+                raise ConfigError(f"{leaf!r} makes the step itself: it must be the last transform "
+                                  "of the chain (before a prox)")
             for key, value in leaf.hyperparameters().items():
                 if key in hyper and hyper[key] != value and key not in defaults:
                     raise ConfigError(
@@ -95,11 +100,13 @@ class Optimizer(torch.optim.Optimizer):
             raise ConfigError("prox needs a step size: add scale_by_lr to the chain or pass lr=")
         self.fused = fused
         self._keys = _state_keys(leaves)
+        self._tail = _tail(leaves)
         self._fast = _dispatch.match(leaves) if fused is not False else None
         if fused and self._fast is None:
             raise ConfigError(
-                "fused=True needs a chain that is exactly SGD or Adam(W): [add_l2] "
-                "[scale_by_momentum | scale_by_adam] [add_decayed_weights] scale_by_lr [prox]"
+                "fused=True needs a chain that is exactly SGD, Adam(W) or Adagrad: [add_l2] "
+                "[scale_by_momentum | scale_by_adam | scale_by_adagrad] [add_decayed_weights] "
+                "scale_by_lr [prox]"
             )
         self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
         self._fast_cache: dict[int, _dispatch.GroupCache] = {}
@@ -123,6 +130,12 @@ class Optimizer(torch.optim.Optimizer):
             active = tuple(selects(getattr(leaf, "mask", None), name, p) for leaf in self.leaves)
             factor = None
             if self.prox is not None and active[-1]:
+                if p.is_complex():
+                    raise ConfigError(
+                        f"prox: parameter {name or tuple(p.shape)} is complex ({p.dtype}); the "
+                        "penalties' proximal steps are defined for real tensors only; exclude it "
+                        "with the penalty's mask or use a real parametrization"
+                    )
                 factor = self.prox.penalty.factor_for(name, p)
             plans.append(ParamPlan(active, factor))
         self._plans[id(group)] = (group, plans)
@@ -132,9 +145,11 @@ class Optimizer(torch.optim.Optimizer):
         """Fill ``state`` (``self.state[param]``) with the leaves' initial states."""
         for leaf, keys, on in zip(self.leaves, self._keys, plan.active):
             if on:
-                state.update(zip(keys, leaf.init(param)))
+                # A state field that is None (not used under these options)
+                # stays out of the dict, so the keys are torch's.
+                state.update((k, v) for k, v in zip(keys, leaf.init(param)) if v is not None)
 
-    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast")
+    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast", "_tail")
 
     def __getstate__(self) -> dict[str, Any]:
         # torch pickles only defaults, state and param_groups; the chain is
@@ -182,57 +197,132 @@ class Optimizer(torch.optim.Optimizer):
     def _reference_step(self, work: list[tuple[Group, list[ParamPlan]]]) -> None:
         # Breadth first, transform by transform over all parameters, so that a
         # global transform (clip_by_global_norm) sees every update at once.
+        # A complex parameter runs as its real view (..., 2), as torch.optim
+        # does: real and imaginary parts are two independent real numbers, so
+        # Adam's second moment is re^2 and im^2, never the complex square.
         params: list[Tensor] = []
         groups: list[Group] = []
         plans: list[ParamPlan] = []
         states: list[dict[str, Any]] = []
         ups: list[Tensor] = []
+        cplx: list[bool] = []
         for group, group_plans in work:
             self._fast_cache.pop(id(group), None)  # this path may replace state tensors
+            maximize = bool(group.get("maximize", False))
             for p, plan in zip(group["params"], group_plans):
                 g = p.grad
                 if g is None:
                     continue
-                if g.is_sparse:
-                    raise RuntimeError("gradwise optimizers do not support sparse gradients")
+                if g.is_sparse and not any(getattr(t, "sparse", False) for t in self.leaves):
+                    raise RuntimeError("this chain does not take sparse gradients "
+                                       "(nn.Embedding(sparse=True)); use gradwise.optim.sparse_adam")
                 st = self.state[p]
                 if not st:
                     self.init_state(p, plan, st)
+                if maximize:
+                    g = -g
+                cplx.append(p.is_complex())
+                if cplx[-1]:
+                    p, g = torch.view_as_real(p), torch.view_as_real(g)
                 params.append(p)
                 groups.append(group)
                 plans.append(plan)
                 states.append(st)
                 ups.append(g)
-        for j, (leaf, keys) in enumerate(zip(self.leaves, self._keys)):
-            if leaf.tree:
-                ups = leaf.update_tree(ups)  # type: ignore[attr-defined]
-                continue
-            if leaf.post_step:
-                continue
-            cls = leaf.State
-            for i, p in enumerate(params):
-                if not plans[i].active[j]:
+        tail = self._tail
+        stop = tail[0] if tail is not None else len(self.leaves)
+        if any(leaf.tree for leaf in self.leaves):
+            # Breadth first, so that a global transform sees every update.
+            for j in range(stop):
+                leaf = self.leaves[j]
+                if leaf.tree:
+                    ups = leaf.update_tree(ups)  # type: ignore[attr-defined]
                     continue
-                d = states[i]
-                st = cls(*[d.get(k) for k in keys])
-                ups[i], new = leaf.update(ups[i], st, p, groups[i])
-                if new is not st:
-                    d.update(zip(keys, new))
-        for p, u in zip(params, ups):
-            p.add_(u)
+                for i, p in enumerate(params):
+                    ups[i] = self._leaf(j, p, ups[i], groups[i], plans[i], states[i], cplx[i])
+            for i, p in enumerate(params):
+                self._finish(tail, p, ups[i], groups[i], plans[i])
+        else:
+            # Depth first: one parameter's whole chain while its tensors are in cache.
+            for i, p in enumerate(params):
+                u, g, plan, d, c = ups[i], groups[i], plans[i], states[i], cplx[i]
+                for j in range(stop):
+                    u = self._leaf(j, p, u, g, plan, d, c)
+                self._finish(tail, p, u, g, plan)
         if self.prox is not None:
             for group, group_plans in work:
                 pairs = [(p, pl.factor) for p, pl in zip(group["params"], group_plans)
                          if p.grad is not None and pl.factor is not None]
                 apply_prox(self.prox, ([p for p, _ in pairs], [f for _, f in pairs]), group["lr"])
 
+    def _leaf(self, j: int, p: Tensor, u: Tensor, group: Group, plan: ParamPlan,
+              d: dict[str, Any], cplx: bool) -> Tensor:
+        # Leaf j of the chain on one parameter; its state is read from and
+        # written back to the flat state dict d under the leaf's keys.
+        leaf = self.leaves[j]
+        if leaf.post_step or not plan.active[j]:
+            return u
+        keys = self._keys[j]
+        if cplx:
+            st = leaf.State(*[_as_real(d.get(k)) for k in keys])
+            u, new = leaf.update(u, st, p, group)
+            if new is not st:
+                d.update((k, _as_complex(v, p)) for k, v in zip(keys, new) if v is not None)
+            return u
+        st = leaf.State(*[d.get(k) for k in keys])
+        u, new = leaf.update(u, st, p, group)
+        if new is not st:
+            d.update((k, v) for k, v in zip(keys, new) if v is not None)
+        return u
 
-def apply_prox(prox: Prox, targets: tuple[Sequence[Tensor], Sequence[Factor]], lr: float) -> None:
-    """Proximal step with step size ``lr`` on ``(params, factors)``, in place."""
-    params, factors = targets
-    many = getattr(prox.penalty, "prox_many", None)
-    if many is not None and not any(isinstance(f, Tensor) for f in factors):
-        many(params, lr, factors)
-        return
-    for p, f in zip(params, factors):
-        prox.apply(p, lr, f)
+    def _finish(self, tail: tuple[int, int, int | None] | None, p: Tensor, u: Tensor | None,
+                group: Group, plan: ParamPlan) -> None:
+        # Apply the chain's output. With a foldable tail, w <- w (1 - lr wd) - lr u
+        # in place, as torch.optim's loops do it: no tensor for -lr (u + wd w).
+        if u is None:  # a moves_param transform stepped p itself
+            return
+        if tail is None:
+            p.add_(u)
+            return
+        _, j_lr, j_dec = tail
+        lr = group["lr"]
+        if isinstance(lr, Tensor):  # keep the Tensor arithmetic of the transforms
+            for j in (j_dec, j_lr):
+                if j is not None and plan.active[j]:
+                    u, _ = self.leaves[j].update(u, EmptyState(), p, group)
+            p.add_(u)
+            return
+        if j_dec is not None and plan.active[j_dec]:
+            wd = group["weight_decay"]
+            if wd:
+                p.mul_(1 - lr * wd)
+        p.add_(u, alpha=-lr)
+
+def _tail(leaves: Sequence[Transform]) -> tuple[int, int, int | None] | None:
+    """``(first folded leaf, scale_by_lr, add_decayed_weights or None)`` when the chain ends so.
+
+    Only when ``scale_by_lr`` is the last leaf before a ``prox`` and has no mask.
+    """
+    body = [j for j, t in enumerate(leaves) if not t.post_step]
+    if not body:
+        return None
+    j = body[-1]
+    if not isinstance(leaves[j], ScaleByLr) or leaves[j].mask not in (None, "all") or len(body) != j + 1:
+        return None
+    if j > 0 and isinstance(leaves[j - 1], AddDecayedWeights):
+        return (j - 1, j, j - 1)
+    return (j, j, None)
+
+
+def _as_real(v: Any) -> Any:
+    # A complex state tensor as its real view (..., 2); anything else unchanged.
+    return torch.view_as_real(v) if isinstance(v, Tensor) and v.is_complex() else v
+
+
+def _as_complex(v: Any, real_param: Tensor) -> Any:
+    # A state tensor a transform created on the real view goes back to complex,
+    # so the state keeps torch's complex dtypes (and its state_dict swaps).
+    if (isinstance(v, Tensor) and not v.is_complex() and v.dim()
+            and v.shape == real_param.shape):
+        return torch.view_as_complex(v if v.is_contiguous() else v.contiguous())
+    return v

@@ -119,8 +119,9 @@ class ScaleByAdam(Transform):
                 state = state._replace(max_exp_avg_sq=vmax)
             torch.maximum(vmax, v, out=vmax)
             v = vmax
-        denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(self.option(group, "eps"))
-        return (m / (1 - b1**t)).div_(denom), state
+        # One new tensor per step: the denominator's buffer takes the result.
+        denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(self.option(group, "eps"))
+        return torch.div(m, denom, out=denom).div_(1 - b1**t), state
 
 
 def scale_by_adam(
@@ -185,7 +186,8 @@ class ScaleByRms(Transform):
             avg = sq.addcmul(gavg, gavg, value=-1).sqrt_()
         else:
             avg = sq.sqrt()
-        return u / avg.add_(self.option(group, "eps")), state
+        avg.add_(self.option(group, "eps"))
+        return torch.div(u, avg, out=avg), state
 
 
 def scale_by_rms(
@@ -235,7 +237,8 @@ class ScaleByAdagrad(Transform):
         step, acc = state
         step += 1
         acc.addcmul_(u, u, value=1)
-        out = u / acc.sqrt().add_(self.option(group, "eps"))
+        den = acc.sqrt().add_(self.option(group, "eps"))
+        out = torch.div(u, den, out=den)
         decay = self.option(group, "lr_decay")
         if decay:
             out.div_(1 + (step.item() - 1) * decay)
@@ -272,10 +275,11 @@ class ScaleByLr(Transform):
     hyper = ("lr",)
 
     def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group):
-        return u * -self.option(group, "lr"), state
+        lr = self.option(group, "lr")
+        return u * -(check.as_float(lr) if u.is_sparse else lr), state
 
 
-def scale_by_lr(lr: float = 1e-3, *, mask: Mask = None) -> ScaleByLr:
+def scale_by_lr(lr: float | Tensor = 1e-3, *, mask: Mask = None) -> ScaleByLr:
     """``u <- -lr * u``, with ``lr`` read from each param group.
 
     ``lr`` here is only the default of the group option ``lr``: torch
@@ -286,7 +290,7 @@ def scale_by_lr(lr: float = 1e-3, *, mask: Mask = None) -> ScaleByLr:
     Example:
         >>> t = scale_by_lr(0.1)
     """
-    return ScaleByLr(check.number("scale_by_lr", "lr", lr), check_mask(mask))
+    return ScaleByLr(check.lr("scale_by_lr", lr), check_mask(mask))
 
 
 @dataclass(frozen=True, repr=False)

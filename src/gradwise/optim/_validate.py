@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from torch import Tensor
+
 from gradwise.errors import ConfigError
 
 
@@ -43,3 +45,24 @@ def flag(owner: str, field: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{owner}: {field} must be true or false; got {value!r}")
     return value
+
+
+def lr(owner: str, value: Any) -> Any:
+    """A learning rate: a number >= 0, or a one-element floating Tensor as torch.optim takes.
+
+    A Tensor is kept as it is (a scheduler may update it in place); its value is checked.
+    """
+    if isinstance(value, Tensor):
+        if value.numel() != 1 or not (value.dtype.is_floating_point):
+            raise ConfigError(
+                f"{owner}: a Tensor lr must be one floating-point element; "
+                f"got shape {tuple(value.shape)}, dtype {value.dtype}"
+            )
+        number(owner, "lr", value.item())
+        return value
+    return number(owner, "lr", value)
+
+
+def as_float(value: Any) -> float:
+    """A number or a one-element Tensor (a Tensor lr) as a Python float."""
+    return value.item() if isinstance(value, Tensor) else float(value)

@@ -13,7 +13,15 @@ group's own base rate; :func:`lr_find` runs the range test.
 from gradwise.schedules._attach import ScheduledLR, attach
 from gradwise.schedules._base import Schedule
 from gradwise.schedules._cosine import Cosine, WarmupCosine, cosine, warmup_cosine
-from gradwise.schedules._cycle import OneCycle, SlantedTriangular, one_cycle, slanted_triangular
+from gradwise.schedules._cycle import (
+    Cyclic,
+    OneCycle,
+    SlantedTriangular,
+    cyclic,
+    one_cycle,
+    slanted_triangular,
+)
+from gradwise.schedules._decays import WSD, Linear, Polynomial, linear, polynomial, wsd
 from gradwise.schedules._lr_find import LRFinderResult, lr_find
 from gradwise.schedules._plot import plot_schedule
 from gradwise.schedules._registry import SCHEDULES, schedule
@@ -32,32 +40,40 @@ from gradwise.schedules._simple import (
 )
 
 __all__ = [
-    "SCHEDULES",
     "Constant",
     "Cosine",
+    "Cyclic",
     "Exponential",
     "InverseSqrt",
     "LRFinderResult",
+    "Linear",
     "LinearWarmup",
     "OneCycle",
+    "Polynomial",
+    "SCHEDULES",
     "Schedule",
     "ScheduledLR",
     "Sequence",
     "SlantedTriangular",
     "StepDecay",
+    "WSD",
     "WarmupCosine",
     "attach",
     "constant",
     "cosine",
+    "cyclic",
     "exponential",
     "inverse_sqrt",
+    "linear",
     "linear_warmup",
     "lr_find",
     "one_cycle",
     "plot_schedule",
+    "polynomial",
     "schedule",
     "sequence",
     "slanted_triangular",
     "step_decay",
     "warmup_cosine",
+    "wsd",
 ]

@@ -56,6 +56,9 @@ class ScheduledLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float | torch.Tensor]:
+        group_lrs = getattr(self.schedule, "group_lrs", None)  # per-group options (cyclic's base_lr)
+        if group_lrs is not None:
+            return group_lrs(self.base_lrs, self.last_epoch, self.optimizer.param_groups)
         factor = float(self.schedule(self.last_epoch))
         return [base_lr * factor for base_lr in self.base_lrs]
 

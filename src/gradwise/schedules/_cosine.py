@@ -103,7 +103,11 @@ class WarmupCosine(Schedule):
                p = min(t - W, T - W) / (T - W)
 
     Hugging Face's ``get_cosine_schedule_with_warmup`` is the case
-    ``start_factor = min_factor = 0``. The standard recipe for fine-tuning
+    ``start_factor = min_factor = 0``; its ``num_cycles`` (default 0.5, the
+    half cosine) replaces ``pi * p`` by ``2 pi num_cycles p``: ``num_cycles=1``
+    goes down and back up to 1 at ``T``, ``0.25`` stops at the midpoint.
+    With ``min_factor`` it is HF's ``cosine_with_min_lr``
+    (``min_lr_rate = min_factor``). The standard recipe for fine-tuning
     pretrained transformers and for training with Adam/AdamW from scratch.
 
     >>> s = warmup_cosine(total_steps=10, warmup=2)
@@ -115,6 +119,7 @@ class WarmupCosine(Schedule):
     warmup: int
     min_factor: float = 0.0
     start_factor: float = 0.0
+    num_cycles: float = 0.5
 
     name: ClassVar[str] = "warmup_cosine"
     step_fields: ClassVar[tuple[str, ...]] = ("total_steps", "warmup")
@@ -129,6 +134,7 @@ class WarmupCosine(Schedule):
             )
         check_float(self.name, "min_factor", self.min_factor, 0.0, 1.0)
         check_float(self.name, "start_factor", self.start_factor, 0.0, 1.0)
+        check_float(self.name, "num_cycles", self.num_cycles, 0.0, low_open=True)
 
     def __call__(self, step: int) -> float:
         step = check_step(step)
@@ -136,7 +142,11 @@ class WarmupCosine(Schedule):
             return linear_anneal(float(self.start_factor), 1.0, step / self.warmup)
         decay = self.total_steps - self.warmup
         pct = min(step - self.warmup, decay) / decay
-        return cosine_anneal(1.0, float(self.min_factor), pct)
+        if self.num_cycles == 0.5:
+            return cosine_anneal(1.0, float(self.min_factor), pct)
+        # HF's arrangement for other cycle counts.
+        wave = 0.5 * (1.0 + math.cos(math.pi * float(self.num_cycles) * 2.0 * pct))
+        return max(0.0, wave * (1.0 - self.min_factor) + self.min_factor)
 
 
 cosine = Cosine

@@ -1,4 +1,4 @@
-"""Up-then-down schedules: one-cycle (Smith) and slanted triangular (ULMFiT)."""
+"""Up-then-down schedules: one-cycle (Smith), slanted triangular (ULMFiT), cyclic (Smith)."""
 
 from __future__ import annotations
 
@@ -112,10 +112,13 @@ class SlantedTriangular(Schedule):
         p = 1 - (t - cut) / (cut * (1 / cut_frac - 1))        otherwise
         m(t) = (1 + p * (ratio - 1)) / ratio
 
-    so the rate goes from ``1/ratio`` up to 1 at ``cut`` and back to
-    ``1/ratio`` at ``T``; ``p`` is clamped at 0 after that. Designed for
-    fine-tuning a pretrained model: converge quickly to a suitable region,
-    then refine.
+    exactly the paper's formula, so the rate goes from ``1/ratio`` up to 1 at
+    ``cut`` and back down to ``1/ratio`` at ``t = cut / cut_frac``. That is
+    ``T`` when ``T * cut_frac`` is a whole number; otherwise ``floor`` makes
+    it earlier (``T=105, cut_frac=0.1``: cut 10, bottom at step 100), and the
+    rate holds ``1/ratio`` from there on (``p`` is clamped at 0; the paper's
+    formula would go below ``1/ratio``). Designed for fine-tuning a
+    pretrained model: converge quickly to a suitable region, then refine.
 
     >>> s = slanted_triangular(total_steps=100, cut_frac=0.1, ratio=32)
     >>> s(0), s(10), s(100)
@@ -150,5 +153,78 @@ class SlantedTriangular(Schedule):
         return (1.0 + p * (self.ratio - 1.0)) / self.ratio
 
 
+_CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+@dataclass(frozen=True)
+class Cyclic(Schedule):
+    """Cyclical learning rates (Smith 2017), as torch's ``CyclicLR``, between a base and a peak.
+
+    The param group's ``lr`` is the peak ``max_lr``; the base is the group
+    option ``base_lr`` where a group sets one (per-group base and peak, as
+    torch's lists), else ``base_factor * max_lr``. With ``S = step_size_up +
+    step_size_down``, ``c = floor(1 + t / S)``, ``x = 1 + t / S - c``:
+
+        h = x / r if x <= r else (x - 1) / (r - 1),   r = step_size_up / S
+        lr = base + (max_lr - base) * h * g
+
+    with ``g = 1`` (``triangular``), ``1 / 2**(c - 1)`` (``triangular2``,
+    halving each cycle) or ``gamma**t`` (``exp_range``). Called as a plain
+    function it returns the multiplier ``lr / max_lr`` for ``base_factor``.
+    Momentum cycling is not part of a learning-rate schedule.
+
+    >>> s = cyclic(step_size_up=2, base_factor=0.1)
+    >>> [round(s(t), 12) for t in range(5)]
+    [0.1, 0.55, 1.0, 0.55, 0.1]
+    """
+
+    step_size_up: int = 2000
+    step_size_down: int | None = None
+    mode: str = "triangular"
+    gamma: float = 1.0
+    base_factor: float = 0.1
+
+    name: ClassVar[str] = "cyclic"
+    total_steps: ClassVar[None] = None
+    step_fields: ClassVar[tuple[str, ...]] = ("step_size_up", "step_size_down")
+
+    def __post_init__(self) -> None:
+        check_int(self.name, "step_size_up", self.step_size_up, 1)
+        if self.step_size_down is not None:
+            check_int(self.name, "step_size_down", self.step_size_down, 0)
+        if self.mode not in _CYCLIC_MODES:
+            raise unknown("cyclic mode", str(self.mode), _CYCLIC_MODES)
+        check_float(self.name, "gamma", self.gamma, 0.0, low_open=True)
+        check_float(self.name, "base_factor", self.base_factor, 0.0, 1.0)
+
+    def height(self, step: int) -> float:
+        """``h * g``: where ``step`` sits between the base (0) and the peak (1)."""
+        step = check_step(step)
+        down = self.step_size_up if self.step_size_down is None else self.step_size_down
+        total = float(self.step_size_up + down)
+        ratio = self.step_size_up / total
+        cycle = math.floor(1 + step / total)
+        x = 1.0 + step / total - cycle
+        h = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        if self.mode == "triangular":
+            return h * 1.0
+        if self.mode == "triangular2":
+            return h * (1 / (2.0 ** (cycle - 1)))
+        return h * self.gamma**step
+
+    def group_lrs(self, max_lrs: list[float], step: int, groups: list[dict]) -> list[float]:
+        """The lr of each param group, whose peak is its ``max_lrs`` entry (``attach`` calls this)."""
+        h = self.height(step)
+        out = []
+        for max_lr, group in zip(max_lrs, groups):
+            base = group.get("base_lr", max_lr * self.base_factor)
+            out.append(base + (max_lr - base) * h)
+        return out
+
+    def __call__(self, step: int) -> float:
+        return self.base_factor + (1.0 - self.base_factor) * self.height(step)
+
+
 one_cycle = OneCycle
 slanted_triangular = SlantedTriangular
+cyclic = Cyclic

@@ -10,7 +10,8 @@ from typing import Any
 from gradwise.errors import ConfigError, unknown
 from gradwise.schedules._base import Schedule
 from gradwise.schedules._cosine import Cosine, WarmupCosine
-from gradwise.schedules._cycle import OneCycle, SlantedTriangular
+from gradwise.schedules._cycle import Cyclic, OneCycle, SlantedTriangular
+from gradwise.schedules._decays import WSD, Linear, Polynomial
 from gradwise.schedules._sequence import Sequence
 from gradwise.schedules._simple import Constant, Exponential, InverseSqrt, LinearWarmup, StepDecay
 
@@ -27,6 +28,10 @@ SCHEDULES: dict[str, type[Schedule]] = {
         SlantedTriangular,
         InverseSqrt,
         Sequence,
+        Polynomial,
+        Linear,
+        Cyclic,
+        WSD,
     )
 }
 
@@ -37,14 +42,15 @@ def schedule(name: str, total_steps: int | None = None, **kwargs: Any) -> Schedu
     Args:
         name: one of ``constant, step_decay, exponential, cosine,
             linear_warmup, warmup_cosine, one_cycle, slanted_triangular,
-            inverse_sqrt, sequence``. A ``Schedule`` object is returned as
+            inverse_sqrt, sequence, polynomial, linear, cyclic, wsd``. A ``Schedule`` object is returned as
             it is, so callers may accept either form.
         total_steps: the run's length in optimizer steps, when known. It is
             passed to schedules that take ``total_steps`` (unless ``kwargs``
             has its own), and it resolves fractions.
         **kwargs: the schedule's arguments. Step-count arguments
             (``warmup``, ``warmup_steps``, ``step_size``, ``cycle_steps``,
-            ``total_steps``, ``boundaries``) accept an int (absolute steps) or
+            ``total_steps``, ``boundaries``, ``decay``, ``stable``,
+            ``step_size_up``, ``step_size_down``) accept an int (absolute steps) or
             a float in (0, 1), a fraction of ``total_steps`` rounded to the
             nearest step (at least 1). For ``sequence``, ``schedules`` is a
             list of configs (dicts with a ``name``) or schedule objects; a
@@ -56,7 +62,7 @@ def schedule(name: str, total_steps: int | None = None, **kwargs: Any) -> Schedu
             out of range.
 
     >>> schedule("warmup_cosine", total_steps=1000, warmup=0.05)
-    WarmupCosine(total_steps=1000, warmup=50, min_factor=0.0, start_factor=0.0)
+    WarmupCosine(total_steps=1000, warmup=50, min_factor=0.0, start_factor=0.0, num_cycles=0.5)
     """
     if isinstance(name, Schedule):
         if kwargs:

@@ -129,15 +129,20 @@ class InverseSqrt(Schedule):
     ``m(t) = t / W`` for ``t < W`` and ``m(t) = sqrt(W / t)`` after, with
     ``W = warmup_steps``: the Transformer schedule of Vaswani et al. (2017),
     ``d^-0.5 * min(t^-0.5, t * W^-1.5)``, normalised so that its peak (at
-    ``t = W``) is 1 (Hugging Face's ``get_inverse_sqrt_schedule`` with its
-    default timescale). Use it for long or open-ended runs: it has no horizon.
+    ``t = W``) is 1. With a ``timescale`` ``tau`` the decay is
+    ``1 / sqrt((t - W + tau) / tau)``: a larger ``tau`` decays more slowly
+    (Hugging Face's ``get_inverse_sqrt_schedule``; its default ``tau = W``
+    is the formula above). Use it for long or open-ended runs: it has no horizon.
 
     >>> s = inverse_sqrt(warmup_steps=4)
     >>> s(2), s(4), s(16)
     (0.5, 1.0, 0.5)
+    >>> inverse_sqrt(warmup_steps=4, timescale=8)(28)
+    0.5
     """
 
     warmup_steps: int
+    timescale: int | None = None
 
     name: ClassVar[str] = "inverse_sqrt"
     total_steps: ClassVar[None] = None
@@ -145,12 +150,17 @@ class InverseSqrt(Schedule):
 
     def __post_init__(self) -> None:
         check_int(self.name, "warmup_steps", self.warmup_steps, 1)
+        if self.timescale is not None:
+            check_int(self.name, "timescale", self.timescale, 1)
 
     def __call__(self, step: int) -> float:
         step = check_step(step)
         if step < self.warmup_steps:
             return step / self.warmup_steps
-        return 1.0 / math.sqrt(step / self.warmup_steps)
+        if self.timescale is None:
+            return 1.0 / math.sqrt(step / self.warmup_steps)
+        # HF's arrangement: shift = timescale - warmup.
+        return 1.0 / math.sqrt((step + (self.timescale - self.warmup_steps)) / self.timescale)
 
 
 constant = Constant
