@@ -6,7 +6,7 @@ without a guard, with one whose trend rule is off (``monitor=None``) and with
 a default one, alternated, best of ``--repeats``. Prints ms per step and the
 ratios; the goal for the trend rule is <= 5% of a step.
 
-    python benchmarks/bench_guard.py --repeats 5
+    python benchmarks/bench_guard.py --repeats 5 [--threads 1]
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def seconds_per_step(splits, guard: dict | None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     splits = _digits(0)
     variants = {"plain": None, "guard, no trend rule": {"monitor": None}, "guard": {}}
     seconds_per_step(splits, {})  # warm-up
