@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast bench lint clean
+.PHONY: venv demo test test-fast test-claims claims bench lint clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,16 @@ test: venv
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Trained-result claims (pytest -m claim) with one thread and with the default:
+# other thread counts pick other kernels, so other round-off.
+test-claims: venv
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m claim
+	$(BIN)/python -m pytest -q -m claim
+
+# Every claim of the tour over 5 seeds x {1, 2} threads, as one table (docs/claims.md).
+claims: venv
+	$(BIN)/python benchmarks/claims.py
 
 bench: venv
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -30,5 +30,15 @@ def test_quick_lora_demo_numbers(tmp_path):
     assert r["state_ratio"] < 0.05
     for key in ("lora_accuracy", "full_accuracy"):
         assert math.isfinite(r[key]) and 0.0 <= r[key] <= 1.0
+    # the section's claim (seed 0 only: two MiniLM fine-tunes per seed): LoRA within
+    # 3 points of full fine-tuning, well above chance (0.5), >= 100x fewer trainable
+    # parameters. Measured: 0.992 and 0.992 on 120 test sentences.
+    assert r["lora_accuracy"] >= r["full_accuracy"] - 0.03
+    assert r["lora_accuracy"] >= 0.8
+    assert 100 * r["lora_trainable"] <= r["full_trainable"]
+    # the adapter file holds the adapters and the head in float32, plus a small header
+    assert 4 * r["lora_trainable"] <= r["lora_file_bytes"] < 4 * r["lora_trainable"] + 2**14
+    assert r["full_file_bytes"] >= 4 * r["full_trainable"]
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert r["lora_epoch_seconds"] > 0 and r["full_epoch_seconds"] > 0
     assert (tmp_path / "report.html").is_file() and r["report"] == str(tmp_path / "report.html")

@@ -42,18 +42,20 @@ def test_ista_converges_to_sklearn_elastic_net_on_diabetes(lam, alpha):
     assert np.array_equal(w == 0, sk.coef_ == 0)  # exact zeros where sklearn has them
 
 
-def _digits_run(lam: float) -> tuple[float, float]:
+def _digits_run(lam: float, seed: int = 0) -> tuple[float, float]:
     X, y = load_digits(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, test_size=0.25, random_state=0, stratify=y)
+    Xtr, Xte, ytr, yte = train_test_split(
+        X / 16.0, y, test_size=0.25, random_state=seed, stratify=y
+    )
     Xtr, Xte = torch.tensor(Xtr, dtype=torch.float32), torch.tensor(Xte, dtype=torch.float32)
     ytr, yte = torch.tensor(ytr), torch.tensor(yte)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
     pen = L1(lam, mask="0.weight") if lam else None
     opt = go.sgd(net.named_parameters(), lr=0.05, momentum=0.9, prox=pen)
     epochs, bs = 20, 64
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * -(-len(ytr) // bs))
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         perm = torch.randperm(len(ytr), generator=g)
         for i in range(0, len(ytr), bs):
@@ -67,9 +69,14 @@ def _digits_run(lam: float) -> tuple[float, float]:
     return acc, sparsity(net).layers["0"]
 
 
-def test_prox_l1_mlp_on_digits_is_sparse_and_as_accurate():
-    base_acc, base_zeros = _digits_run(0.0)
-    acc, zeros = _digits_run(0.02)
+@pytest.mark.claim
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_prox_l1_mlp_on_digits_is_sparse_and_as_accurate(seed):
+    # The claim, per seed (split, init and batch order): prox-L1 zeroes half the
+    # first layer or more and costs at most 2 points of test accuracy (450 rows).
+    # Measured on seeds 0-4 x {1, 2} threads: >= 64% zeros, accuracy margin >= 0.2 points.
+    base_acc, base_zeros = _digits_run(0.0, seed)
+    acc, zeros = _digits_run(0.02, seed)
     assert base_zeros == 0.0
     assert zeros >= 0.5, f"first layer only {zeros:.1%} zeros"
     assert acc >= base_acc - 0.02, f"accuracy {acc:.3f} vs {base_acc:.3f} without the penalty"

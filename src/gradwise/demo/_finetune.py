@@ -171,7 +171,9 @@ def minilm_dir() -> Path:
 
 def minilm_configs(out_dir: Path, quick: bool) -> dict[str, dict[str, Any]]:
     """Head-only vs gradual unfreezing of MiniLM on the shipped sentence set."""
-    epochs = 4 if quick else 6
+    # quick: 5 epochs, so that gradual unfreezing trains its top layers for a few
+    # epochs (with 4 it reached 0.75 against head-only's 0.67; with 5, 0.92 vs 0.65)
+    epochs = 5 if quick else 6
     base: dict[str, Any] = {
         "runs_dir": str(out_dir),
         "source": {"path": str(minilm_dir()), "max_length": 32},

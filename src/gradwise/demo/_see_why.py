@@ -90,11 +90,20 @@ L1_L2: dict[str, Any] = {
 }
 
 
-def _run(raw: dict[str, Any], out_dir: Path, changes: dict[tuple[str, ...], Any]) -> Any:
+QUICK_SUFFIX = "_quick"
+"""Appended to a quick sweep's name: its study (``runs/NAME/study.db``) and runs
+are its own, so that the full section in the same directory never resumes the
+quick one's trials (Optuna loads an existing study of the same name)."""
+
+
+def _run(
+    raw: dict[str, Any], out_dir: Path, changes: dict[tuple[str, ...], Any], quick: bool
+) -> Any:
     """Run one sweep config under ``out_dir``; ``changes`` maps key paths to new values.
 
     Key paths are tuples because a swept parameter's name has dots of its own
-    (``("sweep", "params", "optimizer.lr")``).
+    (``("sweep", "params", "optimizer.lr")``). A quick sweep's name ends in
+    :data:`QUICK_SUFFIX`.
     """
     from gradwise.sweep import parse_sweep, run_sweep
 
@@ -105,6 +114,8 @@ def _run(raw: dict[str, Any], out_dir: Path, changes: dict[tuple[str, ...], Any]
         for key in keys[:-1]:
             node = node.setdefault(key, {})
         node[keys[-1]] = value
+    if quick:
+        raw["name"] += QUICK_SUFFIX
     return run_sweep(parse_sweep(raw))
 
 
@@ -156,7 +167,7 @@ def _plt() -> Any:
 @register("activations", "Why ReLU: gradient norms through 8 layers, five activations", order=70)
 def activations(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     quick_changes = {("training", "epochs"): 6} if quick else {}
-    result = _run(ACTIVATIONS, Path(out_dir), quick_changes)
+    result = _run(ACTIVATIONS, Path(out_dir), quick_changes, quick)
     out: dict[str, Any] = {}
     for t in _study(result):
         act = t.params["model.activation"]
@@ -218,7 +229,7 @@ def weight_decay(out_dir: Path, quick: bool = False) -> dict[str, Any]:
             ("name",): "sweep_adam_l2" if coupled else "sweep_weight_decay",
             ("optimizer", "decoupled"): not coupled, ("training", "epochs"): epochs,
             lr_key: {"values": lrs}, wd_key: {"values": wds},
-        })  # fmt: skip
+        }, quick)  # fmt: skip
         results[label] = res
         study, cfg = _open(res)
         grids[label] = grid_matrix(study, cfg, "optimizer.weight_decay", "optimizer.lr")
@@ -271,7 +282,7 @@ def regularize(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     from gradwise.report import Section
 
     out_dir = Path(out_dir)
-    result = _run(DROPOUT_BATCHNORM, out_dir, {("training", "epochs"): 50} if quick else {})
+    result = _run(DROPOUT_BATCHNORM, out_dir, {("training", "epochs"): 50} if quick else {}, quick)
     plt = _plt()
     fig, (curve_ax, bar_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     colors = plt.get_cmap("tab10")
@@ -337,7 +348,7 @@ def sparsity(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     if quick:
         changes = {("training", "epochs"): 8,
                    ("sweep", "params", "optimizer.prox.lam"): {"values": [1.0e-3, 1.0e-2, 3.0e-2]}}  # fmt: skip
-    result = _run(L1_L2, out_dir, changes)
+    result = _run(L1_L2, out_dir, changes, quick)
     points: dict[str, list[tuple[float, float, float]]] = {"l1": [], "l2": []}
     for t in _study(result):
         run = t.user_attrs["run"]

@@ -2,9 +2,12 @@
 
 A learning rate a little too large rarely fails at once: the loss jumps, the
 weights grow, and a few steps later the loss is ``inf`` or ``NaN`` and every
-weight with it. :class:`DivergenceGuard` keeps an in-memory copy of the
-training state every few steps and, when it sees the run fail, puts that copy
-back with a smaller learning rate instead of letting the run end in NaNs.
+weight with it. Or it fails slowly: the loss oscillates and creeps upward
+epoch after epoch without one step large enough to call a spike.
+:class:`DivergenceGuard` keeps an in-memory copy of the training state every
+few steps and of the best epoch so far and, when it sees the run fail, puts
+a copy back with a smaller learning rate instead of letting the run end in
+NaNs or at chance.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from gradwise.errors import ConfigError, GradwiseError
 from gradwise.train._rollback import Snapshot, scale_lr
 from gradwise.train._state import Callback, Control, TrainState
+from gradwise.train._trend import AUTO, BestEpoch
 
 MIN_HISTORY = 5
 """Losses the spike rule needs before it applies (the window may be larger);
@@ -76,7 +80,18 @@ class DivergenceGuard(Callback):
       condition matters: late in training batch losses are small and
       heavy-tailed (a batch with one misclassified example can be 10x the
       median), so a ratio alone fires in healthy runs. ``patience`` lets one
-      unlucky batch pass, while a diverging run stays up.
+      unlucky batch pass, while a diverging run stays up;
+    * a worsening trend (slow divergence), checked at every epoch end: the
+      monitored field of the epoch record (``monitor``: ``val_loss`` when
+      there is validation data, else the epoch's mean training loss, a
+      smoothed training loss) has been worse than its best by more than
+      ``tolerance`` (relative) for ``trend_patience`` epochs in a row::
+
+          value_e > best + tolerance·|best|     (mode "min"; "max" mirrors it)
+
+      This rescue restores the *best epoch's* state, not the last restore
+      point, and its lr is ``factor`` times the lr the run has at that moment
+      (a spike rescue since the best epoch is not undone).
 
     Rescue: the weights, optimizer state and scheduler state saved at the
     restore point are loaded back, every group's lr is multiplied by
@@ -87,7 +102,15 @@ class DivergenceGuard(Callback):
     ``new_lr`` of the first group, ``restored_step``, ``retry``), which
     :class:`MetricsLogger` writes to ``metrics.jsonl`` and the report lists.
     After ``max_retries`` rescues in one run, the next trigger puts the last
-    good weights back and raises :class:`DivergenceError`.
+    good weights back and raises :class:`DivergenceError`; a trend trigger
+    then instead puts the best epoch's state back and stops training (event
+    ``"divergence_stop"``): the best weights are a result, not a failure.
+
+    The end: with the trend rule on, a guarded run ends with the weights of
+    its best epoch. If the last epoch was not the best, ``on_fit_end`` loads
+    the best epoch's state back; either way it emits a ``"best_weights"``
+    event (``epoch``, ``monitor``, ``value``, ``last_value``, ``restored``)
+    saying which epoch's weights the model holds.
 
     Restore point: at the end of every ``snapshot_every``-th step the guard
     copies the state in memory; the copy becomes the restore point once the
@@ -100,6 +123,8 @@ class DivergenceGuard(Callback):
 
     Cost per step: one pass over the gradients and two host reads (the
     gradient check, the loss), plus a copy every ``snapshot_every`` steps.
+    The trend rule costs nothing per step: one read of the epoch record and,
+    in an epoch that improves on the best, one copy of the state.
 
     Args:
         snapshot_every: optimizer steps between copies of the state (>= 1).
@@ -111,6 +136,16 @@ class DivergenceGuard(Callback):
         window: number ``W`` of recent step losses whose median is the reference.
         patience: consecutive steps above the threshold that count as a spike.
         check_grads: check the gradients before each step (skipping a bad step).
+        monitor: the epoch-record field the trend rule watches (``"val_loss"``,
+            ``"val_accuracy"``, ...), ``"auto"`` (``val_loss``, else
+            ``train_loss``), or None to turn the trend rule and the final
+            restore of the best weights off.
+        mode: ``"min"`` if lower values of ``monitor`` are better, ``"max"`` if higher.
+        trend_patience: epochs in a row without improving on the best that
+            trigger the trend rule (>= 1).
+        tolerance: an epoch counts as worse than the best only beyond it by
+            more than this fraction of the best's magnitude (>= 0); epochs
+            within it neither improve nor count, and break a streak.
 
     Example:
         >>> import torch
@@ -137,11 +172,16 @@ class DivergenceGuard(Callback):
         window: int = 50,
         patience: int = 2,
         check_grads: bool = True,
+        monitor: str | None = AUTO,
+        mode: str = "min",
+        trend_patience: int = 2,
+        tolerance: float = 0.1,
     ) -> None:
         _check_int("snapshot_every", snapshot_every, 1)
         _check_int("max_retries", max_retries, 0)
         _check_int("window", window, 1)
         _check_int("patience", patience, 1)
+        _check_int("trend_patience", trend_patience, 1)
         if not _is_number(factor) or not 0.0 < factor < 1.0:
             raise ConfigError(f"DivergenceGuard: factor must be a number in (0, 1), got {factor!r}")
         if loss_factor is not None and (not _is_number(loss_factor) or not loss_factor > 1.0):
@@ -165,6 +205,8 @@ class DivergenceGuard(Callback):
         self._params: list[torch.Tensor] = []
         self._check: _GradCheck | None = None
         self._bad_grad = False
+        self.trend_patience = trend_patience
+        self._best = None if monitor is None else BestEpoch(monitor, mode, tolerance)
 
     # -- events ------------------------------------------------------------------
 
@@ -176,6 +218,8 @@ class DivergenceGuard(Callback):
             return  # load_state_dict brought the restore point of the checkpoint
         self.retries, self._streak, self._pending, self._start = 0, 0, None, None
         self._losses.clear()
+        if self._best is not None:
+            self._best.reset()
         self._good = Snapshot.take(state, self._losses)
 
     def on_before_step(self, state: TrainState) -> Control | None:
@@ -208,8 +252,43 @@ class DivergenceGuard(Callback):
             self._pending = Snapshot.take(state, self._losses)
         return None
 
-    def on_fit_end(self, state: TrainState) -> None:
+    def on_epoch_end(self, state: TrainState) -> Control | None:
+        best = self._best
+        if best is None:
+            return None
+        value = best.update(state, self._losses)
+        if best.worse < self.trend_patience:
+            return None
+        field = best.field(state.metrics)
+        reason = (
+            f"{field} {value:.4g} worse than its best {best.value:.4g} (epoch {best.epoch}) "
+            f"by more than {best.tolerance:g}x for {best.worse} epochs in a row"
+        )
+        return self._trend_rescue(state, reason, value)
+
+    def on_fit_end(self, state: TrainState) -> Control | None:
+        best, ctl = self._best, None
+        if best is not None and best.snapshot is not None:
+            field = best.field(state.metrics)
+            last = float(state.metrics[field])
+            restored = not best.held
+            if restored:
+                best.restore(state, 1.0)  # the weights of the best epoch, the lr of now
+            where = (
+                f"the weights of epoch {best.epoch}, its best by {field} ({best.value:.4g}); "
+                f"the last epoch had {last:.4g}" + ("; loaded back at the end" if restored else "")
+            )
+            ctl = Control.emit(
+                "best_weights",
+                f"the model holds {where}",
+                epoch=best.epoch,
+                monitor=field,
+                value=best.value,
+                last_value=last,
+                restored=restored,
+            )
         self._release()
+        return ctl
 
     def on_exception(self, state: TrainState, exc: BaseException) -> None:
         self._release()
@@ -274,9 +353,50 @@ class DivergenceGuard(Callback):
             retry=self.retries,
         )
 
+    def _trend_rescue(self, state: TrainState, reason: str, value: float) -> Control:
+        best = self._best
+        if best is None or best.snapshot is None:  # on_epoch_end only calls it after an update
+            raise RuntimeError("DivergenceGuard: no best epoch to restore")
+        old_lr = float(state.optimizer.param_groups[0]["lr"])
+        give_up = self.retries >= self.max_retries
+        best.restore(state, 1.0 if give_up else self.factor)
+        self._losses = deque(best.snapshot.losses, maxlen=self.window)
+        self._streak, self._pending = 0, None
+        self._good = Snapshot.take(state, self._losses)
+        self._good.step = best.snapshot.step
+        new_lr = float(state.optimizer.param_groups[0]["lr"])
+        data = dict(
+            reason=reason,
+            loss=value,
+            old_lr=old_lr,
+            new_lr=new_lr,
+            restored_step=best.snapshot.step,
+            restored_epoch=best.epoch,
+        )
+        if give_up:
+            return Control.emit(
+                "divergence_stop",
+                f"epoch {state.epoch}: {reason}; restored epoch {best.epoch} and stopped after "
+                f"{self.retries} rescue(s) (max_retries={self.max_retries})",
+                stop=True,
+                retry=self.retries,
+                **data,
+            )
+        self.retries += 1
+        return Control.emit(
+            "divergence_rescue",
+            f"epoch {state.epoch}: {reason}; restored epoch {best.epoch} (step "
+            f"{best.snapshot.step}), lr {old_lr:.3g} -> {new_lr:.3g} (rescue {self.retries} of "
+            f"{self.max_retries})",
+            retry=self.retries,
+            **data,
+        )
+
     def _release(self) -> None:
         # The copies can be as large as the model and its optimizer state.
         self._good = self._pending = None
+        if self._best is not None:
+            self._best.snapshot = None
         self._params, self._check = [], None
 
     # -- checkpoints -----------------------------------------------------------------
@@ -289,6 +409,7 @@ class DivergenceGuard(Callback):
             "streak": self._streak,
             "good": None if self._good is None else self._good.as_dict(),
             "pending": None if self._pending is None else self._pending.as_dict(),
+            "best": None if self._best is None else self._best.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -297,6 +418,8 @@ class DivergenceGuard(Callback):
         self._start = state["start"]
         self._good = None if state["good"] is None else Snapshot(**state["good"])
         self._pending = None if state["pending"] is None else Snapshot(**state["pending"])
+        if self._best is not None and state.get("best") is not None:
+            self._best.load_state_dict(state["best"])
 
 
 def _is_number(value: Any) -> bool:
