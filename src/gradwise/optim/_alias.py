@@ -15,6 +15,7 @@ float32 round-off). Three arguments are added to every alias:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -217,22 +218,13 @@ def adagrad(
 
 ALIASES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad}
 
-_OPTIONS = {
-    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov"),
-    "adam": ("lr", "betas", "eps", "weight_decay", "amsgrad"),
-    "adamw": ("lr", "betas", "eps", "weight_decay", "amsgrad"),
-    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered"),
-    "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
-}
-_COMMON = ("decoupled", "decay_mask", "prox")
-
 
 def build(params: Params, name: str, **hyper: Any) -> Optimizer:
     """Build an optimizer from a config entry: ``build(params, "adamw", lr=3e-4, ...)``.
 
-    ``name`` is one of ``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``;
-    ``hyper`` holds that alias's arguments plus ``decoupled``, ``decay_mask``
-    and ``prox`` (a penalty, a mapping ``{kind, lam, alpha}`` or ``None``).
+    ``name`` is a key of ``ALIASES``; ``hyper`` holds that alias's keyword
+    arguments, read from its signature (``prox`` may also be a mapping
+    ``{kind, lam, alpha}``).
     Options the optimizer does not have and bad values raise ``ConfigError``
     naming the field.
 
@@ -243,7 +235,8 @@ def build(params: Params, name: str, **hyper: Any) -> Optimizer:
     """
     if not isinstance(name, str) or name not in ALIASES:
         raise unknown("optimizer", str(name), ALIASES)
-    allowed = _OPTIONS[name] + _COMMON + (("fused",) if name in ("sgd", "adam", "adamw") else ())
+    # the alias's signature is the one list of its options
+    allowed = tuple(inspect.signature(ALIASES[name]).parameters)[1:]
     for key in hyper:
         if key not in allowed:
             raise ConfigError(

@@ -73,6 +73,13 @@ class Trainer:
             ``optimizer -> scheduler``; stepped after every optimizer step or
             every epoch (``scheduler_per``); ``ReduceLROnPlateau`` steps per
             epoch on ``val_loss`` (``train_loss`` without validation data).
+        schedule: a :mod:`gradwise.schedules` schedule, or a function
+            ``total_steps -> schedule`` (such as a schedule config's ``build``),
+            attached at the start of ``fit`` and stepped every optimizer step.
+            ``total_steps`` is ``epochs × steps_per_epoch`` of the loader
+            ``fit`` builds (world size, ``grad_accum`` and ``drop_last``
+            included), so the schedule ends exactly at the last step. Not
+            together with ``scheduler``.
         distributed: ``"auto"`` trains with DistributedDataParallel when
             ``torchrun`` started several processes (or a process group with
             several ranks exists); ``True`` always, ``False`` never. Under DDP
@@ -108,6 +115,7 @@ class Trainer:
         seed: int | None = None,
         scheduler: Any = None,
         scheduler_per: str = "step",
+        schedule: Any = None,
         distributed: bool | str = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -155,6 +163,9 @@ class Trainer:
         self.loss = loss.to(self.device) if isinstance(loss, nn.Module) else loss
         self.optimizer = self._build_optimizer(optimizer)
         self.scheduler = scheduler(self.optimizer) if _is_factory(scheduler) else scheduler
+        if schedule is not None and scheduler is not None:
+            raise ConfigError("Trainer: give a schedule or a scheduler, not both")
+        self.schedule = schedule
         if self.scheduler is not None and not hasattr(self.scheduler, "step"):
             raise TypeError(
                 f"Trainer: scheduler must be a torch LR scheduler or a factory optimizer -> "
@@ -173,6 +184,20 @@ class Trainer:
                     f"Trainer: callback {type(cb).__name__} handles no event; "
                     f"callbacks implement some of: {', '.join(EVENTS)}"
                 )
+
+    def _attach_schedule(self, batches: int | None) -> Any:
+        """Attach ``schedule`` over this run's optimizer steps, counted from the loader."""
+        from gradwise.schedules import Schedule, attach
+
+        sched = self.schedule
+        if not isinstance(sched, Schedule):
+            if batches is None:
+                raise ConfigError(
+                    "Trainer: the schedule needs the run's length, but the train data has no len(); "
+                    "pass a built schedule with its own total_steps"
+                )
+            sched = sched(self.epochs * math.ceil(batches / self.grad_accum))
+        return attach(self.optimizer, sched)
 
     def _build_optimizer(self, optimizer: Any) -> torch.optim.Optimizer:
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -289,6 +314,8 @@ class Trainer:
             nb = None
         if nb == 0:
             raise DataError("train data has no batches")
+        if self.schedule is not None and self.scheduler is None:
+            self.scheduler = self._attach_schedule(nb)
         state = TrainState(
             model=self.model,
             optimizer=self.optimizer,
