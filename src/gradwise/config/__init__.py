@@ -14,12 +14,20 @@ fields are that entry's arguments::
 
 Modules: ``_base`` (the strict base, shared field types), ``_tagged``
 (models generated from a registry), ``_optimizer``, ``_schedule``, ``_run``
-(``gradwise train``), ``_load`` (YAML, overrides, errors, dump). The other
-recipes' configs sit beside their code and are re-exported here, so that every
-run config is found in one place.
+(``gradwise train``), ``_linear`` (``gradwise linear``), ``_load`` (YAML,
+overrides, errors, dump). The finetune, instruct and sweep configs check
+values with their own packages' code, so they are defined there and found
+here too, by recipe: ``run_config("finetune")`` or ``gradwise.config.FinetuneConfig``.
+
+>>> run_config("linear").__name__
+'LinearConfig'
 """
 
+import importlib
+from typing import Any
+
 from gradwise.config._base import Betas, Device, Lr, ProxConfig, RunName, Strict
+from gradwise.config._linear import LinearConfig, LinearModelConfig
 from gradwise.config._load import (
     apply_overrides,
     dump_config,
@@ -54,6 +62,34 @@ from gradwise.config._schedule import (
 )
 from gradwise.config._tagged import TaggedConfig
 
+# Every recipe's run config: (module, class). Imported on first use, so that
+# the packages whose code checks a config may import this one.
+RUN_CONFIGS = {
+    "train": ("gradwise.config._run", "RunConfig"),
+    "linear": ("gradwise.config._linear", "LinearConfig"),
+    "finetune": ("gradwise.finetune._config", "FinetuneConfig"),
+    "instruct": ("gradwise.instruct._config", "InstructConfig"),
+    "sweep": ("gradwise.sweep._config", "SweepConfig"),
+}
+_LAZY = {cls: module for module, cls in RUN_CONFIGS.values()}
+
+
+def run_config(recipe: str) -> Any:
+    """The config model of a recipe: ``train``, ``linear``, ``finetune``, ``instruct``, ``sweep``."""
+    from gradwise.errors import unknown
+
+    if recipe not in RUN_CONFIGS:
+        raise unknown("recipe", recipe, RUN_CONFIGS)
+    module, cls = RUN_CONFIGS[recipe]
+    return getattr(importlib.import_module(module), cls)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gradwise.config' has no attribute {name!r}")
+
+
 # Kept for configs written against the dict form: ``schedule: {name: ..., ...}``.
 ScheduleSpec = ScheduleConfig | None
 
@@ -69,11 +105,14 @@ __all__ = [
     "Device",
     "DivergenceGuardConfig",
     "EarlyStoppingConfig",
+    "LinearConfig",
+    "LinearModelConfig",
     "Lr",
     "ModelConfig",
     "OptimizerConfig",
     "OptimizerConfigBase",
     "ProxConfig",
+    "RUN_CONFIGS",
     "RunConfig",
     "RunName",
     "ScheduleConfig",
@@ -88,6 +127,7 @@ __all__ = [
     "optimizer_config",
     "parse_config",
     "read_yaml",
+    "run_config",
     "schedule_config",
     "to_yaml",
 ]
