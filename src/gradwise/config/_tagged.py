@@ -54,7 +54,7 @@ def model_from_signature(
     fields: Mapping[str, tuple[Any, Any]],
 ) -> type[TaggedConfig]:
     """A ``base`` subclass with ``name: Literal[name]`` and ``fields`` (type, default)."""
-    title = "".join(p.capitalize() for p in name.split("_")) + base.__name__
+    title = "".join(p.capitalize() for p in name.split("_")) + base.__name__.removesuffix("Base")
     spec: dict[str, Any] = {"name": (Literal[name], name)}
     for field, (ann, default) in fields.items():
         try:

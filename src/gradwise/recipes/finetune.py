@@ -44,9 +44,9 @@ from gradwise.finetune import (
     tokenize,
 )
 from gradwise.finetune._config import FinetuneConfig, FinetuneDataConfig
-from gradwise.recipes._setup import build_optimizer, schedule_factory
+from gradwise.recipes._setup import build_optimizer, callbacks_from_config, schedule_factory
 from gradwise.report import Section, write_report
-from gradwise.train import Checkpoint, EarlyStopping, MetricsLogger, ProgressBar, Trainer
+from gradwise.train import Trainer
 
 
 @dataclass
@@ -210,30 +210,16 @@ def run(cfg: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
         batchnorm=cfg.plan.batchnorm,
         restart_schedule=cfg.plan.restart_schedule,
     )
-    cb = cfg.callbacks
-    callbacks: list[Any] = [plan, MetricsLogger(run_dir, log_every=cb.log_every, tensorboard=cb.tensorboard)]
+    callbacks, tail = callbacks_from_config(cfg.callbacks, run_dir, progress=progress, guard=False)
+    callbacks = [plan, *callbacks]
     loss: Any = head
     augment = None
     if cfg.augment is not None and cfg.augment.transforms:
         shape = cfg.augment.image_shape or getattr(parts.train, "image_shape", None)
         augment = Augment(cfg.augment.transforms, seed=cfg.augment.seed, image_shape=shape)
-        callbacks.append(augment)
+        callbacks.insert(1, augment)
         loss = augment.loss(head)
-    if cb.checkpoint.enabled:
-        callbacks.append(
-            Checkpoint(
-                run_dir / "checkpoints",
-                every_n_steps=cb.checkpoint.every_n_steps,
-                every_epoch=cb.checkpoint.every_epoch,
-                keep=cb.checkpoint.keep,
-            )
-        )
-    if cb.early_stopping is not None:
-        es = cb.early_stopping
-        callbacks.append(EarlyStopping(es.monitor, mode=es.mode, patience=es.patience,
-                                       min_delta=es.min_delta, restore_best=es.restore_best))
-    if progress and cb.progress:
-        callbacks.append(ProgressBar())
+    callbacks += tail
     trainer = Trainer(
         model, optimizer, loss, epochs=t.epochs, batch_size=t.batch_size, callbacks=callbacks,
         device=t.device, grad_accum=t.grad_accum, clip_grad_norm=t.clip_grad_norm,
