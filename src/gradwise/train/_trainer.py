@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gradwise import _validate as check
 from gradwise.errors import CheckpointError, ConfigError, DataError, HeadError, unknown
 from gradwise.train import _distributed
 from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
@@ -22,12 +23,6 @@ from gradwise.train.metrics import Metric, get_metric
 
 PRECISIONS = ("fp32", "bf16")
 KINDS = ("output", "probs", "labels")
-
-
-def _int(field: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"Trainer: {field} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -120,25 +115,18 @@ class Trainer:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
-        self.epochs = _int("epochs", epochs, 1)
-        self.batch_size = _int("batch_size", batch_size, 1)
-        self.grad_accum = _int("grad_accum", grad_accum, 1)
-        self.shuffle = bool(shuffle)
-        if clip_grad_norm is not None and (
-            isinstance(clip_grad_norm, bool)
-            or not isinstance(clip_grad_norm, (int, float))
-            or not clip_grad_norm > 0
-        ):
-            raise ConfigError(
-                f"Trainer: clip_grad_norm must be a number > 0 or None, got {clip_grad_norm!r}"
-            )
-        self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
+        self.epochs = check.integer("Trainer", "epochs", epochs, minimum=1)
+        self.batch_size = check.integer("Trainer", "batch_size", batch_size, minimum=1)
+        self.grad_accum = check.integer("Trainer", "grad_accum", grad_accum, minimum=1)
+        self.shuffle = check.flag("Trainer", "shuffle", shuffle)
+        self.clip_grad_norm = check.number(
+            "Trainer", "clip_grad_norm", clip_grad_norm, low=0.0, low_open=True, optional=True
+        )
         if precision not in PRECISIONS:
             raise unknown("precision", str(precision), PRECISIONS)
         if scheduler_per not in ("step", "epoch"):
             raise unknown("scheduler_per", str(scheduler_per), ("step", "epoch"))
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigError(f"Trainer: seed must be an int or None, got {seed!r}")
+        check.integer("Trainer", "seed", seed, optional=True)
         self.precision, self.scheduler_per, self.seed = precision, scheduler_per, seed
         if not isinstance(distributed, bool) and distributed != "auto":
             raise ConfigError(
