@@ -52,6 +52,7 @@ def train(
     set_: SetOption = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing runs/NAME.")] = False,
 ) -> None:
     """Train a model from a YAML config; writes runs/NAME/ with a report."""
     from gradwise.config import load_config
@@ -59,7 +60,7 @@ def train(
     from gradwise.train import is_main_process
 
     cfg = load_config(config, set_)
-    result = run(cfg, resume=resume, progress=progress)
+    result = run(cfg, resume=resume, overwrite=overwrite, progress=progress)
     if not is_main_process():
         return
     for split, metrics in result.results.items():

@@ -178,7 +178,7 @@ def test_config_errors_name_the_field():
         parse_config({**base, "augment": {"transforms": [{"name": "blur"}]}}, FinetuneConfig)
     with pytest.raises(ConfigError, match="lora_alpha"):
         parse_config({**base, "lora": {"r": 4, "lora_alpha": 8}}, FinetuneConfig)
-    with pytest.raises(ConfigError, match="slanted_triangular argument"):
+    with pytest.raises(ConfigError, match="schedule.cut: unknown field"):
         parse_config({**base, "schedule": {"name": "slanted_triangular", "cut": 0.1}}, FinetuneConfig)
     with pytest.raises(ConfigError, match="lr 'auto'"):
         parse_config({**base, "optimizer": {"lr": "auto"}}, FinetuneConfig)

@@ -63,7 +63,7 @@ def test_defaults_and_inferred_direction():
         (sweep({"training.epochs": {"type": "int", "low": 1, "high": 2.5}}, n_trials=2),
          "an int parameter needs an integer high"),
         (sweep({"optimizer.lr": {"low": 0.0, "high": 20.0}}, n_trials=2),
-         r"optimizer.lr: value 0.0 is not valid: optimizer.lr: lr must be > 0"),
+         r"optimizer.lr: value 0.0 is not valid: optimizer.lr: a number > 0"),
     ],
 )  # fmt: skip
 def test_errors_name_the_field(raw, message):

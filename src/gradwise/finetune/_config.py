@@ -32,9 +32,10 @@ from gradwise.config import (
     DataConfig,
     OptimizerConfig,
     RunName,
-    ScheduleSpec,
+    ScheduleConfig,
     Strict,
     TrainingConfig,
+    optimizer_config,
 )
 from gradwise.finetune._augment import augmentation
 from gradwise.finetune._plan import Plan
@@ -155,8 +156,8 @@ class FinetuneConfig(Strict):
     head: Literal["binary", "multiclass", "multilabel", "regression"] | None = None
     plan: PlanConfig = Field(default_factory=PlanConfig)
     discriminative: DiscriminativeConfig | None = None
-    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(name="adamw", lr=1e-3))
-    schedule: ScheduleSpec = None
+    optimizer: OptimizerConfig = Field(default_factory=lambda: optimizer_config(name="adamw", lr=1e-3))
+    schedule: ScheduleConfig | None = None
     augment: AugmentConfig | None = None
     lora: dict[str, Any] | None = None
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(epochs=5, batch_size=32))
@@ -174,7 +175,7 @@ class FinetuneConfig(Strict):
 
     @field_validator("optimizer")
     @classmethod
-    def _fixed_lr(cls, v: OptimizerConfig) -> OptimizerConfig:
+    def _fixed_lr(cls, v: Any) -> Any:
         if v.lr == "auto":
             raise ValueError("lr 'auto' is not supported by finetune; give a number (see gradwise lr-find)")
         return v

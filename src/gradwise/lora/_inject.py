@@ -12,7 +12,6 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -21,39 +20,17 @@ from gradwise.lora._config import ALL_LINEAR, LoRAConfig, suggest_module
 from gradwise.lora._conv import LoRAConv
 from gradwise.lora._layers import LoRAEmbedding, LoRALayer, LoRALinear
 from gradwise.lora._modules_to_save import ModulesToSave
+from gradwise.lora._state import (  # noqa: F401  (re-exported for the io module)
+    _STATE_ATTR,
+    _State,
+    get_state,
+    lora_layers,
+    require_state,
+    saved_modules,
+)
+from gradwise.lora._switch import set_adapter  # the switch also sets trainable flags
 
-_STATE_ATTR = "_gradwise_lora"
 SUPPORTED = "nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d, transformers Conv1D"
-
-
-@dataclass
-class _State:
-    configs: dict[str, LoRAConfig] = field(default_factory=dict)
-    active: str | None = None
-
-
-def get_state(model: nn.Module) -> _State | None:
-    return model.__dict__.get(_STATE_ATTR)
-
-
-def require_state(model: nn.Module) -> _State:
-    state = get_state(model)
-    if state is None or not state.configs:
-        raise ConfigError("the model has no LoRA adapters; add one with gradwise.lora.inject first")
-    return state
-
-
-def lora_layers(model: nn.Module) -> Iterator[tuple[str, LoRALayer]]:
-    """``(path, wrapper)`` for every LoRA wrapper in the model."""
-    for path, module in model.named_modules():
-        if isinstance(module, LoRALayer):
-            yield path, module
-
-
-def saved_modules(model: nn.Module) -> Iterator[tuple[str, ModulesToSave]]:
-    for path, module in model.named_modules():
-        if isinstance(module, ModulesToSave):
-            yield path, module
 
 
 # -- dispatch ----------------------------------------------------------------------------
@@ -290,8 +267,6 @@ def _inject(
     for p in model.parameters():
         if id(p) not in adapter_params:
             p.requires_grad_(False)
-    from gradwise.lora._model import set_adapter  # the switch also sets trainable flags
-
     set_adapter(model, adapter_name)
     return model
 

@@ -183,22 +183,29 @@ class LoRALayer(nn.Module):
         return f"adapters={{{ranks}}}, active={self.active_adapter!r}{state}"
 
 
-# torch keeps global module hooks in module-level dicts that it mutates in place.
-_GLOBAL_HOOKS = tuple(
-    getattr(_torch_module, name, {})
-    for name in (
-        "_global_forward_hooks",
-        "_global_forward_pre_hooks",
-        "_global_backward_hooks",
-        "_global_backward_pre_hooks",
-    )
+# torch has no public way to ask whether global module hooks
+# (``torch.nn.modules.module.register_module_forward_hook`` and friends) are
+# registered; it keeps them in module-level dicts that it mutates in place. This
+# is the one place that reads them; tests/lora/test_lora_torch_hooks.py fails,
+# naming the attribute, when a torch release moves them.
+GLOBAL_HOOK_DICTS = (
+    "_global_forward_hooks",
+    "_global_forward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_backward_pre_hooks",
 )
+_GLOBAL_HOOKS = tuple(getattr(_torch_module, name, {}) for name in GLOBAL_HOOK_DICTS)
+
+
+def global_hooks_registered() -> bool:
+    """True when any global module hook is registered (then no call may skip ``Module.__call__``)."""
+    return any(_GLOBAL_HOOKS)
 
 
 def _hooked(module: nn.Module) -> bool:
     return bool(
         module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
-        or module._backward_pre_hooks or any(_GLOBAL_HOOKS)
+        or module._backward_pre_hooks or global_hooks_registered()
     )
 
 

@@ -21,7 +21,8 @@ and ignored: gradwise chooses its own path (see ``_dispatch``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gradwise.errors import ConfigError, unknown
@@ -201,24 +202,13 @@ def adagrad(
 ALIASES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad,
            **_alias_torch.ALIASES, **_alias_modern.ALIASES}
 
-_OPTIONS = {
-    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"),
-    "adam": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"),
-    "adamw": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"),
-    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
-    "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
-    **_alias_torch.OPTIONS,
-    **_alias_modern.OPTIONS,
-}
-_COMMON = ("decoupled", "decay_mask", "prox")
-
 
 def build(params: Params, name: str, **hyper: Any) -> Optimizer:
     """Build an optimizer from a config entry: ``build(params, "adamw", lr=3e-4, ...)``.
 
-    ``name`` is one of ``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``;
-    ``hyper`` holds that alias's arguments plus ``decoupled``, ``decay_mask``
-    and ``prox`` (a penalty, a mapping ``{kind, lam, alpha}`` or ``None``).
+    ``name`` is a key of ``ALIASES``; ``hyper`` holds that alias's keyword
+    arguments, read from its signature (``prox`` may also be a mapping
+    ``{kind, lam, alpha}``).
     Options the optimizer does not have and bad values raise ``ConfigError``
     naming the field.
 
@@ -229,7 +219,8 @@ def build(params: Params, name: str, **hyper: Any) -> Optimizer:
     """
     if not isinstance(name, str) or name not in ALIASES:
         raise unknown("optimizer", str(name), ALIASES)
-    allowed = _OPTIONS[name] + _COMMON + (("fused",) if name in ("sgd", "adam", "adamw", "adagrad") else ())
+    # the alias's signature is the one list of its options
+    allowed = tuple(inspect.signature(ALIASES[name]).parameters)[1:]
     for key in hyper:
         if key not in allowed:
             raise ConfigError(

@@ -182,11 +182,3 @@ def schedule_free_sgd(
 
 ALIASES = {"lion": lion, "lamb": lamb, "lars": lars, "schedule_free_adamw": schedule_free_adamw,
            "schedule_free_sgd": schedule_free_sgd}
-_WD = ("weight_decay", "maximize")
-OPTIONS = {
-    "lion": ("lr", "betas", *_WD),
-    "lamb": ("lr", "betas", "eps", *_WD),
-    "lars": ("lr", "momentum", "dampening", "trust_coefficient", "nesterov", *_WD),
-    "schedule_free_adamw": ("lr", "betas", "eps", "warmup_steps", "r", "weight_lr_power", *_WD),
-    "schedule_free_sgd": ("lr", "momentum", "warmup_steps", "r", "weight_lr_power", *_WD),
-}

@@ -326,17 +326,3 @@ def _real_only(opt: Optimizer, owner: str) -> Optimizer:
 
 ALIASES = {"nadam": nadam, "radam": radam, "adamax": adamax, "adadelta": adadelta, "asgd": asgd,
            "rprop": rprop, "adafactor": adafactor, "muon": muon, "sparse_adam": sparse_adam, "lbfgs": lbfgs}
-_WD = ("weight_decay", "maximize")
-OPTIONS = {
-    "nadam": ("lr", "betas", "eps", "momentum_decay", "decoupled_weight_decay", *_WD),
-    "radam": ("lr", "betas", "eps", "decoupled_weight_decay", *_WD),
-    "adamax": ("lr", "betas", "eps", *_WD),
-    "adadelta": ("lr", "rho", "eps", *_WD),
-    "asgd": ("lr", "lambd", "alpha", "t0", *_WD),
-    "rprop": ("lr", "etas", "step_sizes", *_WD),
-    "adafactor": ("lr", "beta2_decay", "eps", "d", *_WD),
-    "muon": ("lr", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn", *_WD),
-    "sparse_adam": ("lr", "betas", "eps", "maximize"),
-    "lbfgs": ("lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size",
-              "line_search_fn", "maximize"),
-}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import os
 import shutil
 import time
@@ -26,7 +25,7 @@ import torch
 
 from gradwise import data as gdata
 from gradwise import nn as gnn
-from gradwise.config import OptimizerConfig, dump_config
+from gradwise.config import dump_config
 from gradwise.data._sentences import Sentences
 from gradwise.errors import ConfigError, DataError
 from gradwise.finetune import (
@@ -45,8 +44,9 @@ from gradwise.finetune import (
     tokenize,
 )
 from gradwise.finetune._config import FinetuneConfig, FinetuneDataConfig
+from gradwise.recipes._setup import build_optimizer, callbacks_from_config, schedule_factory
 from gradwise.report import Section, write_report
-from gradwise.train import Checkpoint, EarlyStopping, MetricsLogger, ProgressBar, Trainer
+from gradwise.train import Trainer
 
 
 @dataclass
@@ -140,18 +140,6 @@ def as_tensors(part: Any, tokenizer: Any, max_length: int) -> tuple[torch.Tensor
 # -- optimizer and schedule ------------------------------------------------------------------
 
 
-def build_optimizer(cfg: OptimizerConfig, params: list[Any]) -> torch.optim.Optimizer:
-    """The optimizer a config names over ``params`` (named parameters or param groups)."""
-    from gradwise import optim as goptim
-    from gradwise import regularization as greg
-
-    hyper = cfg.model_dump(exclude_unset=True, exclude={"name", "prox"})
-    hyper["lr"] = cfg.lr
-    if cfg.prox is not None:
-        hyper["prox"] = greg.penalty(cfg.prox.kind, cfg.prox.lam, cfg.prox.alpha)
-    return goptim.build(params, cfg.name, **hyper)
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -209,16 +197,9 @@ def run(cfg: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
         params = list(model.named_parameters())
     optimizer = build_optimizer(cfg.optimizer, params)
 
-    # 5. the learning-rate schedule (restarted and stretched over each stage when the plan says so)
+    # 5. the learning-rate schedule: the Trainer counts the run's steps from its loader
     t = cfg.training
-    steps_per_epoch = math.ceil(math.ceil(len(parts.train) / t.batch_size) / t.grad_accum)
-    scheduler = None
-    if cfg.schedule is not None:
-        from gradwise.schedules import attach, schedule
-
-        length = t.epochs * steps_per_epoch
-        args = {k: v for k, v in cfg.schedule.items() if k != "name"}
-        scheduler = attach(optimizer, schedule(cfg.schedule["name"], **{"total_steps": length, **args}))
+    schedule = schedule_factory(cfg.schedule)
 
     # 6. callbacks: the plan, augmentation, logs, checkpoints
     # with LoRA and no plan given, the adapters and the head train, the base weights stay frozen
@@ -229,34 +210,20 @@ def run(cfg: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
         batchnorm=cfg.plan.batchnorm,
         restart_schedule=cfg.plan.restart_schedule,
     )
-    cb = cfg.callbacks
-    callbacks: list[Any] = [plan, MetricsLogger(run_dir, log_every=cb.log_every, tensorboard=cb.tensorboard)]
+    callbacks, tail = callbacks_from_config(cfg.callbacks, run_dir, progress=progress, guard=False)
+    callbacks = [plan, *callbacks]
     loss: Any = head
     augment = None
     if cfg.augment is not None and cfg.augment.transforms:
         shape = cfg.augment.image_shape or getattr(parts.train, "image_shape", None)
         augment = Augment(cfg.augment.transforms, seed=cfg.augment.seed, image_shape=shape)
-        callbacks.append(augment)
+        callbacks.insert(1, augment)
         loss = augment.loss(head)
-    if cb.checkpoint.enabled:
-        callbacks.append(
-            Checkpoint(
-                run_dir / "checkpoints",
-                every_n_steps=cb.checkpoint.every_n_steps,
-                every_epoch=cb.checkpoint.every_epoch,
-                keep=cb.checkpoint.keep,
-            )
-        )
-    if cb.early_stopping is not None:
-        es = cb.early_stopping
-        callbacks.append(EarlyStopping(es.monitor, mode=es.mode, patience=es.patience,
-                                       min_delta=es.min_delta, restore_best=es.restore_best))
-    if progress and cb.progress:
-        callbacks.append(ProgressBar())
+    callbacks += tail
     trainer = Trainer(
         model, optimizer, loss, epochs=t.epochs, batch_size=t.batch_size, callbacks=callbacks,
         device=t.device, grad_accum=t.grad_accum, clip_grad_norm=t.clip_grad_norm,
-        precision=t.precision, seed=t.seed, scheduler=scheduler,
+        precision=t.precision, seed=t.seed, schedule=schedule,
     )  # fmt: skip
 
     # 7. the source task through its own head, before fine-tuning

@@ -21,7 +21,6 @@ small adapters sit between them: :class:`CausalLMAdapter` (a module whose
 from __future__ import annotations
 
 import json
-import math
 import random
 import shutil
 from dataclasses import dataclass, field
@@ -166,7 +165,7 @@ def sft(
     from gradwise import lora as glora
     from gradwise import optim as goptim
     from gradwise.report import Section, write_report
-    from gradwise.schedules import attach, warmup_cosine
+    from gradwise.schedules import schedule
     from gradwise.train import Checkpoint, DivergenceGuard, MetricsLogger, ProgressBar, Trainer
 
     # 1. the run directory: a fresh run never mixes records with an older one
@@ -262,9 +261,11 @@ def sft(
     o = cfg.optimizer
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = goptim.adamw(trainable, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
-    total_steps = math.ceil(len(train_loader) / t.grad_accum) * t.epochs
-    warmup = int(o.warmup * total_steps) if o.warmup < 1 else int(o.warmup)
-    schedule = warmup_cosine(total_steps=total_steps, warmup=min(warmup, total_steps - 1))
+
+    def lr_schedule(total_steps: int) -> Any:
+        # the Trainer counts the steps from its loader; a fraction is rounded by the registry
+        warmup = o.warmup if 0 < o.warmup < 1 else min(int(o.warmup), total_steps - 1)
+        return schedule("warmup_cosine", total_steps=total_steps, warmup=warmup)
 
     # 8. train with the gradwise Trainer
     callbacks: list[Any] = [MetricsLogger(run_dir, log_every=t.log_every, tensorboard=False)]
@@ -286,7 +287,7 @@ def sft(
         clip_grad_norm=t.clip_grad_norm,
         precision=t.precision,
         seed=t.seed,
-        scheduler=lambda opt: attach(opt, schedule),
+        schedule=lr_schedule,
     )
     before_attn = varlen.enable(model) if d.packing and attention == "varlen" else None
     try:

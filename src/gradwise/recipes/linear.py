@@ -14,52 +14,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
 
-from gradwise.config import DataConfig, RunName, Strict, dump_config
+from gradwise.config import dump_config
+from gradwise.config._linear import MODELS, LinearConfig, LinearModelConfig
 from gradwise.report import Section, render_html
+from gradwise.train._io import write_text
 
-MODELS = ("lasso", "ridge", "elastic_net", "logistic")
-
-
-class LinearModelConfig(Strict):
-    """Which estimator, its penalty, and how lam is chosen (a number or ``cv``)."""
-
-    kind: Literal["lasso", "ridge", "elastic_net", "logistic"] = "elastic_net"
-    lam: float | Literal["cv"] = "cv"
-    alpha: float = Field(0.5, ge=0.0, le=1.0)
-    select: Literal["min", "1se"] = "1se"
-    n_lams: int = Field(100, ge=2)
-    eps: float = Field(1e-3, gt=0.0, lt=1.0)
-    cv: int = Field(5, ge=2)
-    standardize: bool = True
-    fit_intercept: bool = True
-    tol: float = Field(1e-6, gt=0.0)
-
-    @field_validator("lam")
-    @classmethod
-    def _lam_non_negative(cls, v: float | str) -> float | str:
-        if v != "cv" and v < 0:
-            raise ValueError("lam must be >= 0 or 'cv'")
-        return v
-
-
-class LinearConfig(Strict):
-    """A ``gradwise linear`` run."""
-
-    name: RunName = "linear"
-    runs_dir: str = "runs"
-    data: DataConfig = Field(default_factory=lambda: DataConfig(val=0.0, standardize=False))
-    model: LinearModelConfig = Field(default_factory=LinearModelConfig)
-    compare: bool = True
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.runs_dir) / self.name
-
+__all__ = ["MODELS", "LinearConfig", "LinearModelConfig", "LinearResult", "fit_estimator", "run"]
 
 @dataclass
 class LinearResult:
@@ -149,7 +113,7 @@ def run(cfg: LinearConfig) -> LinearResult:
         )
         results["compare_nonzero"] = {k: int(np.sum(v.coef_ != 0)) for k, v in fitted.items()}
 
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    write_text(run_dir / "results.json", json.dumps(results, indent=2))
     rows = [{"metric": k, "value": v} for k, v in results.items() if not isinstance(v, dict)]
     page = render_html(
         f"gradwise linear: {cfg.name}",
@@ -167,7 +131,5 @@ def run(cfg: LinearConfig) -> LinearResult:
             Section("Resolved config", pre=(run_dir / "config.yaml").read_text()),
         ],
     )
-    tmp = run_dir / "report.html.tmp"
-    tmp.write_text(page)
-    tmp.replace(run_dir / "report.html")
+    write_text(run_dir / "report.html", page)
     return LinearResult(run_dir, results, est)

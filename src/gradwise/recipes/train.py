@@ -10,29 +10,27 @@ Everything lands in ``runs/NAME/``: ``config.yaml``, ``metrics.jsonl``,
 from __future__ import annotations
 
 import json
-import math
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from gradwise import data as gdata
 from gradwise import nn as gnn
-from gradwise.config import DataConfig, OptimizerConfig, RunConfig, dump_config
-from gradwise.report import Section, write_report
-from gradwise.train import (
-    Checkpoint,
-    EarlyStopping,
-    MetricsLogger,
-    ProgressBar,
-    Trainer,
-    is_main_process,
-    world_size,
+from gradwise.config import DataConfig, RunConfig, dump_config, parse_config, read_yaml
+from gradwise.errors import ConfigError
+from gradwise.recipes._setup import (
+    build_optimizer,
+    callbacks_from_config,
+    claim_run_dir,
+    cleanup_on_failure,
+    schedule_factory,
 )
+from gradwise.report import Section, write_report
+from gradwise.train import Trainer, is_main_process
+from gradwise.train._io import write_text
 
 
 @dataclass
@@ -48,8 +46,6 @@ class TrainResult:
 def load_table(cfg: DataConfig) -> gdata.Table:
     """Load the dataset a config names: a built-in, a CSV or an NPZ file."""
     if (cfg.name is None) == (cfg.path is None):
-        from gradwise.errors import ConfigError
-
         raise ConfigError("data: give exactly one of 'name' (a built-in dataset) or 'path'")
     if cfg.name is not None:
         return gdata.load(cfg.name, **cfg.options)
@@ -57,24 +53,8 @@ def load_table(cfg: DataConfig) -> gdata.Table:
     if path.suffix.lower() == ".npz":
         return gdata.read_npz(path, task=cfg.task)
     if cfg.target is None:
-        from gradwise.errors import ConfigError
-
         raise ConfigError(f"data.target: a CSV file needs the name of its target column ({path})")
     return gdata.read_csv(path, cfg.target, task=cfg.task)
-
-
-def build_optimizer(cfg: OptimizerConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Build the optimizer a config names, from :mod:`gradwise.optim`."""
-    from gradwise import optim as goptim
-    from gradwise import regularization as greg
-
-    # only the fields the config sets: an option the optimizer lacks (momentum
-    # for adam) is then reported by name instead of silently ignored
-    hyper = cfg.model_dump(exclude_unset=True, exclude={"name", "prox"})
-    hyper["lr"] = cfg.lr
-    if cfg.prox is not None:
-        hyper["prox"] = greg.penalty(cfg.prox.kind, cfg.prox.lam, cfg.prox.alpha)
-    return goptim.build(list(model.named_parameters()), cfg.name, **hyper)
 
 
 def build_model(cfg: RunConfig, n_features: int, out_features: int) -> torch.nn.Module:
@@ -113,10 +93,8 @@ def prepare(cfg: RunConfig) -> Prepared:
     head = gnn.head(cfg.head or table.task, table.out_features)
     torch.manual_seed(cfg.training.seed)  # model init is part of the run's seed
     model = build_model(cfg, table.n_features, head.out_features)
-    opt_cfg = cfg.optimizer
-    if opt_cfg.lr == "auto":
-        opt_cfg = opt_cfg.model_copy(update={"lr": 1e-3})
-    optimizer = build_optimizer(opt_cfg, model)
+    placeholder = 1e-3 if cfg.optimizer.lr == "auto" else None
+    optimizer = build_optimizer(cfg.optimizer, list(model.named_parameters()), lr=placeholder)
     return Prepared(parts, head, model, optimizer)
 
 
@@ -143,52 +121,81 @@ def choose_lr(cfg: RunConfig, prep: Prepared, plot_path: Path | None = None) -> 
     return found
 
 
-def _steps_per_epoch(n: int, cfg: RunConfig) -> int:
-    # under torchrun each process sees ceil(n / world) examples; batch_size is per process
-    batches = math.ceil(math.ceil(n / world_size()) / cfg.training.batch_size)
-    return math.ceil(batches / cfg.training.grad_accum)
+def _resumed_lr(cfg: RunConfig, previous: Path) -> RunConfig:
+    """Check a resumed run's config against the one it started with; keep the lr it chose."""
+    if not previous.exists():
+        return cfg
+    old = parse_config(read_yaml(previous))
+    if cfg.optimizer.lr == "auto" and isinstance(old.optimizer.lr, float):
+        # the checkpoint carries the lr chosen when the run started; keep its record
+        cfg = cfg.model_copy(update={"optimizer": cfg.optimizer.model_copy(update={"lr": old.optimizer.lr})})
+        cfg.optimizer.model_fields_set.add("lr")
+    mine, theirs = cfg.model_dump(mode="json"), old.model_dump(mode="json")
+    # more epochs extend a run without a schedule (a schedule's length would change)
+    free = {"callbacks.progress"} | ({"training.epochs"} if cfg.schedule is None else set())
+    changed = sorted(set(_diff(mine, theirs)) - free)
+    if changed:
+        raise ConfigError(
+            f"--resume: the config differs from the run's {previous} in {', '.join(changed)}; "
+            "resume with the same config, or start a new run (--set name=... or --overwrite)"
+        )
+    return cfg
+
+
+def _diff(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += _diff(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if a == b else [path or "<root>"]
 
 
 def run(
     cfg: RunConfig,
     *,
     resume: bool = False,
+    overwrite: bool = True,
     progress: bool = True,
     extra_callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Run a config end to end and write its run directory.
 
+    An existing ``runs/NAME`` is replaced (``overwrite``, the default; the
+    command line refuses unless ``--overwrite``) or continued (``resume``:
+    from its latest checkpoint, with the same config).
+    A run that fails before its first result leaves no directory behind.
     ``extra_callbacks`` are added after the config's own (a sweep adds its
     pruning callback this way).
     """
     run_dir = cfg.run_dir
     ckpt_dir = run_dir / "checkpoints"
-    can_resume = resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
     main = is_main_process()  # under torchrun only rank 0 writes files
-    if not can_resume and main:
-        # a fresh run never mixes its records with an older run of the same name
-        for stale in ("metrics.jsonl", "metrics.csv", "results.json", "report.html", "lr_find.png"):
-            (run_dir / stale).unlink(missing_ok=True)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    fresh = claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if main else False
+    with cleanup_on_failure(run_dir, fresh):
+        return _run(cfg, run_dir, ckpt_dir, resume, main, progress, extra_callbacks)
 
+
+def _run(
+    cfg: RunConfig,
+    run_dir: Path,
+    ckpt_dir: Path,
+    resume: bool,
+    main: bool,
+    progress: bool,
+    extra_callbacks: Sequence[Any],
+) -> TrainResult:
+    if resume:
+        cfg = _resumed_lr(cfg, run_dir / "config.yaml")
     prep = prepare(cfg)
     extra_sections: list[Section] = []
-    previous = run_dir / "config.yaml"
-    if cfg.optimizer.lr == "auto" and can_resume and previous.exists():
-        # the checkpoint carries the lr chosen when the run started; keep its record
-        old_lr = yaml.safe_load(previous.read_text()).get("optimizer", {}).get("lr")
-        if isinstance(old_lr, (int, float)):
-            cfg = cfg.model_copy(
-                update={"optimizer": cfg.optimizer.model_copy(update={"lr": float(old_lr)})}
-            )
     if cfg.optimizer.lr == "auto":
         found = choose_lr(cfg, prep, run_dir / "lr_find.png" if main else None)
         chosen = float(found.suggestion)
         # the resolved config records the choice, so the run can be repeated as is
-        cfg = cfg.model_copy(
-            update={"optimizer": cfg.optimizer.model_copy(update={"lr": chosen})}
-        )
+        opt = cfg.optimizer.model_copy(update={"lr": chosen})
+        opt.model_fields_set.add("lr")
+        cfg = cfg.model_copy(update={"optimizer": opt})
         extra_sections.append(
             Section(
                 "Learning rate chosen by lr_find",
@@ -199,44 +206,9 @@ def run(
     if main:
         dump_config(cfg, run_dir / "config.yaml")
 
-    cb = cfg.callbacks
-    callbacks: list[Any] = [MetricsLogger(run_dir, log_every=cb.log_every, tensorboard=cb.tensorboard)]
-    if cb.checkpoint.enabled:
-        callbacks.append(
-            Checkpoint(
-                ckpt_dir,
-                every_n_steps=cb.checkpoint.every_n_steps,
-                every_epoch=cb.checkpoint.every_epoch,
-                keep=cb.checkpoint.keep,
-            )
-        )
-    if cb.early_stopping is not None:
-        es = cb.early_stopping
-        callbacks.append(
-            EarlyStopping(
-                monitor=es.monitor,
-                mode=es.mode,
-                patience=es.patience,
-                min_delta=es.min_delta,
-                restore_best=es.restore_best,
-            )
-        )
-    if cb.divergence_guard.enabled:
-        from gradwise.train import DivergenceGuard
-
-        callbacks.append(DivergenceGuard(**cb.divergence_guard.model_dump(exclude={"enabled"})))
-    callbacks.extend(extra_callbacks)
-    if progress and cb.progress:
-        callbacks.append(ProgressBar())
-
+    callbacks, tail = callbacks_from_config(cfg.callbacks, run_dir, progress=progress)
+    callbacks += [*extra_callbacks, *tail]
     t = cfg.training
-    scheduler = None
-    if cfg.schedule is not None:
-        from gradwise.schedules import attach, schedule
-
-        spec = dict(cfg.schedule)
-        total = t.epochs * _steps_per_epoch(len(prep.parts.train), cfg)
-        scheduler = attach(prep.optimizer, schedule(spec.pop("name"), total_steps=total, **spec))
     trainer = Trainer(
         prep.model,
         prep.optimizer,
@@ -249,11 +221,11 @@ def run(
         clip_grad_norm=t.clip_grad_norm,
         precision=t.precision,
         seed=t.seed,
-        scheduler=scheduler,
+        schedule=schedule_factory(cfg.schedule),
     )
     parts = prep.parts
     val = parts.val.tensors() if len(parts.val) else None
-    history = trainer.fit(parts.train.tensors(), val, resume=ckpt_dir if can_resume else None)
+    history = trainer.fit(parts.train.tensors(), val, resume=ckpt_dir if resume else None)
 
     results = {"train": trainer.evaluate(parts.train.tensors())}
     if len(parts.val):
@@ -261,6 +233,6 @@ def run(
     if len(parts.test):
         results["test"] = trainer.evaluate(parts.test.tensors())
     if main:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        write_text(run_dir / "results.json", json.dumps(results, indent=2))
         write_report(run_dir, title=f"gradwise train: {cfg.name}", extra=extra_sections)
     return TrainResult(run_dir, results, prep.model, history)

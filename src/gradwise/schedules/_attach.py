@@ -81,7 +81,7 @@ class ScheduledLR(LRScheduler):
         if config is not None:
             config = dict(config)
             self.schedule = build_schedule(config.pop("name"), **config)
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+        for group, lr in zip(self.optimizer.param_groups, self.get_last_lr()):
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr)
             else:

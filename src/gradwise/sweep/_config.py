@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gradwise.config import RunConfig, Strict, parse_config
+from gradwise.config._tagged import union_members
 from gradwise.errors import ConfigError, closest
 
 METHODS = ("grid", "random", "tpe")
@@ -214,10 +215,17 @@ class SweepConfig(RunConfig):
 # -- parameter paths and values --------------------------------------------------------
 
 
-def _section_model(annotation: Any) -> type[BaseModel] | None:
+def _section_fields(annotation: Any) -> dict[str, Any] | None:
+    """The fields of the section a field holds: a model, or every member of a tagged union."""
+    members = union_members(annotation)
+    if members:
+        fields: dict[str, Any] = {}
+        for model in members.values():
+            fields.update(model.model_fields)
+        return fields
     for arg in getattr(annotation, "__args__", (annotation,)):
         if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
+            return dict(arg.model_fields)
     return None
 
 
@@ -239,9 +247,8 @@ def check_path(path: str) -> None:
         raise ConfigError(f"{where}: a parameter is a dotted field path such as optimizer.lr")
     if parts[0] in FORBIDDEN:
         raise ConfigError(f"{where}: '{parts[0]}' is set by the sweep for each trial")
-    model: type[BaseModel] = RunConfig
+    fields: dict[str, Any] = dict(RunConfig.model_fields)
     for i, part in enumerate(parts):
-        fields = model.model_fields
         if part not in fields:
             owner = ".".join(parts[:i]) or "the run config"
             raise ConfigError(
@@ -249,12 +256,12 @@ def check_path(path: str) -> None:
                 f"allowed: {', '.join(sorted(fields))}"
             )
         annotation = fields[part].annotation
-        sub = _section_model(annotation)
+        sub = _section_fields(annotation)
         if sub is None:
             if i < len(parts) - 1 and not _is_mapping(annotation):
                 raise ConfigError(f"{where}: {'.'.join(parts[: i + 1])} is a value, not a section")
             return
-        model = sub
+        fields = sub
 
 
 def set_path(raw: dict[str, Any], path: str, value: Any) -> None:

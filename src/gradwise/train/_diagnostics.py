@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from gradwise.errors import ConfigError
+from gradwise.train._diagnostics_report import measure, plot_all, report_section
 from gradwise.train._io import write_text
 from gradwise.train._state import Callback, Control, TrainState
 
@@ -422,8 +423,6 @@ class GradientDiagnostics(Callback):
         modules, ``activation_heatmap.png`` (dead or saturated fraction per
         activation layer and epoch).
         """
-        from gradwise.train._diagnostics_report import plot_all
-
         self.plots = plot_all(self, Path(out_dir))
         return self.plots
 
@@ -433,13 +432,6 @@ class GradientDiagnostics(Callback):
         With ``out_dir`` the plots are (re)drawn there first; otherwise the
         section shows the plots of the last :meth:`plot` call, if any.
         """
-        from gradwise.train._diagnostics_report import report_section
-
         if out_dir is not None:
             self.plot(out_dir)
         return report_section(self)
-
-
-def measure(kind: str) -> str:
-    """What is measured on an activation of ``kind``: ``dead`` (ReLU) or ``saturated``."""
-    return "dead" if kind == "relu" else "saturated"

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gradwise.train._diagnostics import measure
-
-if TYPE_CHECKING:
-    from gradwise.train._diagnostics import GradientDiagnostics
+from gradwise.train._io import new_figure, save_png
 
 
-def report_section(diag: GradientDiagnostics) -> Any:
+def measure(kind: str) -> str:
+    """What is measured on an activation of ``kind``: ``dead`` (ReLU) or ``saturated``."""
+    return "dead" if kind == "relu" else "saturated"
+
+
+# ``diag`` below is a GradientDiagnostics; this module does not import it, so
+# that the callback module imports this one and not the other way round.
+
+
+def report_section(diag: Any) -> Any:
     """A :class:`gradwise.report.Section`: the last epoch's numbers, warnings, plots."""
     from gradwise.report import Section
 
@@ -49,31 +55,29 @@ def report_section(diag: GradientDiagnostics) -> Any:
 # -- plots ------------------------------------------------------------------------------
 
 
-def plot_all(diag: GradientDiagnostics, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_all(diag: Any, out_dir: Path) -> list[Path]:
+    from matplotlib import colormaps
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     names = diag.layer_names
 
+    def subplots(figsize: tuple[float, float]) -> tuple[Any, Any]:
+        fig = new_figure(*figsize)
+        return fig, fig.subplots()
+
     def save(fig: Any, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=100)
-        plt.close(fig)
-        written.append(out_dir / name)
+        written.append(save_png(fig, out_dir / name))
 
     def positive(values: list[float]) -> list[float]:
         # log axes cannot show 0 or inf; leave a gap instead
         return [v if math.isfinite(v) and v > 0 else float("nan") for v in values]
 
     if diag.epochs and names:
-        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        fig, ax = subplots(figsize=(6.4, 3.8))
         n = len(diag.epochs)
         picks = sorted({round(i * (n - 1) / max(1, min(n, 8) - 1)) for i in range(min(n, 8))})
-        cmap = plt.get_cmap("viridis")
+        cmap = colormaps["viridis"]
         for k, i in enumerate(picks):
             rec = diag.epochs[i]
             ys = positive([rec["grad_norm"].get(nm, float("nan")) for nm in names])
@@ -93,8 +97,8 @@ def plot_all(diag: GradientDiagnostics, out_dir: Path) -> list[Path]:
     ):
         if not series or not names:
             continue
-        fig, ax = plt.subplots(figsize=(6.4, 3.8))
-        cmap = plt.get_cmap("plasma")
+        fig, ax = subplots(figsize=(6.4, 3.8))
+        cmap = colormaps["plasma"]
         for j, nm in enumerate(names):
             ys = positive([row[j] for row in series])
             ax.plot(diag.steps, ys, lw=1, color=cmap(j / max(1, len(names))), label=nm)
@@ -114,7 +118,7 @@ def plot_all(diag: GradientDiagnostics, out_dir: Path) -> list[Path]:
             key = measure(diag.activation_kinds[nm])
             grid.append([rec[key].get(nm, float("nan")) for rec in diag.epochs])
         epochs = [rec["epoch"] for rec in diag.epochs]
-        fig, ax = plt.subplots(figsize=(min(10, 5 + 0.3 * len(epochs)), 1.4 + 0.35 * len(acts)))
+        fig, ax = subplots(figsize=(min(10, 5 + 0.3 * len(epochs)), 1.4 + 0.35 * len(acts)))
         im = ax.imshow(grid, aspect="auto", cmap="magma", vmin=0.0, vmax=1.0)
         labels = [f"{nm} ({measure(diag.activation_kinds[nm])})" for nm in acts]
         ax.set_yticks(range(len(acts)), labels, fontsize=7)

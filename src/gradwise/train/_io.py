@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash leaves the old file or the new one, never half of one."""
+"""Atomic file writes (a crash leaves the old file or the new one, never half of one) and PNG plots."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
@@ -45,3 +45,34 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Atomically replace ``path`` with ``text`` (UTF-8)."""
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def new_figure(width: float = 6.4, height: float = 3.8, dpi: int = 100) -> Any:
+    """A matplotlib ``Figure`` on its own Agg canvas; pyplot's global state is never touched.
+
+    No ``matplotlib.use`` is needed: the figure draws with Agg whatever
+    backend the user's session has, so a plot made by gradwise neither opens a
+    window nor changes the user's backend.
+
+    >>> fig = new_figure(2, 1)
+    >>> ax = fig.subplots()
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Any, path: str | os.PathLike, *, dpi: int = 100, tight: bool = True) -> Path:
+    """Write ``fig`` (from :func:`new_figure`) as a PNG, atomically.
+
+    >>> import tempfile
+    >>> fig = new_figure(2, 1); _ = fig.subplots().plot([0, 1])
+    >>> save_png(fig, Path(tempfile.mkdtemp()) / "p.png").suffix
+    '.png'
+    """
+    if tight:
+        fig.tight_layout()
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))

@@ -349,6 +349,7 @@ class Run:
                 "epoch_done": self.epoch_done,
                 "last_lr": s.last_lr,
             },
+            "stopped": self.stop,  # a callback (early stopping) ended the run here
             "rng": self._rng_state(),
             "rng_epoch_start": self.epoch_rng,
             "epoch_sums": {
@@ -394,6 +395,7 @@ class Run:
             if saved.get(key) and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(saved[key])
         self.epoch_done = pos["epoch_done"]
+        self.stop = bool(ckpt.get("stopped", False))  # resuming a stopped run trains no more
         if self.epoch_done:
             self._set_rng(ckpt["rng"])
             return

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gradwise import _validate as check
 from gradwise.errors import CheckpointError, ConfigError, DataError, HeadError, unknown
 from gradwise.train import _distributed
 from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
@@ -22,12 +23,6 @@ from gradwise.train.metrics import Metric, get_metric
 
 PRECISIONS = ("fp32", "bf16")
 KINDS = ("output", "probs", "labels")
-
-
-def _int(field: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"Trainer: {field} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -73,6 +68,13 @@ class Trainer:
             ``optimizer -> scheduler``; stepped after every optimizer step or
             every epoch (``scheduler_per``); ``ReduceLROnPlateau`` steps per
             epoch on ``val_loss`` (``train_loss`` without validation data).
+        schedule: a :mod:`gradwise.schedules` schedule, or a function
+            ``total_steps -> schedule`` (such as a schedule config's ``build``),
+            attached at the start of ``fit`` and stepped every optimizer step.
+            ``total_steps`` is ``epochs × steps_per_epoch`` of the loader
+            ``fit`` builds (world size, ``grad_accum`` and ``drop_last``
+            included), so the schedule ends exactly at the last step. Not
+            together with ``scheduler``.
         distributed: ``"auto"`` trains with DistributedDataParallel when
             ``torchrun`` started several processes (or a process group with
             several ranks exists); ``True`` always, ``False`` never. Under DDP
@@ -108,29 +110,23 @@ class Trainer:
         seed: int | None = None,
         scheduler: Any = None,
         scheduler_per: str = "step",
+        schedule: Any = None,
         distributed: bool | str = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
-        self.epochs = _int("epochs", epochs, 1)
-        self.batch_size = _int("batch_size", batch_size, 1)
-        self.grad_accum = _int("grad_accum", grad_accum, 1)
-        self.shuffle = bool(shuffle)
-        if clip_grad_norm is not None and (
-            isinstance(clip_grad_norm, bool)
-            or not isinstance(clip_grad_norm, (int, float))
-            or not clip_grad_norm > 0
-        ):
-            raise ConfigError(
-                f"Trainer: clip_grad_norm must be a number > 0 or None, got {clip_grad_norm!r}"
-            )
-        self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
+        self.epochs = check.integer("Trainer", "epochs", epochs, minimum=1)
+        self.batch_size = check.integer("Trainer", "batch_size", batch_size, minimum=1)
+        self.grad_accum = check.integer("Trainer", "grad_accum", grad_accum, minimum=1)
+        self.shuffle = check.flag("Trainer", "shuffle", shuffle)
+        self.clip_grad_norm = check.number(
+            "Trainer", "clip_grad_norm", clip_grad_norm, low=0.0, low_open=True, optional=True
+        )
         if precision not in PRECISIONS:
             raise unknown("precision", str(precision), PRECISIONS)
         if scheduler_per not in ("step", "epoch"):
             raise unknown("scheduler_per", str(scheduler_per), ("step", "epoch"))
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigError(f"Trainer: seed must be an int or None, got {seed!r}")
+        check.integer("Trainer", "seed", seed, optional=True)
         self.precision, self.scheduler_per, self.seed = precision, scheduler_per, seed
         if not isinstance(distributed, bool) and distributed != "auto":
             raise ConfigError(
@@ -155,6 +151,9 @@ class Trainer:
         self.loss = loss.to(self.device) if isinstance(loss, nn.Module) else loss
         self.optimizer = self._build_optimizer(optimizer)
         self.scheduler = scheduler(self.optimizer) if _is_factory(scheduler) else scheduler
+        if schedule is not None and scheduler is not None:
+            raise ConfigError("Trainer: give a schedule or a scheduler, not both")
+        self.schedule = schedule
         if self.scheduler is not None and not hasattr(self.scheduler, "step"):
             raise TypeError(
                 f"Trainer: scheduler must be a torch LR scheduler or a factory optimizer -> "
@@ -173,6 +172,20 @@ class Trainer:
                     f"Trainer: callback {type(cb).__name__} handles no event; "
                     f"callbacks implement some of: {', '.join(EVENTS)}"
                 )
+
+    def _attach_schedule(self, batches: int | None) -> Any:
+        """Attach ``schedule`` over this run's optimizer steps, counted from the loader."""
+        from gradwise.schedules import Schedule, attach
+
+        sched = self.schedule
+        if not isinstance(sched, Schedule):
+            if batches is None:
+                raise ConfigError(
+                    "Trainer: the schedule needs the run's length, but the train data has no len(); "
+                    "pass a built schedule with its own total_steps"
+                )
+            sched = sched(self.epochs * math.ceil(batches / self.grad_accum))
+        return attach(self.optimizer, sched)
 
     def _build_optimizer(self, optimizer: Any) -> torch.optim.Optimizer:
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -289,6 +302,8 @@ class Trainer:
             nb = None
         if nb == 0:
             raise DataError("train data has no batches")
+        if self.schedule is not None and self.scheduler is None:
+            self.scheduler = self._attach_schedule(nb)
         state = TrainState(
             model=self.model,
             optimizer=self.optimizer,
