@@ -201,3 +201,20 @@ def test_logistic_unpenalised_features_are_fitted():
     assert f_ours <= f_ref + 1e-9, f"objective ours {f_ours!r} glmnet {f_ref!r}"
     assert abs(f_ours - f_ref) < 1e-6 * max(1.0, abs(f_ref)), (f_ours, f_ref)
 
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+@pytest.mark.parametrize("loader", ["diabetes", "wine"])
+def test_early_stop_ends_the_path_where_glmnet_does(loader, alpha):
+    X, y = load_diabetes(return_X_y=True) if loader == "diabetes" else _wine()
+    y = y / y.std()
+    g = glmnet.ElasticNet(alpha=alpha, n_lambda=100, min_lambda_ratio=1e-4, n_splits=0,
+                          tol=1e-12).fit(X, y)
+    lams, coefs, _ = enet_path(X, y, alpha=alpha, n_lams=100, eps=1e-4, early_stop=True,
+                               tol=1e-10)
+    assert lams.shape[0] == g.lambda_path_.shape[0] < 100
+    assert coefs.shape == (X.shape[1], lams.shape[0])
+    np.testing.assert_allclose(lams, g.lambda_path_, rtol=1e-6)
+    full, full_coefs, _ = enet_path(X, y, alpha=alpha, n_lams=100, eps=1e-4, tol=1e-10)
+    assert full.shape[0] == 100  # off by default: every requested lam
+    np.testing.assert_allclose(coefs, full_coefs[:, : lams.shape[0]], atol=1e-6)  # both to tol
