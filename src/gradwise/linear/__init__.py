@@ -14,6 +14,7 @@ from ._classification import LogisticRegression
 from ._cv import ElasticNetCV, LogisticRegressionCV, one_se_rule
 from ._logistic_path import logistic_path
 from ._metrics import support_recovery
+from ._multitask import MultiTaskElasticNet
 from ._path import enet_path
 from ._regression import ElasticNet, Lasso, Ridge
 
@@ -23,6 +24,7 @@ __all__ = [
     "Lasso",
     "LogisticRegression",
     "LogisticRegressionCV",
+    "MultiTaskElasticNet",
     "Ridge",
     "enet_path",
     "logistic_path",
