@@ -12,7 +12,9 @@ so ``ElasticNet(lam=a, alpha=r, standardize=False)`` equals scikit-learn's
 
 from ._classification import LogisticRegression
 from ._cv import ElasticNetCV, LogisticRegressionCV, one_se_rule
+from ._logistic_path import logistic_path
 from ._metrics import support_recovery
+from ._multitask import MultiTaskElasticNet
 from ._path import enet_path
 from ._regression import ElasticNet, Lasso, Ridge
 
@@ -22,8 +24,10 @@ __all__ = [
     "Lasso",
     "LogisticRegression",
     "LogisticRegressionCV",
+    "MultiTaskElasticNet",
     "Ridge",
     "enet_path",
+    "logistic_path",
     "one_se_rule",
     "support_recovery",
 ]

@@ -55,11 +55,20 @@ class PathResult:
 def lam_max(prob: LSProblem, alpha: float, w1: np.ndarray, positive: bool) -> float:
     """Smallest lam at which every penalised coefficient is zero.
 
-    ``max_j |X~_j^T W zc| / (wsum * alpha * w1_j)`` over penalised features;
-    for alpha < 1e-3 glmnet's floor alpha = 1e-3 is used.
+    ``max_j |X~_j^T W r0| / (wsum * alpha * w1_j)`` over penalised features,
+    where ``r0`` is the residual after fitting the unpenalised features
+    (``penalty_factor`` 0) by least squares, as glmnet does (``r0 = zc`` when
+    there are none); for alpha < 1e-3 glmnet's floor alpha = 1e-3 is used.
     """
     a = max(alpha, ALPHA_FLOOR)
-    g = prob.q if positive else np.abs(prob.q)
+    free = (w1 == 0) & (prob.H > 0)
+    q = prob.q
+    if free.any():  # glmnet fits the unpenalised features first: lam_max is taken there
+        U = np.flatnonzero(free)
+        GU = cross_products(prob, U)
+        c = _solve_free(GU[U], q[U])
+        q = q - GU @ c
+    g = q if positive else np.abs(q)
     pen = (w1 > 0) & (prob.H > 0)
     if not pen.any():
         return 1.0
@@ -100,11 +109,61 @@ class _State:
         return float(rs @ wr), float(prob.zc @ wr)
 
 
+def cross_products(prob: LSProblem, U: np.ndarray) -> np.ndarray:
+    """``X~^T W X~[:, U]`` (p, |U|)."""
+    if prob.kind == "gram":
+        return prob.G[:, U]
+    XU = prob.columns(U)  # centred: X~^T W v = X^T W v for these columns
+    return np.column_stack([prob.grad(XU[:, k], 0.0) for k in range(U.shape[0])])
+
+
+def _solve_free(GUU: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients of the free features (lstsq: collinear ones are fine)."""
+    return np.linalg.lstsq(GUU, rhs, rcond=None)[0]
+
+
+def free_features(b, l1, l2, usable, positive) -> np.ndarray:
+    """Features with no penalty at all: their KKT condition is gradient = 0.
+
+    Under ``positive`` only those away from the bound b = 0 are free.
+    """
+    free = usable & (l1 == 0) & (l2 == 0)
+    if positive:
+        free &= b > 0
+    return np.flatnonzero(free)
+
+
 def _full_gap(prob, state, l1, l2, positive, form_b, usable) -> float:
+    """Duality gap over all usable features, exact with unpenalised features.
+
+    An unpenalised feature's dual constraint is ``X~_j^T W theta = 0``; the
+    scaled residual meets it only once that feature is fitted, so a gap from
+    the raw residual can pass (or turn negative) while it is not. The dual
+    point is therefore built from the residual projected off the free
+    columns, ``r~ = r - X~_U c`` with ``c = (X~_U^T W X~_U)^+ X~_U^T W r``,
+    which is always feasible for them; the primal keeps ``r``. Then::
+
+        gap = (||r||^2 + sum l2 b^2)/2 + sum l1|b| - sig zc.r~ + sig^2 (||r~||^2 + sum l2 b^2)/2
+
+    (formulation A) and the matching change of formulation B, both equal to
+    `gap_terms` when the free features are fitted (``r~ = r``).
+    """
     rr, zr = state.rr_zr(prob)
     b = state.b
-    terms = _dual_terms(state.g[usable], b[usable], l1[usable], l2[usable], positive, form_b)
-    return gap_terms(rr, zr, *terms, form_b)
+    U = free_features(b, l1, l2, usable, positive)
+    g = state.g
+    if U.shape[0] == 0:
+        terms = _dual_terms(g[usable], b[usable], l1[usable], l2[usable], positive, form_b)
+        return gap_terms(rr, zr, *terms, form_b)
+    GU = cross_products(prob, U)
+    c = _solve_free(GU[U], g[U])
+    rrt, zrt, gt = rr - float(c @ g[U]), zr - float(c @ prob.q[U]), g - GU @ c
+    dn, l1n, l2n, pen_b = _dual_terms(gt[usable], b[usable], l1[usable], l2[usable], positive,
+                                      form_b)
+    if form_b:
+        return 0.5 * (rr + l2n + rrt) + l1n - zrt + pen_b
+    sig = 1.0 if dn <= 1.0 else 1.0 / dn
+    return 0.5 * (rr + l2n) + l1n - sig * zrt + 0.5 * sig * sig * (rrt + l2n)
 
 
 def _violators(state, l1, ws_mask, usable, positive, limit) -> np.ndarray:
@@ -192,7 +251,10 @@ def solve_lam(prob, state, l1, l2, strong_l1, positive, form_b, tol_abs, max_ite
                 return gap, epochs
             chunk *= 2
         elif viol.shape[0] == 0:
-            tol_k *= 0.5  # the kernel's gap met tol only up to round-off: ask for more
+            # the kernel's gap met tol only up to round-off: ask for more; a kernel that
+            # did no epoch at all has a working-set gap that cannot see what is left
+            # (free features' dual constraint): make it run its budget
+            tol_k = -1.0 if ep == 0 else tol_k * 0.5
         ws_mask[viol] = True
 
 
@@ -289,8 +351,11 @@ def solve_path(
     gaps = np.empty(L)
     n_iters = np.zeros(L, dtype=np.int64)
     unconverged = []
-    drv = None if do_polish else _kernels.path_driver()
     l1u, l2u = prob.wsum * alpha * w1, prob.wsum * (1.0 - alpha) * w2
+    # the compiled driver's gap has no free-feature term: unpenalised features take the
+    # Python loop, whose `_full_gap` is exact for them
+    has_free = bool(np.any(usable & (l1u == 0) & (l2u == 0)))
+    drv = None if do_polish or has_free else _kernels.path_driver()
     chunk = min(_CHUNK, max_iter)
     k = 0
     while k < L:

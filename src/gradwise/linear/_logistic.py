@@ -90,12 +90,14 @@ def make_logit_data(X, sw: np.ndarray | None, fit_intercept: bool) -> LogitData:
         X.indices, X.indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
         mean = np.asarray(X.T @ w).ravel() / wsum
         sq = np.asarray(X.multiply(X).T @ w).ravel() / wsum
-        var = sq - mean**2 if fit_intercept else sq
+        var = sq - mean**2  # glmnet's centred sd, with or without an intercept
         return LogitData(X, True, n, p, w, np.zeros(p), np.sqrt(np.maximum(var, 0.0)))
-    mean = (X.T @ w) / wsum if fit_intercept else np.zeros(p)
+    raw_mean = (X.T @ w) / wsum
+    mean = raw_mean if fit_intercept else np.zeros(p)
     Xc = np.array(X - mean if fit_intercept else X, dtype=np.float64, order="F")  # own copy
-    var = np.einsum("ij,ij,i->j", Xc, Xc, w) / wsum
-    return LogitData(Xc, False, n, p, w, mean, np.sqrt(var))
+    # glmnet's centred sd, with or without an intercept (X itself is centred only with one)
+    var = np.einsum("ij,ij,i->j", Xc, Xc, w) / wsum - (raw_mean - mean) ** 2
+    return LogitData(Xc, False, n, p, w, mean, np.sqrt(np.maximum(var, 0.0)))
 
 
 def _class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive, fit_intercept, tol_in,
@@ -130,6 +132,10 @@ def _class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive, fit_intercept, 
     # inexact Newton: solve the quadratic model to a fraction of its own starting gap
     gap0 = gap_terms_from_g(v, zc, r, 0.0, b, ws, l1, l2, positive, form_b, g_ws)
     tol_k = max(min(0.1 * gap0, tol_in), 1e-3 * tol_floor)
+    if np.any((l1[ws] == 0) & (l2[ws] == 0)):
+        # the kernel's gap cannot see an unfitted free feature (its dual constraint is
+        # X_j^T theta = 0): a fixed number of epochs instead, the outer gap decides
+        tol_k, max_epochs = -1.0, min(max_epochs, 50)
     K.cd_residual(X, data.n, d, ind, ptr, data.sparse, v, vsum, zc, r, np.zeros(1), b, ws, l1,
                   l2, H, m, positive, form_b, max_epochs, tol_k, g_ws)
     new_b0 = (v @ zeta) / vsum - m @ b if fit_intercept else 0.0
@@ -193,11 +199,21 @@ def fit_logistic(
 
     eta = eta_of(B, b0)
     ws_mask = usable & (np.any(B != 0, axis=0) | (l1 == 0))
+    free = np.flatnonzero(usable & (l1 == 0) & (l2 == 0))
+
+    def certificate(eta_, P_, B_, b0_):
+        g, V_ = duality_gap(data, eta_, P_, Y, B_, b0_, l1, l2, positive, binary)
+        if free.shape[0] == 0:
+            return g, V_
+        # the dual point ignores the free features' constraint until they are fitted, so
+        # its gap may even be negative: the free features' own decrement must vanish too
+        return max(g, 0.0) + free_decrement(data, P_, V_, free, binary), V_
+
     gap, it, stalls = np.inf, 0, 0
     f_prev = np.inf
     for it in range(1, max_iter + 1):  # noqa: B007 - `it` reported as n_iter
         P = probs(eta, binary)
-        gap, V = duality_gap(data, eta, P, Y, B, b0, l1, l2, positive, binary)
+        gap, V = certificate(eta, P, B, b0)
         f = loss(eta, Y, sw, binary) + penalty(B, l1, l2)
         # With saturated probabilities the dual point is a loose certificate (the gap is
         # first order in the KKT residual there): stop when the objective no longer moves
@@ -225,15 +241,14 @@ def fit_logistic(
             B, eta = recentre(data, B, eta, l1, l2)
     else:
         P = probs(eta, binary)
-        gap, _ = duality_gap(data, eta, P, Y, B, b0, l1, l2, positive, binary)
+        gap, _ = certificate(eta, P, B, b0)
     if polish and gap > 0.0:
         def objective(B_, b0_):
             return loss(eta_of(B_, b0_), Y, sw, binary) + penalty(B_, l1, l2)
 
         B2, b02 = newton_polish(data, Y, B, b0, l1, l2, objective, fit_intercept, binary)
         eta2 = eta_of(B2, b02)
-        gap2, _ = duality_gap(data, eta2, probs(eta2, binary), Y, B2, b02, l1, l2, positive,
-                              binary)
+        gap2, _ = certificate(eta2, probs(eta2, binary), B2, b02)
         if gap2 <= gap:
             B, b0, gap = B2, b02, gap2
     if gap > tol_abs and warn:
@@ -277,6 +292,29 @@ def _line_search(data, eta, Y, B, b0, k, dB, db0, ws, l1, l2, binary):
     return B, b0, eta
 
 
+def free_decrement(data: LogitData, P: np.ndarray, V: np.ndarray, free: np.ndarray,
+                   binary: bool) -> float:
+    """Newton decrement ``sum_kj v_kj^2 / (2 h_kj)`` of the unpenalised features.
+
+    A feature with no penalty has the dual constraint ``X_j^T theta = 0``,
+    which the scaled dual point of `duality_gap` meets only once that feature
+    is fitted. Its share of the remaining decrease of the objective, to
+    second order, is ``v^2 / (2 h)`` with ``v`` its gradient and ``h`` its
+    curvature ``sum_i sw_i p_i (1 - p_i) x_ij^2``: it is added to the gap, so
+    that a solution with an unfitted free feature never passes the stopping
+    rule (glmnet fits them to gradient 0).
+    """
+    if free.shape[0] == 0:
+        return 0.0
+    total = 0.0
+    for k in range(V.shape[0]):
+        pk = P[:, k]
+        v = data.sw * np.maximum(pk * (1.0 - pk), _PMIN)
+        _, h = data.col_stats(free, v)
+        total += float(np.sum(V[k, free] ** 2 / (2.0 * np.maximum(h, 1e-300))))
+    return total
+
+
 def nullprobs(data: LogitData, Y: np.ndarray, fit_intercept: bool) -> np.ndarray:
     """Fitted probabilities (n, K) of the intercept-only model."""
     freq = (data.sw @ Y) / data.sw.sum() if fit_intercept else np.full(Y.shape[1], 0.5)
@@ -286,8 +324,25 @@ def nullprobs(data: LogitData, Y: np.ndarray, fit_intercept: bool) -> np.ndarray
 
 
 def logistic_lam_max(data, Y, alpha, w1, positive, fit_intercept) -> float:
-    """Smallest lam with all coefficients zero: max_jk |X_j^T sw (Y_k - p0_k)| / (n alpha w1_j)."""
-    R = data.sw[:, None] * (Y - nullprobs(data, Y, fit_intercept))
+    """Smallest lam with every penalised coefficient zero.
+
+    ``max_jk |X_j^T sw (Y_k - p0_k)| / (n alpha w1_j)``, with ``p0`` the fit of
+    the intercept and the unpenalised features (``penalty_factor`` 0), which
+    glmnet fits first.
+    """
+    free = (w1 == 0) & (data.sd > 0)
+    if free.any():
+        # a penalty weight so large that no penalised feature can enter
+        res = fit_logistic(data, Y, 1.0, 1.0, np.where(free, 0.0, 1e30),
+                           np.zeros(data.p), fit_intercept=fit_intercept, positive=positive,
+                           tol=1e-12, warn=False)
+        nz = np.flatnonzero(free)
+        eta = np.stack([data.matvec(nz, res.coef[k, nz]) for k in range(Y.shape[1])], 1)
+        eta = eta + res.intercept  # centred multinomial intercepts: softmax does not mind
+        p0 = probs(eta, Y.shape[1] == 1)
+    else:
+        p0 = nullprobs(data, Y, fit_intercept)
+    R = data.sw[:, None] * (Y - p0)
     G = np.stack([data.grad(R[:, k]) for k in range(Y.shape[1])])
     G = G if positive else np.abs(G)
     pen = (w1 > 0) & (data.sd > 0)

@@ -54,6 +54,7 @@ class LSProblem:
     H: np.ndarray  # (p,) weighted centred column sums of squares
     q: np.ndarray  # (p,) X~^T W zc
     G: np.ndarray  # (p, p) X~^T W X~ in gram mode, else empty
+    sd: np.ndarray  # (p,) weighted centred (1/n) standard deviations, intercept or not
 
     @property
     def sparse(self) -> bool:
@@ -90,8 +91,21 @@ class LSProblem:
 
     @property
     def scale(self) -> np.ndarray:
-        """Weighted standard deviation of each column (glmnet's 1/n form)."""
-        return np.sqrt(np.maximum(self.H, 0.0) / self.wsum)
+        """Weighted centred standard deviation of each column (glmnet's 1/n form).
+
+        glmnet standardises by this with or without an intercept: without one,
+        X itself is not centred (``H`` is then its raw sum of squares) but the
+        scale still is ``sqrt(sum_i w_i (x_ij - mean_j)^2 / sum_i w_i)``.
+        """
+        return self.sd
+
+
+def centred_sd(H: np.ndarray, wsum: float, offset: np.ndarray) -> np.ndarray:
+    """Weighted centred sd from ``H = sum_i w_i (x_ij - c_j)^2`` about any centre ``c``.
+
+    ``offset = mean - c`` (zeros when ``H`` is already centred on the mean).
+    """
+    return np.sqrt(np.maximum(H / wsum - offset * offset, 0.0))
 
 
 def _weighted_mean(X, w: np.ndarray | None) -> np.ndarray:
@@ -122,7 +136,8 @@ def make_problem(
     n, p = X.shape
     wsum = float(n if w is None else w.sum())
     y = np.asarray(y, dtype=np.float64)
-    x_mean = _weighted_mean(X, w) if fit_intercept else np.zeros(p)
+    raw_mean = _weighted_mean(X, w)
+    x_mean = raw_mean if fit_intercept else np.zeros(p)
     y_mean = float(np.average(y, weights=w)) if fit_intercept else 0.0
     zc = np.ascontiguousarray(y - y_mean)
     wz = zc if w is None else w * zc
@@ -141,12 +156,12 @@ def make_problem(
         if use_gram:
             wx = csc if w is None else sp.csc_matrix(csc.multiply(w[:, None]))
             G = (csc.T @ wx).toarray() - wsum * np.outer(x_mean, x_mean)
-            return _gram_problem(n, p, w_arr, wsum, x_mean, y_mean, zz, G, q)
+            return _gram_problem(n, p, w_arr, wsum, x_mean, y_mean, zz, G, q, raw_mean)
         data = csc.data if csc.data.flags.writeable else csc.data.copy()
         return LSProblem(
             "sparse", n, p, _EMPTY_2D, data, csc.indices.astype(np.int64),
             csc.indptr.astype(np.int64), w_arr, wsum, x_mean.copy(), x_mean, y_mean, zc, zz,
-            H, q, _EMPTY_2D,
+            H, q, _EMPTY_2D, _sd(H, wsum, raw_mean - x_mean, const),
         )
 
     Xc = np.asfortranarray(X, dtype=np.float64)
@@ -158,13 +173,14 @@ def make_problem(
     if use_gram:
         Xw = Xc if w is None else Xc * np.sqrt(w)[:, None]
         G = Xw.T @ Xw  # numpy dispatches A.T @ A to syrk
-        return _gram_problem(n, p, w_arr, wsum, x_mean, y_mean, zz, np.ascontiguousarray(G), q)
+        return _gram_problem(n, p, w_arr, wsum, x_mean, y_mean, zz, np.ascontiguousarray(G), q,
+                             raw_mean)
     H = np.einsum("ij,ij->j", Xc, Xc) if w is None else np.einsum("ij,ij,i->j", Xc, Xc, w)
     const = _constant_columns(H, wsum, x_mean)
     H[const], q[const] = 0.0, 0.0
     return LSProblem(
         "dense", n, p, Xc, _EMPTY_F, _EMPTY_I, _EMPTY_I, w_arr, wsum, np.zeros(p), x_mean,
-        y_mean, zc, zz, H, q, _EMPTY_2D,
+        y_mean, zc, zz, H, q, _EMPTY_2D, _sd(H, wsum, raw_mean - x_mean, const),
     )
 
 
@@ -174,7 +190,13 @@ def _constant_columns(H: np.ndarray, wsum: float, x_mean: np.ndarray) -> np.ndar
     return H <= 1e-12 * raw + 1e-300
 
 
-def _gram_problem(n, p, w, wsum, x_mean, y_mean, zz, G, q) -> LSProblem:
+def _sd(H, wsum, offset, const) -> np.ndarray:
+    sd = centred_sd(H, wsum, offset)
+    sd[const] = 0.0
+    return sd
+
+
+def _gram_problem(n, p, w, wsum, x_mean, y_mean, zz, G, q, raw_mean) -> LSProblem:
     G = np.ascontiguousarray(G, dtype=np.float64)
     H = np.diag(G).copy()
     const = _constant_columns(H, wsum, x_mean)
@@ -184,7 +206,7 @@ def _gram_problem(n, p, w, wsum, x_mean, y_mean, zz, G, q) -> LSProblem:
     q[const] = 0.0
     return LSProblem(
         "gram", n, p, _EMPTY_2D, _EMPTY_F, _EMPTY_I, _EMPTY_I, w, wsum, np.zeros(p), x_mean,
-        y_mean, _EMPTY_F, zz, H, q, G,
+        y_mean, _EMPTY_F, zz, H, q, G, _sd(H, wsum, raw_mean - x_mean, const),
     )
 
 
@@ -195,13 +217,31 @@ def penalty_weights(
 
     ``lam * sum_j (alpha w1_j |b_j| + (1 - alpha)/2 w2_j b_j^2)`` with
     ``w1 = pf * sd``, ``w2 = pf * sd^2`` when standardising, else ``pf``.
-    Constant columns (sd = 0) get no penalty; their coefficient stays 0.
+    Constant columns (sd = 0) are dropped when standardising (`drop_constant`);
+    their coefficient stays 0.
     """
     pf = np.ones(prob.p) if penalty_factor is None else np.asarray(penalty_factor, float)
     if not standardize:
         return pf.copy(), pf.copy()
     sd = prob.scale
+    drop_constant(prob, sd <= 0)
     return pf * sd, pf * sd * sd
+
+
+def drop_constant(prob: LSProblem, const: np.ndarray) -> None:
+    """Leave constant columns out of the fit (in place), as glmnet does when standardising.
+
+    Without an intercept a constant non-zero column has a raw norm but no
+    spread; its standardised penalty weight would be 0, so glmnet drops it
+    rather than fit it unpenalised. Its coefficient stays 0.
+    """
+    if not np.any(const & (prob.H > 0)):
+        return
+    prob.H[const] = 0.0
+    prob.q[const] = 0.0
+    if prob.kind == "gram":
+        prob.G[const, :] = 0.0
+        prob.G[:, const] = 0.0
 
 
 def take_rows(A: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -243,9 +283,11 @@ def gram_fold_problems(X, y, w, fit_intercept, folds):
             G = G - W * np.outer(m, m)
             q, zz = xty - sx * ybar, syy - W * ybar * ybar
             x_mean, y_mean = mu + m, ybar
+            raw = x_mean
         else:
             q, zz, x_mean, y_mean = xty.copy(), syy, np.zeros(p), 0.0
-        return _gram_problem(count, p, _EMPTY_F, W, x_mean, y_mean, max(zz, 0.0), G, q)
+            raw = sx / W
+        return _gram_problem(count, p, _EMPTY_F, W, x_mean, y_mean, max(zz, 0.0), G, q, raw)
 
     total = sums(Xc, ww, y)
     full = build(*total, n)
