@@ -51,7 +51,8 @@ class OptimizerConfigBase(TaggedConfig):
         if options.get("lr") == "auto":
             options["lr"] = 1e-3
         try:
-            build([torch.zeros(1, requires_grad=True)], self.name, **options)
+            # 2-D: matrix-only aliases (muon) accept it, and every other alias too
+            build([torch.zeros(2, 2, requires_grad=True)], self.name, **options)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return self
