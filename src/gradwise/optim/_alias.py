@@ -22,7 +22,7 @@ and ignored: gradwise chooses its own path (see ``_dispatch``).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from gradwise.errors import ConfigError, unknown
