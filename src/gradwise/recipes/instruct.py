@@ -198,6 +198,7 @@ def sft(
         truncation=d.truncation,
         assistant_turns=d.assistant_turns,
         unstable=d.unstable,
+        close_turns=d.close_turns,
     )
     train_tok, stats = tokenize_dataset(train_examples, template, **tok_kw)
     val_tok, _ = tokenize_dataset(val_examples, template, **tok_kw)
