@@ -9,7 +9,8 @@ joins them with the gradwise Trainer and LoRA:
 * templates: :func:`get_template` (``alpaca``, ``chatml``, the tokenizer's own);
 * labels on the response only: :func:`tokenize_example` (prefix rendering,
   no ``{% generation %}`` markers needed);
-* packing without cross-talk: :func:`pack`, :func:`collate_packed`;
+* packing without cross-talk: :func:`pack`, :func:`collate_packed`, and
+  :func:`packed_attention` for a model in your own training loop;
 * :func:`generate` (greedy, temperature, top-k, top-p) and :func:`evaluate`
   (exact match, response-token accuracy);
 * a tiny base model built offline: :func:`init_base`, and the task
@@ -21,6 +22,7 @@ joins them with the gradwise Trainer and LoRA:
 'tac'
 """
 
+from gradwise.instruct._attention import PackedAttention, packed_attention
 from gradwise.instruct._base import BaseModelInfo, init_base, pretrain, tiny_config, train_tokenizer
 from gradwise.instruct._config import InstructConfig
 from gradwise.instruct._data import Example, InstructData, parse_records, read_jsonl, write_jsonl
@@ -63,6 +65,7 @@ __all__ = [
     "Example",
     "InstructConfig",
     "InstructData",
+    "PackedAttention",
     "Task",
     "TokenizeStats",
     "TokenizedExample",
@@ -80,6 +83,7 @@ __all__ = [
     "instruction_set",
     "make_loader",
     "pack",
+    "packed_attention",
     "parse_records",
     "pretrain",
     "read_jsonl",
