@@ -168,3 +168,29 @@ def test_assistant_turns_last_closes_only_the_trained_answer(special_tokenizer, 
     with pytest.warns(UserWarning):
         t = tokenize_example(REPRO, get_template("tokenizer", tok), assistant_turns="last")
     assert _labelled_runs(tok, t) == ["fine<|im_end|>"]
+
+
+def test_end_of_turn_is_the_templates_token_not_eos(special_tokenizer, tokenizer):
+    # Llama 3's shape: every turn ends with <|eot_id|>, EOS is another token
+    llama3 = (
+        "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + "
+        "'<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+        "{% endif %}"
+    )
+    tok = special_tokenizer(
+        tokenizer,
+        ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+        bos="<|begin_of_text|>",
+        eos="<|end_of_text|>",
+        chat_template=llama3,
+    )
+    tpl = get_template("tokenizer", tok)
+    eot = tok.convert_tokens_to_ids("<|eot_id|>")
+    assert eot != tok.eos_token_id
+    assert _stop.end_of_turn_id(tpl) == eot
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = tokenize_example(REPRO, tpl)
+    assert t.input_ids == _chat_ids(tok, REPRO.messages)
+    assert _labelled_runs(tok, t) == ["hello<|eot_id|>", "fine<|eot_id|>"]
