@@ -194,3 +194,17 @@ def test_end_of_turn_is_the_templates_token_not_eos(special_tokenizer, tokenizer
         t = tokenize_example(REPRO, tpl)
     assert t.input_ids == _chat_ids(tok, REPRO.messages)
     assert _labelled_runs(tok, t) == ["hello<|eot_id|>", "fine<|eot_id|>"]
+
+
+def test_config_field_close_turns():
+    from gradwise.config import parse_config
+    from gradwise.errors import ConfigError
+    from gradwise.instruct import InstructConfig
+
+    base = {"model": {"path": "m"}, "data": {"train": "x"}}
+    assert parse_config(base, InstructConfig).data.close_turns is True
+    off = {"model": {"path": "m"}, "data": {"train": "x", "close_turns": False}}
+    assert parse_config(off, InstructConfig).data.close_turns is False
+    bad = {"model": {"path": "m"}, "data": {"train": "x", "close_turns": "sometimes"}}
+    with pytest.raises(ConfigError, match="data.close_turns"):
+        parse_config(bad, InstructConfig)
