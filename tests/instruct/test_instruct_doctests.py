@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "gradwise.instruct",
+    "gradwise.instruct._attention",
     "gradwise.instruct._base",
     "gradwise.instruct._config",
     "gradwise.instruct._data",
@@ -17,6 +18,7 @@ MODULES = [
     "gradwise.instruct._loss",
     "gradwise.instruct._masking",
     "gradwise.instruct._packing",
+    "gradwise.instruct._stop",
     "gradwise.instruct._tasks",
     "gradwise.instruct._templates",
 ]

@@ -133,3 +133,76 @@ def test_training_mode_is_restored_and_bad_arguments_fail(tiny_llama, tokenizer)
     ]:
         with pytest.raises(ConfigError, match=msg):
             generate(tiny_llama, tokenizer, "hello", **kw)
+
+
+def test_decodes_through_the_models_own_generate_unpatched(tiny_llama, tokenizer, monkeypatch):
+    from transformers import GenerationConfig
+
+    seen = []
+    real = type(tiny_llama).generate
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs["generation_config"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tiny_llama), "generate", spy)
+    generate(tiny_llama, tokenizer, "hello", max_new_tokens=3, do_sample=True, top_k=4, seed=0)
+    monkeypatch.undo()
+    assert len(seen) == 1 and isinstance(seen[0], GenerationConfig)
+    assert (seen[0].max_new_tokens, seen[0].do_sample, seen[0].top_k) == (3, True, 4)
+    assert "generate" not in vars(tiny_llama)  # nothing was set on the model
+
+
+def test_seeded_sampling_equals_transformers_generate_and_keeps_the_callers_rng(
+    tiny_llama, tokenizer
+):
+    prompts = _prompts(tokenizer)[:1]
+    state = torch.get_rng_state()
+    ours = generate(
+        tiny_llama,
+        tokenizer,
+        prompts,
+        max_new_tokens=8,
+        do_sample=True,
+        temperature=0.8,
+        top_k=7,
+        top_p=0.9,
+        seed=3,
+        stop_ids=[-1],
+        return_ids=True,
+    )
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(3)
+    p = prompts[0]
+    ref = tiny_llama.generate(
+        torch.tensor([p]),
+        attention_mask=torch.ones(1, len(p), dtype=torch.long),
+        max_new_tokens=8,
+        do_sample=True,
+        temperature=0.8,
+        top_k=7,
+        top_p=0.9,
+        eos_token_id=None,
+        pad_token_id=tokenizer.pad_token_id,
+    )[0, len(p) :].tolist()
+    assert ours == [ref]
+
+
+def test_any_of_several_end_of_turn_ids_stops_and_the_models_eos_does_not_leak(
+    tiny_llama, tokenizer
+):
+    import copy
+
+    prompt = _prompts(tokenizer)[0]
+    free = generate(tiny_llama, tokenizer, prompt, max_new_tokens=10, stop_ids=[-1], return_ids=True)
+    first, second = free[2], free[5]
+    cut = free.index(first)
+    # two stop ids (EOS and an end-of-turn token, say): the first one met stops
+    got = generate(
+        tiny_llama, tokenizer, prompt, max_new_tokens=10, stop_ids=[second, first], return_ids=True
+    )
+    assert got == free[:cut]
+    # a stop token set on the model's own generation_config is not added to ours
+    model = copy.deepcopy(tiny_llama)
+    model.generation_config.eos_token_id = first
+    assert generate(model, tokenizer, prompt, max_new_tokens=10, stop_ids=[-1], return_ids=True) == free

@@ -9,8 +9,10 @@ joins them with the gradwise Trainer and LoRA:
 * templates: :func:`get_template` (``alpaca``, ``chatml``, the tokenizer's own);
 * labels on the response only: :func:`tokenize_example` (prefix rendering,
   no ``{% generation %}`` markers needed);
-* packing without cross-talk: :func:`pack`, :func:`collate_packed`;
-* :func:`generate` (greedy, temperature, top-k, top-p) and :func:`evaluate`
+* packing without cross-talk: :func:`pack`, :func:`collate_packed`, and
+  :func:`packed_attention` for a model in your own training loop;
+* :func:`generate` (the model's own ``generate`` with a
+  :func:`generation_config`: greedy, temperature, top-k, top-p) and :func:`evaluate`
   (exact match, response-token accuracy);
 * a tiny base model built offline: :func:`init_base`, and the task
   generators of the demo: :data:`TASKS`, :func:`instruction_set`.
@@ -21,11 +23,12 @@ joins them with the gradwise Trainer and LoRA:
 'tac'
 """
 
+from gradwise.instruct._attention import PackedAttention, packed_attention
 from gradwise.instruct._base import BaseModelInfo, init_base, pretrain, tiny_config, train_tokenizer
 from gradwise.instruct._config import InstructConfig
 from gradwise.instruct._data import Example, InstructData, parse_records, read_jsonl, write_jsonl
 from gradwise.instruct._evaluate import EvalResult, evaluate, exact_match
-from gradwise.instruct._generate import generate, top_k_filter, top_p_filter
+from gradwise.instruct._generate import generate, generation_config, top_k_filter, top_p_filter
 from gradwise.instruct._loss import causal_lm_loss, token_accuracy, token_losses
 from gradwise.instruct._masking import (
     IGNORE_INDEX,
@@ -63,6 +66,7 @@ __all__ = [
     "Example",
     "InstructConfig",
     "InstructData",
+    "PackedAttention",
     "Task",
     "TokenizeStats",
     "TokenizedExample",
@@ -75,11 +79,13 @@ __all__ = [
     "evaluate",
     "exact_match",
     "generate",
+    "generation_config",
     "get_template",
     "init_base",
     "instruction_set",
     "make_loader",
     "pack",
+    "packed_attention",
     "parse_records",
     "pretrain",
     "read_jsonl",

@@ -42,6 +42,7 @@ class InstructDataConfig(Strict):
     truncation: Literal["keep_response", "keep_start", "keep_end"] = "keep_response"
     assistant_turns: Literal["all", "last"] = "all"
     unstable: Literal["split", "error"] = "split"
+    close_turns: bool = True
     packing: bool = True
     packed_attention: Literal["auto", "varlen", "block_mask", "position_ids"] = "auto"
     seed: int = 0

@@ -1,21 +1,27 @@
-"""Text generation from a causal LM: greedy or sampled, with a KV cache.
+"""Text generation from a causal LM through transformers' own ``generate``.
 
-Each step picks the next token from the logits ``z`` of the last position:
+Decoding is the model's ``generate`` with a
+:class:`transformers.GenerationConfig` built from the arguments; nothing of
+the model is patched. Each step picks the next token from the logits ``z`` of
+the last position:
 
 * greedy: ``argmax z``;
 * sampling: ``z / temperature``, then keep the ``top_k`` largest logits,
   then keep the smallest set of tokens whose probability mass reaches
   ``top_p`` (nucleus sampling, Holtzman et al. 2020), renormalize, draw.
 
-A sequence stops at its first stop token (the tokenizer's EOS and, for chat
-templates, the end-of-turn token) or after ``max_new_tokens``. Prompts of a
-batch are left-padded, with position ids that count real tokens only, so a
-prompt generates the same tokens alone and in a batch.
+:func:`top_k_filter` and :func:`top_p_filter` state the two filters (they
+equal transformers' warpers). A sequence stops at its first stop token (the
+tokenizer's EOS and, for chat templates, the end-of-turn token), given to
+``generate`` as ``eos_token_id``, or after ``max_new_tokens``. Prompts of a
+batch are left-padded with an attention mask (the model's ``generate`` derives
+position ids from it), so a prompt generates the same tokens alone and in a
+batch. Settings that are not arguments here (a repetition penalty, say) come
+from the model's own ``generation_config``, as with ``model.generate``.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,15 +74,6 @@ def _check(temperature: float, top_k: int, top_p: float, max_new_tokens: int) ->
         raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
 
 
-def _cache_name(model: torch.nn.Module) -> str:
-    # transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns)
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _cache_of(out: Any) -> Any:
-    return out["cache"] if "cache" in out else out["past_key_values"]
-
-
 def _as_ids(tokenizer: Any, prompt: str | Sequence[int]) -> list[int]:
     if isinstance(prompt, str):
         return list(tokenizer(prompt)["input_ids"])
@@ -102,14 +99,16 @@ def generate(
     """Continue each prompt; return the generated texts (or token ids).
 
     Args:
-        model: a Hugging Face causal LM (``model(input_ids, attention_mask,
-            position_ids, past_key_values, use_cache)`` returning ``.logits``).
+        model: a Hugging Face causal LM; its own ``generate`` decodes, with
+            the :func:`generation_config` of these arguments.
         tokenizer: decodes the output; encodes prompts given as strings
             (with its usual special tokens). Prompts given as token ids are
             used as they are.
         do_sample: sample (``temperature``, ``top_k``, ``top_p``) instead of greedy.
-        stop_ids: tokens that end a sequence; default the tokenizer's EOS.
-        seed: seeds the sampling generator, so draws are reproducible.
+        stop_ids: tokens that end a sequence (any of them); default the
+            tokenizer's EOS. Ids outside the vocabulary (``-1``) never stop one.
+        seed: seeds torch's generator inside a fork of its state, so draws are
+            reproducible and the caller's random stream is untouched.
 
     The stop token itself is not part of the result.
 
@@ -125,28 +124,35 @@ def generate(
         raise ConfigError("generate: every prompt needs at least one token")
     if stop_ids is None:
         stop_ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    device = next(model.parameters()).device
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=device).manual_seed(seed)
+    vocab = model.get_input_embeddings().num_embeddings
+    # a stop id the model cannot produce (say -1) only means: never stop early
+    valid_stops = [int(t) for t in stop_ids if 0 <= int(t) < vocab]
+    pad = tokenizer.pad_token_id
+    pad = pad if pad is not None else (valid_stops[0] if valid_stops else 0)
+    config = generation_config(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        stop_ids=valid_stops,
+        pad_id=pad,
+    )
+    device = model.get_input_embeddings().weight.device
+    devices = [device] if device.type == "cuda" else []
     was_training = model.training
     model.eval()
     try:
-        outs: list[list[int]] = []
-        for start in range(0, len(ids), batch_size):
-            outs += _generate_batch(
-                model,
-                ids[start : start + batch_size],
-                tokenizer,
-                device,
-                max_new_tokens,
-                do_sample,
-                temperature,
-                top_k,
-                top_p,
-                list(stop_ids),
-                generator,
-            )
+        # sampling draws from torch's generator; a seed is applied inside a fork of
+        # the generator state, so the caller's random stream is left as it was
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            outs: list[list[int]] = []
+            for start in range(0, len(ids), batch_size):
+                outs += _generate_batch(
+                    model, ids[start : start + batch_size], device, config, list(stop_ids)
+                )
     finally:
         model.train(was_training)
     result: list[Any] = (
@@ -155,59 +161,59 @@ def generate(
     return result[0] if single else result
 
 
+def generation_config(
+    *,
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    stop_ids: Sequence[int],
+    pad_id: int,
+) -> Any:
+    """The :class:`transformers.GenerationConfig` that :func:`generate` decodes with.
+
+    ``top_k=0`` and ``top_p=1`` switch their filter off; ``stop_ids`` become
+    ``eos_token_id`` (every one of them stops a sequence).
+
+    >>> cfg = generation_config(max_new_tokens=8, do_sample=True, temperature=0.7,
+    ...                         top_k=5, top_p=0.9, stop_ids=[2, 7], pad_id=0)
+    >>> cfg.eos_token_id, cfg.top_k, cfg.max_new_tokens
+    ([2, 7], 5, 8)
+    """
+    from transformers import GenerationConfig
+
+    kw: dict[str, Any] = {}
+    if do_sample:
+        kw = dict(temperature=temperature, top_k=top_k, top_p=top_p)
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        eos_token_id=list(stop_ids),
+        pad_token_id=pad_id,
+        use_cache=True,
+        **kw,
+    )
+
+
 def _generate_batch(
-    model,
-    prompts,
-    tokenizer,
-    device,
-    max_new_tokens,
-    do_sample,
-    temperature,
-    top_k,
-    top_p,
-    stop_ids,
-    generator,
+    model: torch.nn.Module,
+    prompts: list[list[int]],
+    device: torch.device,
+    config: Any,
+    stop_ids: list[int],
 ) -> list[list[int]]:
-    pad = tokenizer.pad_token_id
-    pad = pad if pad is not None else (stop_ids[0] if stop_ids else 0)
+    pad = config.pad_token_id
     B, L = len(prompts), max(len(p) for p in prompts)
     input_ids = torch.full((B, L), pad, dtype=torch.long, device=device)
     attention = torch.zeros(B, L, dtype=torch.long, device=device)
     for b, p in enumerate(prompts):  # left padding: every prompt ends at column L-1
         input_ids[b, L - len(p) :] = torch.tensor(p, device=device)
         attention[b, L - len(p) :] = 1
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
-    done = torch.zeros(B, dtype=torch.bool, device=device)
-    new_tokens: list[Tensor] = []
-    cache_name = _cache_name(model)
-    out = model(
-        input_ids=input_ids, attention_mask=attention, position_ids=position_ids, use_cache=True
-    )
-    for _ in range(max_new_tokens):
-        logits = out.logits[:, -1].float()  # (B, V)
-        if do_sample:
-            logits = top_p_filter(top_k_filter(logits / temperature, top_k), top_p)
-            nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
-        else:
-            nxt = logits.argmax(-1)
-        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-        new_tokens.append(nxt)
-        done |= torch.isin(nxt, stops)
-        if bool(done.all()):
-            break
-        attention = torch.cat([attention, torch.ones(B, 1, dtype=torch.long, device=device)], dim=1)
-        position_ids = position_ids[:, -1:] + 1
-        out = model(
-            input_ids=nxt[:, None],
-            attention_mask=attention,
-            position_ids=position_ids,
-            use_cache=True,
-            **{cache_name: _cache_of(out)},
-        )
-    gen = torch.stack(new_tokens, dim=1).tolist()  # (B, steps)
-    result = []
+    out = model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
+    gen = out[:, L:].tolist()  # (B, steps)
     stop_set = set(stop_ids)
+    result = []
     for row in gen:
         cut = next((i for i, t in enumerate(row) if t in stop_set), len(row))
         result.append(row[:cut])

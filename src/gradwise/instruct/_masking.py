@@ -17,7 +17,9 @@ must extend the one before (the template is *prefix-preserving*); the tokens
 that the longer rendering adds are the turn's response, end-of-turn token
 included, so the model learns to stop. A template may close a finished
 conversation with a suffix that later messages replace (phi-3 appends EOS);
-that suffix is trained after the final turn only.
+that suffix is trained after the final turn only. An answer that the
+template leaves without its end-of-turn token still gets one, labelled
+(see :mod:`._stop`; ``close_turns=False`` turns that off).
 
 Tokenizers can merge characters across such a boundary, so the ids of a
 prefix are not always a prefix of the ids of the whole (the tokenization is
@@ -35,6 +37,7 @@ from typing import Any, Literal
 
 from gradwise.errors import DataError
 from gradwise.instruct._data import Example
+from gradwise.instruct._stop import close_answers, end_of_turn_id, warn_once
 
 IGNORE_INDEX = -100
 Truncation = Literal["keep_response", "keep_start", "keep_end"]
@@ -157,6 +160,7 @@ def tokenize_example(
     truncation: Truncation = "keep_response",
     assistant_turns: AssistantTurns = "all",
     unstable: Unstable = "split",
+    close_turns: bool = True,
     stats: TokenizeStats | None = None,
 ) -> TokenizedExample:
     """Token ids and response-only labels of one conversation.
@@ -172,6 +176,11 @@ def tokenize_example(
         assistant_turns: train on ``"all"`` assistant turns or the ``"last"``.
         unstable: ``"split"`` or ``"error"`` for a tokenization that is not
             prefix-stable (see the module docstring).
+        close_turns: end every trained answer with a labelled end-of-turn
+            token (the template's, else EOS; see :mod:`._stop`): labelled
+            where the template writes it first thing after the answer,
+            appended where it does not; a warning (once) names the template's
+            behaviour. ``False`` keeps the template's tokens and labels.
 
     Example (labels are ``-100`` up to the response), with a toy
     tokenizer that maps each character to its code point::
@@ -223,6 +232,14 @@ def tokenize_example(
         if train:
             labels[start:end] = input_ids[start:end]
         start = end
+    if close_turns:
+        eot = end_of_turn_id(template)
+        if eot is not None:
+            input_ids, labels, bounds, behaviour = close_answers(
+                input_ids, labels, bounds, trained, eot, IGNORE_INDEX
+            )
+            if behaviour is not None:
+                warn_once(template, getattr(template, "tokenizer", None), eot, behaviour)
     # texts alternate (prompt, response) per assistant turn: the final response
     # starts where the last generation-prompt rendering ends
     n_turns = sum(m["role"] == "assistant" for m in example.messages)
@@ -263,6 +280,7 @@ def tokenize_dataset(
     truncation: Truncation = "keep_response",
     assistant_turns: AssistantTurns = "all",
     unstable: Unstable = "split",
+    close_turns: bool = True,
 ) -> tuple[list[TokenizedExample], TokenizeStats]:
     """Tokenize many examples; those left without a trained token are dropped and counted."""
     stats = TokenizeStats()
@@ -276,6 +294,7 @@ def tokenize_dataset(
             truncation=truncation,
             assistant_turns=assistant_turns,
             unstable=unstable,
+            close_turns=close_turns,
             stats=stats,
         )
         if tok.n_labels == 0:

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from gradwise.config import dump_config, parse_config
-from gradwise.errors import ConfigError, DataError
+from gradwise.errors import DataError
 from gradwise.instruct import (
     EvalResult,
     Example,
@@ -39,6 +39,7 @@ from gradwise.instruct import (
     evaluate,
     get_template,
     make_loader,
+    packed_attention,
     read_jsonl,
     tokenize_dataset,
 )
@@ -197,6 +198,7 @@ def sft(
         truncation=d.truncation,
         assistant_turns=d.assistant_turns,
         unstable=d.unstable,
+        close_turns=d.close_turns,
     )
     train_tok, stats = tokenize_dataset(train_examples, template, **tok_kw)
     val_tok, _ = tokenize_dataset(val_examples, template, **tok_kw)
@@ -229,17 +231,8 @@ def sft(
     # 6. batches: packed rows (attention example by example, or a block-diagonal
     #    mask where the model cannot take the boundaries) or padded examples
     t = cfg.training
-    attention = d.packed_attention
-    if d.packing and attention in ("auto", "varlen"):
-        if varlen.supported(model):
-            attention = "varlen"
-        elif attention == "varlen":
-            raise ConfigError(
-                f"data.packed_attention: varlen: {type(model).__name__} does not pass "
-                "cu_seq_lens_q to its attention; use block_mask or auto"
-            )
-        else:
-            attention = "block_mask"
+    packed = packed_attention(model, d.packed_attention) if d.packing else None
+    attention = packed.mode if packed is not None else d.packed_attention
     pad_id = tokenizer.pad_token_id
     loader_kw = dict(pad_id=pad_id, dtype=dtype, pairs=True, max_length=d.max_length)
     train_loader = make_loader(
@@ -289,12 +282,11 @@ def sft(
         seed=t.seed,
         schedule=lr_schedule,
     )
-    before_attn = varlen.enable(model) if d.packing and attention == "varlen" else None
     try:
         history = trainer.fit(train_loader, val_loader, resume=ckpt_dir if can_resume else None)
     finally:
-        if before_attn is not None:
-            model.set_attn_implementation(before_attn)
+        if packed is not None:
+            packed.restore()
 
     # 9. evaluate the tuned model on the held-out set
     generations: list[dict[str, str]] = []
