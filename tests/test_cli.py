@@ -153,3 +153,37 @@ def test_instruct_init_base_needs_out():
     result = runner.invoke(app, ["instruct", "init-base"])
     assert result.exit_code == 2
     assert "--out" in result.output
+
+
+@pytest.fixture(scope="module")
+def digits_source(tmp_path_factory):
+    """A tiny trained digits run to fine-tune from (one epoch, small MLP)."""
+    root = tmp_path_factory.mktemp("src")
+    path = root / "src.yaml"
+    path.write_text(
+        f"name: ref\nruns_dir: {root}\ndata: {{name: digits}}\nmodel: {{hidden: [32]}}\n"
+        "training: {epochs: 1, batch_size: 64}\n"
+    )
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return root / "ref"
+
+
+def test_finetune_with_source_data_prints_forgetting(tmp_path, digits_source):
+    # the issue's repro: source_data adds a forgetting line whose "metric" is a string
+    path = _write(
+        tmp_path,
+        f"name: ft\nruns_dir: {tmp_path}\nsource: {{path: {digits_source}}}\n"
+        "data: {name: digits, classes: [5, 6, 7, 8, 9], max_train: 100}\n"
+        "source_data: {name: digits}\nplan: {kind: gradual, every: 1}\n"
+        "optimizer: {name: adamw, lr: 0.003}\ntraining: {epochs: 2, batch_size: 20}\n",
+    )
+    result = runner.invoke(app, ["finetune", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if "forgetting:" in ln)
+    assert "metric=accuracy" in line and "before=" in line and "change=" in line
+    import json
+
+    res = json.loads((tmp_path / "ft" / "results.json").read_text())
+    before = res["source_before"]["accuracy"]
+    assert f"before={before:.4g}" in line
