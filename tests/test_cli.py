@@ -187,3 +187,13 @@ def test_finetune_with_source_data_prints_forgetting(tmp_path, digits_source):
     res = json.loads((tmp_path / "ft" / "results.json").read_text())
     before = res["source_before"]["accuracy"]
     assert f"before={before:.4g}" in line
+
+
+def test_missing_csv_exits_2_naming_the_path(tmp_path):
+    path = _write(
+        tmp_path, f"name: m\nruns_dir: {tmp_path}\ndata: {{path: {tmp_path}/nope.csv, target: y}}\n"
+    )
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines == [f"error: {tmp_path}/nope.csv: no such CSV file"], lines
