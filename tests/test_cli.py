@@ -197,3 +197,16 @@ def test_missing_csv_exits_2_naming_the_path(tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert lines == [f"error: {tmp_path}/nope.csv: no such CSV file"], lines
+
+
+def test_finetune_on_data_of_another_width_exits_2_naming_both_sizes(tmp_path, digits_source):
+    path = _write(
+        tmp_path,
+        f"name: ft\nruns_dir: {tmp_path}\nsource: {{path: {digits_source}}}\n"
+        "data: {name: breast_cancer}\ntraining: {epochs: 1}\n",
+    )
+    result = runner.invoke(app, ["finetune", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "30 features" in lines[0] and "takes 64" in lines[0], lines
+    assert not (tmp_path / "ft" / "model.safetensors").exists()
