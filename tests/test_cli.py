@@ -210,3 +210,34 @@ def test_finetune_on_data_of_another_width_exits_2_naming_both_sizes(tmp_path, d
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "30 features" in lines[0] and "takes 64" in lines[0], lines
     assert not (tmp_path / "ft" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "head, words",
+    [
+        ("binary", ["head 'binary'", "3 outputs", "head: multiclass"]),
+        ("regression", ["class labels (3 distinct integers", "head: multiclass"]),
+    ],
+)
+def test_wrong_head_for_the_data_exits_2_in_config_terms(tmp_path, head, words):
+    path = _write(
+        tmp_path, f"name: h\nruns_dir: {tmp_path}\ndata: {{name: iris}}\nhead: {head}\n"
+    )
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and all(w in lines[0] for w in words), lines
+    assert "head('" not in lines[0] and "(N, 3)" not in lines[0]
+
+
+def test_rare_class_exits_2_without_a_python_hint(tmp_path):
+    csv = tmp_path / "rare.csv"
+    csv.write_text("a,y\n" + "".join(f"{i},{'b' if i == 0 else 'a'}\n" for i in range(12)))
+    path = _write(
+        tmp_path, f"name: r\nruns_dir: {tmp_path}\ndata: {{path: {csv}, target: y}}\n"
+    )
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "class 'b' has only 1 row" in lines[0], lines
+    assert "stratify" not in lines[0]
