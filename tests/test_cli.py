@@ -241,3 +241,55 @@ def test_rare_class_exits_2_without_a_python_hint(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "class 'b' has only 1 row" in lines[0], lines
     assert "stratify" not in lines[0]
+
+
+def test_demo_prints_values_with_significant_digits(monkeypatch):
+    import numpy as np
+
+    import gradwise.demo as demo
+
+    values = {"sigmoid_first_over_last_grad": 6.1e-7, "precision": 0.4545,
+              "lam": np.float64(0.01), "nonzero": "5/50", "seconds": 1.2}
+    monkeypatch.setattr(demo, "run_section", lambda name, out, quick: dict(values))
+    result = runner.invoke(app, ["demo", "train"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "sigmoid_first_over_last_grad: 6.1e-07" in out  # .4f printed 0.0000
+    assert "precision: 0.4545" in out and "lam: 0.01" in out and "nonzero: 5/50" in out
+
+
+def test_linear_prints_readable_values(tmp_path):
+    result = runner.invoke(
+        app,
+        ["linear", "examples/linear_sparse.yaml", "--set", f"runs_dir={tmp_path}",
+         "--set", "model.lam=0.1"],
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "np.float" not in out and "{" not in out and "'" not in out
+    assert "support: precision=" in out and "compare_nonzero: lasso (L1)=" in out
+    import json
+
+    res = json.loads((tmp_path / "linear_sparse" / "results.json").read_text())
+    assert f"test_r2: {res['test_r2']:.4g}" in out
+
+
+def test_train_log_lines_early_stop_after_its_epoch_and_no_wrap(tmp_path):
+    # captured output is not a terminal: one line per epoch, each event after its epoch
+    path = _write(
+        tmp_path,
+        f"name: es\nruns_dir: {tmp_path}\ndata: {{name: breast_cancer}}\n"
+        "model: {hidden: [64, 64]}\ntraining: {epochs: 20}\n"
+        "callbacks: {early_stopping: {monitor: val_loss, patience: 1, min_delta: 10.0}}\n",
+    )
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    epochs = [i for i, ln in enumerate(lines) if ln.startswith("epoch ")]
+    assert len(epochs) == 2  # stopped after epoch 2: nothing better by 10.0
+    for i in epochs:
+        assert "val_accuracy" in lines[i] and lines[i].endswith("s") and len(lines[i]) > 80
+        assert float(lines[i].rsplit("  ", 1)[1].rstrip("s")) > 0
+    stop = next(i for i, ln in enumerate(lines) if ln.startswith("[early_stop]"))
+    assert epochs[-1] < stop
+    assert all(not ln.startswith(("val_", "0.")) for ln in lines)  # no wrapped fragments
