@@ -153,3 +153,143 @@ def test_instruct_init_base_needs_out():
     result = runner.invoke(app, ["instruct", "init-base"])
     assert result.exit_code == 2
     assert "--out" in result.output
+
+
+@pytest.fixture(scope="module")
+def digits_source(tmp_path_factory):
+    """A tiny trained digits run to fine-tune from (one epoch, small MLP)."""
+    root = tmp_path_factory.mktemp("src")
+    path = root / "src.yaml"
+    path.write_text(
+        f"name: ref\nruns_dir: {root}\ndata: {{name: digits}}\nmodel: {{hidden: [32]}}\n"
+        "training: {epochs: 1, batch_size: 64}\n"
+    )
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return root / "ref"
+
+
+def test_finetune_with_source_data_prints_forgetting(tmp_path, digits_source):
+    # the issue's repro: source_data adds a forgetting line whose "metric" is a string
+    path = _write(
+        tmp_path,
+        f"name: ft\nruns_dir: {tmp_path}\nsource: {{path: {digits_source}}}\n"
+        "data: {name: digits, classes: [5, 6, 7, 8, 9], max_train: 100}\n"
+        "source_data: {name: digits}\nplan: {kind: gradual, every: 1}\n"
+        "optimizer: {name: adamw, lr: 0.003}\ntraining: {epochs: 2, batch_size: 20}\n",
+    )
+    result = runner.invoke(app, ["finetune", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if "forgetting:" in ln)
+    assert "metric=accuracy" in line and "before=" in line and "change=" in line
+    import json
+
+    res = json.loads((tmp_path / "ft" / "results.json").read_text())
+    before = res["source_before"]["accuracy"]
+    assert f"before={before:.4g}" in line
+
+
+def test_missing_csv_exits_2_naming_the_path(tmp_path):
+    path = _write(
+        tmp_path, f"name: m\nruns_dir: {tmp_path}\ndata: {{path: {tmp_path}/nope.csv, target: y}}\n"
+    )
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines == [f"error: {tmp_path}/nope.csv: no such CSV file"], lines
+
+
+def test_finetune_on_data_of_another_width_exits_2_naming_both_sizes(tmp_path, digits_source):
+    path = _write(
+        tmp_path,
+        f"name: ft\nruns_dir: {tmp_path}\nsource: {{path: {digits_source}}}\n"
+        "data: {name: breast_cancer}\ntraining: {epochs: 1}\n",
+    )
+    result = runner.invoke(app, ["finetune", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "30 features" in lines[0] and "takes 64" in lines[0], lines
+    assert not (tmp_path / "ft" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "head, words",
+    [
+        ("binary", ["head 'binary'", "3 outputs", "head: multiclass"]),
+        ("regression", ["class labels (3 distinct integers", "head: multiclass"]),
+    ],
+)
+def test_wrong_head_for_the_data_exits_2_in_config_terms(tmp_path, head, words):
+    path = _write(
+        tmp_path, f"name: h\nruns_dir: {tmp_path}\ndata: {{name: iris}}\nhead: {head}\n"
+    )
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and all(w in lines[0] for w in words), lines
+    assert "head('" not in lines[0] and "(N, 3)" not in lines[0]
+
+
+def test_rare_class_exits_2_without_a_python_hint(tmp_path):
+    csv = tmp_path / "rare.csv"
+    csv.write_text("a,y\n" + "".join(f"{i},{'b' if i == 0 else 'a'}\n" for i in range(12)))
+    path = _write(
+        tmp_path, f"name: r\nruns_dir: {tmp_path}\ndata: {{path: {csv}, target: y}}\n"
+    )
+    result = runner.invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "class 'b' has only 1 row" in lines[0], lines
+    assert "stratify" not in lines[0]
+
+
+def test_demo_prints_values_with_significant_digits(monkeypatch):
+    import numpy as np
+
+    import gradwise.demo as demo
+
+    values = {"sigmoid_first_over_last_grad": 6.1e-7, "precision": 0.4545,
+              "lam": np.float64(0.01), "nonzero": "5/50", "seconds": 1.2}
+    monkeypatch.setattr(demo, "run_section", lambda name, out, quick: dict(values))
+    result = runner.invoke(app, ["demo", "train"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "sigmoid_first_over_last_grad: 6.1e-07" in out  # .4f printed 0.0000
+    assert "precision: 0.4545" in out and "lam: 0.01" in out and "nonzero: 5/50" in out
+
+
+def test_linear_prints_readable_values(tmp_path):
+    result = runner.invoke(
+        app,
+        ["linear", "examples/linear_sparse.yaml", "--set", f"runs_dir={tmp_path}",
+         "--set", "model.lam=0.1"],
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "np.float" not in out and "{" not in out and "'" not in out
+    assert "support: precision=" in out and "compare_nonzero: lasso (L1)=" in out
+    import json
+
+    res = json.loads((tmp_path / "linear_sparse" / "results.json").read_text())
+    assert f"test_r2: {res['test_r2']:.4g}" in out
+
+
+def test_train_log_lines_early_stop_after_its_epoch_and_no_wrap(tmp_path):
+    # captured output is not a terminal: one line per epoch, each event after its epoch
+    path = _write(
+        tmp_path,
+        f"name: es\nruns_dir: {tmp_path}\ndata: {{name: breast_cancer}}\n"
+        "model: {hidden: [64, 64]}\ntraining: {epochs: 20}\n"
+        "callbacks: {early_stopping: {monitor: val_loss, patience: 1, min_delta: 10.0}}\n",
+    )
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    epochs = [i for i, ln in enumerate(lines) if ln.startswith("epoch ")]
+    assert len(epochs) == 2  # stopped after epoch 2: nothing better by 10.0
+    for i in epochs:
+        assert "val_accuracy" in lines[i] and lines[i].endswith("s") and len(lines[i]) > 80
+        assert float(lines[i].rsplit("  ", 1)[1].rstrip("s")) > 0
+    stop = next(i for i, ln in enumerate(lines) if ln.startswith("[early_stop]"))
+    assert epochs[-1] < stop
+    assert all(not ln.startswith(("val_", "0.")) for ln in lines)  # no wrapped fragments

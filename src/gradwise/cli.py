@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gradwise._format import format_pairs, format_value
 from gradwise.errors import GradwiseError
 
 app = typer.Typer(
@@ -64,8 +65,7 @@ def train(
     if not is_main_process():
         return
     for split, metrics in result.results.items():
-        shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-        typer.echo(f"{split:>5}: {shown}")
+        typer.echo(f"{split:>5}: {format_pairs(metrics)}")
     typer.echo(f"report: {result.run_dir / 'report.html'}")
 
 
@@ -103,10 +103,10 @@ def finetune(
 
     result = run_finetune(load_config(config, set_, model=FinetuneConfig), progress=progress)
     for split, metrics in result.results.items():
-        shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        shown = format_pairs(metrics) if isinstance(metrics, dict) else format_value(metrics)
         typer.echo(f"{split:>14}: {shown}")
     if result.forgetting:
-        typer.echo("forgetting: " + "  ".join(f"{k}={v:.4f}" for k, v in result.forgetting.items()))
+        typer.echo(f"{'forgetting':>14}: {format_pairs(result.forgetting)}")
     typer.echo(f"report: {result.run_dir / 'report.html'}")
 
 
@@ -141,10 +141,7 @@ def instruct(
     result = run_instruct(load_config(Path(target), set_, model=InstructConfig), progress=progress)
     for key in ("before", "after"):
         if key in result.results:
-            shown = "  ".join(
-                f"{k}={v:.4f}" for k, v in result.results[key].items() if isinstance(v, float)
-            )
-            typer.echo(f"{key:>6}: {shown}")
+            typer.echo(f"{key:>6}: {format_pairs(result.results[key])}")
     typer.echo(f"report: {result.run_dir / 'report.html'}")
 
 
@@ -160,7 +157,7 @@ def linear(
 
     result = run(load_config(config, set_, model=LinearConfig))
     for key, value in result.results.items():
-        typer.echo(f"{key}: {value}")
+        typer.echo(f"{key}: {format_value(value)}")
     typer.echo(f"report: {result.run_dir / 'report.html'}")
 
 
@@ -181,9 +178,9 @@ def sweep(
     result = run_sweep_file(config, list(set_ or []), jobs=jobs, storage=storage)
     typer.echo(f"trials run now: {result.ran}, in study: {len(result.trials)}")
     if result.best_trial is not None:
-        typer.echo(f"best {result.metric} = {result.best_value:.4f} (trial {result.best_trial})")
+        typer.echo(f"best {result.metric} = {format_value(result.best_value)} (trial {result.best_trial})")
         for key, value in (result.best_params or {}).items():
-            typer.echo(f"   {key} = {value}")
+            typer.echo(f"   {key} = {format_value(value)}")
     typer.echo(f"report: {result.report}")
 
 
@@ -230,8 +227,7 @@ def demo(
         result = run_section(name, runs_dir / f"demo-{name}", quick=is_quick)
         summary.append((name, result))
         for key, value in result.items():
-            shown = f"{value:.4f}" if isinstance(value, float) else value
-            typer.echo(f"   {key}: {shown}")
+            typer.echo(f"   {key}: {format_value(value)}")
     if len(summary) > 1:
         typer.secho("== tour done", bold=True)
         for name, result in summary:

@@ -254,3 +254,12 @@ def test_read_npz_errors(tmp_path):
     text.write_text("not an archive")
     with pytest.raises(DataError, match=r"not a readable \.npz archive"):
         read_npz(text)
+
+
+def test_missing_or_directory_path_names_the_path(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.csv: no such CSV file"):
+        read_csv(tmp_path / "nope.csv", "y")
+    with pytest.raises(DataError, match=r"no such \.npz file"):
+        read_npz(tmp_path / "nope.npz")
+    with pytest.raises(DataError, match="is a directory; expected a CSV file"):
+        read_csv(tmp_path, "y")

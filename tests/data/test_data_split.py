@@ -121,8 +121,13 @@ def test_rare_class_cannot_be_stratified():
         target_name="y",
         task="binary",
     )
-    with pytest.raises(DataError, match=r"cannot split 10 rows .*stratify=False"):
+    with pytest.raises(DataError, match=r"class 1 has only 1 row; .* at least 2 rows") as info:
         split(t, val=0.2, test=0.2)
+    assert "stratify" not in str(info.value)  # not a config field: no Python hint
+    named = Table(X=np.zeros((10, 1)), y=[0] * 9 + [1], classes=["no", "yes"],
+                  feature_names=["a"], target_name="y", task="binary")
+    with pytest.raises(DataError, match="class 'yes' has only 1 row"):
+        split(named, val=0.2, test=0.2)
     assert sum(len(p) for p in split(t, val=0.2, test=0.2, stratify=False)) == 10
 
 

@@ -83,3 +83,9 @@ def test_bad_task_and_names():
         Table(X=np.zeros(3), y=[0.0] * 3, feature_names=[], target_name="t", task="regression")
     with pytest.raises(DataError, match=r"image_shape \(1, 3, 3\) does not hold 2 features"):
         make("binary", [0, 1], image_shape=(1, 3, 3))
+
+
+def test_string_labels_are_a_clear_error():
+    with pytest.raises(DataError, match=r"y must be class indices 0..K-1, got labels such as 'no'"):
+        Table(X=np.zeros((2, 1)), y=["no", "yes"], feature_names=["a"], target_name="y",
+              task="binary")

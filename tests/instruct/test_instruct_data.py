@@ -48,7 +48,7 @@ def test_alpaca_and_chat_lines_become_conversations(tmp_path):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("{not json", "line 2: invalid JSON"),
+        ("{not json", "line 2, column 2: invalid JSON"),
         (json.dumps({"instruction": "x"}), "line 2: missing field 'output'"),
         (json.dumps({"instruction": "x", "output": 3}), "line 2: field 'output' must be a string"),
         (json.dumps({"text": "x"}), "line 2: neither 'messages'"),
@@ -85,7 +85,8 @@ def test_malformed_line_is_reported_by_number(tmp_path, line, message):
     p = _write(tmp_path, [good, line, good])
     with pytest.raises(DataError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
         read_jsonl(p)
-    assert "on_error='skip'" in str(err.value)
+    assert str(err.value).startswith(f"{p}: line 2")  # the file, then the line
+    assert "set on_error: skip" in str(err.value) and "on_error='skip'" not in str(err.value)
     data = read_jsonl(p, on_error="skip")
     assert len(data) == 2 and [e.line for e in data] == [1, 3]
     assert data.n_skipped == 1 and data.skipped[0][0] == 2 and message in data.skipped[0][1]
@@ -118,3 +119,14 @@ def test_write_and_read_back_round_trip(tmp_path):
 def test_parse_records_counts_skips():
     data = parse_records([{"instruction": "a", "output": "b"}, {"oops": 1}], on_error="skip")
     assert len(data) == 1 and data.skipped[0][0] == 2
+
+
+def test_json_error_reads_once_without_a_doubled_word(tmp_path):
+    good = json.dumps({"instruction": "a", "output": "b"})
+    p = tmp_path / "cut.jsonl"
+    p.write_text(good + '\n{"instruction": "a')  # a file cut mid-string
+    with pytest.raises(DataError) as err:
+        read_jsonl(p)
+    text = str(err.value)
+    assert text.startswith(f"{p}: line 2, column ") and "at at" not in text
+    assert "(Unterminated string starting)" in text

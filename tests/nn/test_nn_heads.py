@@ -161,7 +161,7 @@ def test_head_moves_loss_buffers():
         (lambda: head("multiclas", 3), r"unknown head 'multiclas' \(did you mean 'multiclass'"),
         (lambda: head("multiclass"), r"'multiclass' needs n, the number of classes"),
         (lambda: head("multilabel"), r"number of labels"),
-        (lambda: head("binary", 3), r"single logit, got n=3.*multiclass"),
+        (lambda: head("binary", 3), r"single logit \(two classes\), but 3 .*head: multiclass"),
         (lambda: multiclass(1), r"num_classes must be an int >= 2, got 1"),
         (lambda: multilabel(0), r"num_labels must be an int >= 1, got 0"),
         (lambda: regression(2.0), r"num_outputs must be an int >= 1, got 2.0"),
@@ -262,3 +262,10 @@ def test_valid_targets_pass():
 def test_bad_targets(h, y, match):
     with pytest.raises(HeadError, match=match):
         h.check_targets(torch.tensor(y))
+
+
+def test_regression_head_on_class_labels_says_so_in_words():
+    from gradwise.errors import HeadError as _HeadError
+
+    with pytest.raises(_HeadError, match=r"class labels \(3 distinct integers.*head: multiclass"):
+        head("regression", 3).check_targets(torch.tensor([0, 1, 2, 1]))

@@ -242,3 +242,43 @@ def test_progress_bar_draws_on_a_terminal_and_summarises_elsewhere():
     quiet = io.StringIO()
     trainer([ProgressBar(enabled=False, console=Console(file=quiet))]).fit((X, y))
     assert quiet.getvalue() == ""
+
+
+def _epoch_lines(text):
+    return [ln for ln in text.splitlines() if ln.startswith("epoch ")]
+
+
+def test_progress_in_a_log_is_one_unwrapped_line_per_epoch_with_its_time():
+    # Not a TTY, a narrow console (rich wraps a file at 80 columns): lines must not wrap.
+    X, y = data()
+    out = io.StringIO()
+    con = Console(file=out, force_terminal=False, width=40)
+    es = EarlyStopping("val_loss", patience=1)
+    hist = trainer([ProgressBar(console=con), es], epochs=10, batch_size=10).fit(
+        (X, y), val=(X, -y)
+    )
+    lines = out.getvalue().splitlines()
+    epochs = _epoch_lines(out.getvalue())
+    assert len(epochs) == len(hist) == 2
+    for line, record in zip(epochs, hist, strict=True):
+        assert len(line) > 40  # long enough that a wrap at 40 columns would split it
+        assert f"val_loss {record['val_loss']:.4g}" in line
+        seconds = float(line.rsplit("  ", 1)[1].rstrip("s"))
+        assert seconds > 0 and seconds == pytest.approx(record["epoch_time"], rel=0.05)
+    # every line is an epoch line or an event: nothing wrapped onto a line of its own
+    assert all(ln.startswith(("epoch ", "[")) for ln in lines), lines
+    # the early stop comes after the line of the epoch it stopped at
+    stop = next(i for i, ln in enumerate(lines) if ln.startswith("[early_stop]"))
+    assert lines[stop - 1].startswith("epoch 2/10")
+
+
+def test_progress_bar_leaves_no_stale_bar_on_a_terminal():
+    X, y = data()
+    out = io.StringIO()
+    con = Console(file=out, force_terminal=True, width=120)
+    trainer([ProgressBar(console=con, refresh=0.0)], epochs=2, batch_size=10).fit((X, y))
+    text = out.getvalue()
+    # the bar is erased when fit ends (cursor up, erase line): what is printed
+    # next starts where the bar was, not below a stale copy of it
+    assert "epoch 2/2  step 8" in text
+    assert text.endswith("\x1b[1A\x1b[2K")

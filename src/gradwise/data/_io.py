@@ -41,6 +41,16 @@ def _suggest(name: str, choices: list[str]) -> str:
     return closest(name, choices)
 
 
+def _require_file(path: Path, kind: str) -> None:
+    """A missing path or a directory is a user error naming the path, not a traceback."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; expected a {kind} file")
+    rel = "" if path.is_absolute() else f" (a relative path is read from {Path.cwd()})"
+    raise DataError(f"{path}: no such {kind} file{rel}")
+
+
 def _check_finite(
     col: np.ndarray, name: str, where: str, locate: Locate, cells: list[str] | None = None
 ) -> None:
@@ -96,6 +106,7 @@ def read_csv(
     targets = [target] if isinstance(target, str) else list(target)
     if not targets:
         raise DataError(f"{where}: no target column given")
+    _require_file(path, "CSV")
     # utf-8-sig drops the byte-order mark that spreadsheet exports put before the header.
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
@@ -212,6 +223,7 @@ def read_npz(
     """
     path = Path(path)
     where = str(path)
+    _require_file(path, ".npz")
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:

@@ -29,7 +29,11 @@ def _fraction(field: str, value: Any) -> float:
 
 
 def _cut(
-    idx: np.ndarray, frac: float, labels: np.ndarray | None, rng: np.random.RandomState
+    idx: np.ndarray,
+    frac: float,
+    labels: np.ndarray | None,
+    rng: np.random.RandomState,
+    names: list[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split ``idx`` into (rest, part) with ``ceil(frac·len)`` rows in ``part``."""
     if frac == 0.0:
@@ -41,8 +45,21 @@ def _cut(
             idx, test_size=frac, random_state=rng, stratify=None if labels is None else labels
         )
     except ValueError as e:
-        hint = "; pass stratify=False or use fewer parts" if labels is not None else ""
-        raise DataError(f"split: cannot split {len(idx)} rows ({e}){hint}") from None
+        if labels is None:
+            raise DataError(f"split: cannot split {len(idx)} rows ({e})") from None
+        values, counts = np.unique(labels, return_counts=True)
+        if counts.min() < 2:
+            rare = values[counts.argmin()].item()
+            rare = names[rare] if names is not None and 0 <= rare < len(names) else rare
+            raise DataError(
+                f"split: class {rare!r} has only {counts.min()} row; the split keeps each "
+                "class's share in train, validation and test, so every class needs at least "
+                "2 rows: add rows of that class, or remove its rows from the data"
+            ) from None
+        raise DataError(
+            f"split: {len(idx)} rows are too few to give this part a row of each of the "
+            f"{len(values)} classes ({e}); use more rows or a larger val / test fraction"
+        ) from None
     return rest, part
 
 
@@ -85,8 +102,11 @@ def split(
     strat = stratify and table.task in ("binary", "multiclass")
     rng = np.random.RandomState(seed)
     idx = np.arange(len(table))
-    rest, test_idx = _cut(idx, test, table.y if strat else None, rng)
-    train_idx, val_idx = _cut(rest, val / (1.0 - test), table.y[rest] if strat else None, rng)
+    names = table.classes
+    rest, test_idx = _cut(idx, test, table.y if strat else None, rng, names)
+    train_idx, val_idx = _cut(
+        rest, val / (1.0 - test), table.y[rest] if strat else None, rng, names
+    )
     if len(train_idx) == 0:
         raise DataError(f"split: no rows left for train out of {len(table)}; lower val or test")
     return Split(*(table.subset(np.sort(i)) for i in (train_idx, val_idx, test_idx)))

@@ -104,6 +104,14 @@ class Table:
             return y
         if y.ndim != 1:
             raise DataError(f"{where}: y must be class indices of shape (n,), got {y.shape}")
+        first = None if y.dtype.kind in "biuf" else next(
+            (v for v in y.tolist() if not isinstance(v, (int, float))), None
+        )
+        if first is not None:
+            raise DataError(
+                f"{where}: y must be class indices 0..K-1, got labels such as {first!r}; "
+                "map them to indices and pass the labels as classes= (read_csv does this)"
+            )
         y = np.ascontiguousarray(y, dtype=np.int64)
         if self.task == "binary":
             self.n_classes = 2 if self.n_classes is None else self.n_classes

@@ -31,8 +31,8 @@ def regularization_for_regression(out_dir: Path, quick: bool = False) -> dict[st
         rec = linear.support_recovery(table.coef, cv.coef_)
         nz = int(np.sum(cv.coef_ != 0))
         summary[f"{name}_nonzero"] = f"{nz}/{X.shape[1]}"
-        summary[f"{name}_precision"] = round(rec["precision"], 3)
-        summary[f"{name}_recall"] = round(rec["recall"], 3)
+        summary[f"{name}_precision"] = float(rec["precision"])
+        summary[f"{name}_recall"] = float(rec["recall"])
     images = [
         plotting.plot_coefficients(fitted, out_dir / "coefficients.png"),
         plotting.plot_cv(fitted["lasso"], out_dir / "lasso_cv.png"),

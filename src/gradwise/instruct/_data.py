@@ -205,15 +205,20 @@ def read_jsonl(
                 try:
                     yield n, json.loads(text), None
                 except json.JSONDecodeError as exc:
-                    yield n, None, f"line {n}: invalid JSON ({exc.msg} at column {exc.colno})"
+                    # some messages end in "at" ("Unterminated string starting at")
+                    msg = exc.msg.removesuffix(" at")
+                    yield n, None, f"line {n}, column {exc.colno}: invalid JSON ({msg})"
 
-    data = _parse_lines(lines(), format, on_error)
+    data = _parse_lines(lines(), format, on_error, source=str(path))
     data.source = str(path)
     return data
 
 
 def _parse_lines(
-    items: Iterable[tuple[int, Any, str | None]], format: Format, on_error: OnError
+    items: Iterable[tuple[int, Any, str | None]],
+    format: Format,
+    on_error: OnError,
+    source: str | None = None,
 ) -> InstructData:
     examples: list[Example] = []
     skipped: list[tuple[int, str]] = []
@@ -224,7 +229,10 @@ def _parse_lines(
             examples.append(parse_record(obj, format=format, line=n))
         except DataError as exc:
             if on_error == "raise":
-                raise DataError(f"{exc} (pass on_error='skip' to skip bad lines)") from None
+                where = f"{source}: " if source else ""
+                raise DataError(
+                    f"{where}{exc} (to leave bad lines out instead, set on_error: skip)"
+                ) from None
             skipped.append((n, str(exc)))
     return InstructData(examples, skipped)
 

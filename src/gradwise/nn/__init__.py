@@ -9,6 +9,7 @@
 from gradwise.nn._activations import ACTIVATIONS, activation
 from gradwise.nn._head import Head
 from gradwise.nn._heads import HEADS, binary, head, multiclass, multilabel, regression
+from gradwise.nn._inputs import check_input_size, input_size
 from gradwise.nn._mlp import MLP
 
 __all__ = [
@@ -18,7 +19,9 @@ __all__ = [
     "Head",
     "activation",
     "binary",
+    "check_input_size",
     "head",
+    "input_size",
     "multiclass",
     "multilabel",
     "regression",

@@ -194,6 +194,12 @@ class _RegressionHead(Head):
         y = as_tensor(y)
         k = self.out_features
         ok = (y.ndim == 1 and k == 1) or (y.ndim == 2 and y.shape[1] == k)
+        if not ok and y.ndim == 1 and not torch.is_floating_point(y):
+            raise HeadError(
+                f"regression head: the targets are class labels ({y.unique().numel()} "
+                f"distinct integers, one per row), not {k} numbers to predict per row; "
+                "to predict the class, use head: multiclass (or binary for two classes)"
+            )
         if not ok:
             want = f"(N,) or (N, {k})" if k == 1 else f"(N, {k})"
             raise HeadError(
@@ -301,8 +307,9 @@ def head(name: str, n: int | None = None) -> Head:
     if name == "binary":
         if n not in (None, 1):
             raise ConfigError(
-                f"head 'binary' has a single logit, got n={n!r}; use head('multiclass', {n!r}) "
-                "for several classes"
+                f"head 'binary' has a single logit (two classes), but {n!r} outputs are "
+                "needed; use head: multiclass for several classes (head: multilabel for "
+                "several yes/no labels)"
             )
         return binary()
     if name in ("multiclass", "multilabel"):

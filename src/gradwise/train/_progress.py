@@ -34,8 +34,16 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
         for k, v in record.items()
         if k not in ("type", "epoch", "step", "batches", "epoch_time")
     ]
-    parts.append(f"{record.get('epoch_time', 0.0):.1f}s")
+    parts.append(_seconds(record.get("epoch_time")))
     return "  ".join(parts)
+
+
+def _seconds(value: Any) -> str:
+    """An epoch time for a person: ``12.3s``, or two significant digits below 1 s
+    (``0.034s``: a fast epoch must not read as ``0.0s``)."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "?s"
+    return f"{value:.1f}s" if value >= 0.95 else f"{value:.2g}s"
 
 
 class ProgressBar(Callback):
@@ -45,8 +53,10 @@ class ProgressBar(Callback):
     counter, the optimizer step and the loss of the last step, redrawn at most
     every ``refresh`` seconds (reading the loss is a device sync on CUDA, so
     it happens only then). Elsewhere (a log file, CI) it prints one summary
-    line per epoch. Events (early stop, checkpoints...) are printed as they come.
-    Under ``torchrun`` only rank 0 prints.
+    line per epoch, never wrapped (a log is read by line). Each epoch's line
+    comes before the events of that epoch (early stop, checkpoints...), which
+    are printed as they come. When training ends the bar is removed, so nothing
+    stale stays below what is printed next. Under ``torchrun`` only rank 0 prints.
 
     Args:
         enabled: False turns the callback into a no-op (handy from a config).
@@ -57,6 +67,8 @@ class ProgressBar(Callback):
         >>> # Trainer(..., callbacks=[ProgressBar()])
     """
 
+    order = -100  # before every other callback: an epoch's line precedes its events
+
     def __init__(self, enabled: bool = True, refresh: float = 0.2, console: Console | None = None):
         self.enabled, self.refresh = enabled, refresh
         self.console = console
@@ -64,6 +76,7 @@ class ProgressBar(Callback):
         self._task: Any = None
         self._next = 0.0
         self._silent = False  # a process other than rank 0
+        self._printed = -1  # the last epoch whose line is printed
 
     def on_fit_start(self, state: TrainState) -> None:
         self._silent = not is_main_process()
@@ -81,6 +94,7 @@ class ProgressBar(Callback):
             TimeRemainingColumn(),
             console=self.console,
             auto_refresh=False,
+            transient=True,
         )
         self._progress.start()
         self._task = self._progress.add_task("", total=None, step=state.step, loss="-")
@@ -114,19 +128,29 @@ class ProgressBar(Callback):
         )
         self._progress.refresh()
 
+    def on_validation_end(self, state: TrainState) -> None:
+        self._epoch_line(state)
+
     def on_epoch_end(self, state: TrainState) -> None:
-        if not self.enabled or self._silent:
+        self._epoch_line(state)
+
+    def _epoch_line(self, state: TrainState) -> None:
+        if not self.enabled or self._silent or self._printed == state.epoch:
             return
+        self._printed = state.epoch
         if self._progress is not None:
             self._progress.update(self._task, completed=state.batch_in_epoch, step=state.step)
             self._progress.refresh()
-        self.console.print(epoch_line(state.metrics, state.epochs), highlight=False)
+        self._print(epoch_line(state.metrics, state.epochs))
 
     def on_event(self, state: TrainState, record: dict[str, Any]) -> None:
         if self.enabled and not self._silent and self.console is not None:
-            self.console.print(
-                f"[{record['kind']}] {record['message']}", highlight=False, markup=False
-            )
+            self._print(f"[{record['kind']}] {record['message']}")
+
+    def _print(self, line: str) -> None:
+        # soft_wrap: one physical line whatever the console width (rich wraps at
+        # 80 columns when it writes to a file or a pipe)
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def on_fit_end(self, state: TrainState) -> None:
         self._stop()

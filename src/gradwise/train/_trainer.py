@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from gradwise import _validate as check
 from gradwise.errors import CheckpointError, ConfigError, DataError, HeadError, unknown
+from gradwise.nn._inputs import check_input_size
 from gradwise.train import _distributed
 from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
 from gradwise.train._data import LoaderBatches, is_head, make_batches
@@ -284,6 +285,7 @@ class Trainer:
             shard=None if dist is None else dist.shard(pad=True),
         )
         self._check_targets(train_b, raw, "train")
+        check_input_size(self.model, getattr(train_b, "inputs", (None,))[0], "train inputs")
         if dist is not None:
             dist.warn_unsharded(getattr(train_b, "loader", None))
         val_b = None
