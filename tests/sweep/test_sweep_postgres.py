@@ -1,6 +1,11 @@
 """Sweeps on a real PostgreSQL server (a throwaway one, see _postgres.py)."""
 
+import json
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -13,6 +18,7 @@ from gradwise.sweep import report_sweep, run_sweep_file
 from gradwise.sweep._storage import driver_url, open_storage
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (the postgres extra)")
+WORKER = Path(__file__).with_name("_pg_worker.py")
 
 
 def test_the_throwaway_server_answers(postgres_db):
@@ -78,3 +84,55 @@ def test_missing_driver_names_the_postgres_extra(monkeypatch):
     with pytest.raises(ConfigError, match=r"psycopg\[binary\].*gradwise\[postgres\]") as err:
         open_storage("postgresql://u:secret@127.0.0.1:1/db")
     assert "secret" not in str(err.value)
+
+
+def start_worker(cfg_json, url, barrier, me, n, *role):
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(cfg_json), url, str(barrier), str(me), str(n), *role],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_workers_on_separate_machines_share_a_study_and_retry_a_killed_one(
+    tmp_path, base, postgres_db
+):
+    raw = random_raw(base, "shared", tmp_path / "runs", n=6)
+    cfg_json = tmp_path / "cfg.json"
+    cfg_json.write_text(json.dumps(raw))
+    # a worker takes trial 0 and is killed with SIGKILL in the middle of it
+    barrier = tmp_path / "victim"
+    barrier.mkdir()
+    victim = start_worker(cfg_json, postgres_db, barrier, 0, 1, "victim")
+    deadline = time.time() + 120
+    while not (barrier / "victim-running").exists():
+        assert victim.poll() is None and time.time() < deadline, victim.stderr.read()
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+    # two workers on two other "machines" run the rest and, once its heartbeat is stale, trial 0
+    barrier = tmp_path / "workers"
+    barrier.mkdir()
+    procs = [start_worker(cfg_json, postgres_db, barrier, i, 2) for i in (1, 2)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    study = optuna.load_study(study_name="shared", storage=open_storage(postgres_db))
+    trials = study.get_trials(deepcopy=False)
+    states = sorted(t.state.name for t in trials)
+    assert states == ["COMPLETE"] * 6 + ["FAIL"]
+    killed = next(t for t in trials if t.state.name == "FAIL")
+    assert killed.number == 0 and killed.user_attrs["worker"].startswith("node0:")
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == 0)
+    assert retry.state.name == "COMPLETE" and retry.params == killed.params
+    # no trial lost or duplicated: six points, each run once to the end, by the two survivors
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len({t.params["optimizer.lr"] for t in done}) == 6
+    assert {t.user_attrs["worker"].split(":")[0] for t in done} <= {"node1", "node2"}
+    assert sum(o["ran"] for o in outs) == 6
+    assert all(o["trials"] == 7 for o in outs)
