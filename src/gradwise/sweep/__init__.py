@@ -22,8 +22,8 @@ Optuna is imported only when a sweep runs (the ``sweep`` extra). See
 
 from gradwise.sweep._config import ParamSpec, SweepConfig, SweepSpec, parse_sweep
 from gradwise.sweep._report import plot_heatmap, write_sweep_report
+from gradwise.sweep._result import SweepResult
 from gradwise.sweep._study import (
-    SweepResult,
     load_sweep_config,
     open_study,
     report_sweep,

@@ -17,6 +17,7 @@ import yaml
 from gradwise.config import parse_config
 from gradwise.report import Section, render_html
 from gradwise.sweep._config import SweepConfig, trial_raw
+from gradwise.sweep._result import SweepResult
 from gradwise.sweep._space import Space
 from gradwise.train._io import write_text
 
@@ -315,10 +316,8 @@ def write_sweep_report(study: Any, cfg: SweepConfig, run_dir: Path) -> Path:
 
 def summarize(
     study: Any, cfg: SweepConfig, run_dir: Path, storage: str, ran: int, report: Path
-) -> Any:
+) -> SweepResult:
     """The :class:`SweepResult` of a study."""
-    from gradwise.sweep._study import SweepResult
-
     best = _best(study)
     return SweepResult(
         run_dir=Path(run_dir),

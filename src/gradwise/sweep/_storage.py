@@ -85,9 +85,27 @@ def retrying(fn: Any, what: str) -> Any:
     raise AssertionError(what)  # unreachable
 
 
+def driver_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` go through psycopg 3 (SQLAlchemy's default is psycopg2).
+
+    >>> driver_url("postgresql://u:pw@db.example:5432/sweeps")
+    'postgresql+psycopg://u:pw@db.example:5432/sweeps'
+    >>> driver_url("sqlite:///runs/sw/study.db")
+    'sqlite:///runs/sw/study.db'
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
 def open_storage(url: str) -> Any:
-    """An Optuna RDB storage with heartbeats, so trials of a killed worker are retried."""
+    """An Optuna RDB storage with heartbeats, so trials of a killed worker are retried.
+
+    A plain ``postgresql://`` URL uses psycopg 3 (``pip install 'gradwise[postgres]'``).
+    """
     optuna = optuna_module()
+    url = driver_url(url)
     storages = optuna.storages
     retry_cls = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
     retry_cls = retry_cls or storages.RetryFailedTrialCallback
@@ -112,7 +130,7 @@ def open_storage(url: str) -> Any:
     except ImportError as exc:
         raise ConfigError(
             f"storage {shown_url(url)}: the database driver is not installed ({exc.__cause__ or exc}); "
-            "for PostgreSQL: pip install psycopg2-binary"
+            "for PostgreSQL: pip install 'psycopg[binary]' (the gradwise[postgres] extra)"
         ) from None
     except Exception as exc:
         if type(exc).__module__.startswith("sqlalchemy"):

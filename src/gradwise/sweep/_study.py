@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ import yaml
 from gradwise.config import apply_overrides, read_yaml
 from gradwise.errors import ConfigError
 from gradwise.sweep._config import SweepConfig, SweepSpec, parse_sweep
+from gradwise.sweep._report import summarize, write_sweep_report
+from gradwise.sweep._result import SweepResult
 from gradwise.sweep._storage import (
     make_pruner,
     make_sampler,
@@ -39,46 +40,19 @@ from gradwise.train._io import write_text
 POLL_S = 2.0  # how often an idle worker looks whether the others are done
 
 
-@dataclass
-class SweepResult:
-    """What a sweep produced.
-
-    Attributes:
-        run_dir: ``runs/NAME``: ``study.db``, ``sweep.yaml``, ``trials/``,
-            ``plots/``, ``best_config.yaml`` and ``report.html``.
-        study_name, storage: the Optuna study and its database (password hidden).
-        metric, direction: the objective.
-        best_trial, best_value, best_params: the best finished trial (None if none).
-        best_config: the full run config of the best trial (a dict).
-        trials: one row per trial: number, state, value, params, epochs, seconds.
-        ran: trials this call trained (0 when the study was already complete).
-        report: the HTML report.
-    """
-
-    run_dir: Path
-    study_name: str
-    storage: str
-    metric: str
-    direction: str
-    best_trial: int | None
-    best_value: float | None
-    best_params: dict[str, Any]
-    best_config: dict[str, Any] | None
-    trials: list[dict[str, Any]] = field(default_factory=list)
-    ran: int = 0
-    report: Path | None = None
-
-
 def fingerprint(spec: SweepSpec) -> dict[str, Any]:
     """What must not change when a sweep is continued: the space and the objective."""
     return spec.model_dump(mode="json", include={"method", "metric", "direction", "params"})
 
 
-def open_study(cfg: SweepConfig, url: str) -> Any:
-    """Create the study, or load it and check that it is the same sweep."""
+def open_study(cfg: SweepConfig, url: str, storage: Any = None) -> Any:
+    """Create the study, or load it and check that it is the same sweep.
+
+    ``storage``: an Optuna storage already opened on ``url`` (default: one is opened).
+    """
     optuna = optuna_module()
     spec = cfg.sweep
-    storage = open_storage(url)
+    storage = open_storage(url) if storage is None else storage
     study = retrying(
         lambda: optuna.create_study(
             study_name=cfg.name,
@@ -112,30 +86,34 @@ def open_study(cfg: SweepConfig, url: str) -> Any:
 # -- workers --------------------------------------------------------------------------------
 
 
-def _fail_dead_local(study: Any) -> None:
+def _fail_dead_local(study: Any, storage: Any) -> None:
     """Fail (and so retry) running trials whose worker process on this host is gone.
 
     The heartbeat catches those of other machines after GRACE_S; here a
-    resumed sweep need not wait for it.
+    resumed sweep need not wait for it. ``storage`` is the one the study was
+    opened on (Optuna's public storage API: trial ids from study name and trial number).
     """
     from optuna.trial import TrialState
 
     from gradwise.sweep._trial import worker_id
 
     host = worker_id().rsplit(":", 1)[0]
-    storage = study._storage  # Optuna has no public call to fail one trial
     getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or getattr(
         storage, "get_failed_trial_callback", None
     )
     callback = getter() if getter is not None else None
+    study_id = None
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get("worker", "")
         h, _, pid = owner.rpartition(":")
         if h != host or not pid.isdigit() or _alive(int(pid)):
             continue
-        if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+        if study_id is None:
+            study_id = storage.get_study_id_from_name(study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
             if callback is not None:
-                callback(study, storage.get_trial(t._trial_id))
+                callback(study, storage.get_trial(trial_id))
 
 
 def _alive(pid: int) -> bool:
@@ -154,8 +132,12 @@ def work(
     threads: int | None = None,
     verbose: bool = True,
     study: Any = None,
+    storage: Any = None,
 ) -> int:
-    """One worker: run trials until the study is complete; returns how many it trained."""
+    """One worker: run trials until the study is complete; returns how many it trained.
+
+    ``study`` and the ``storage`` it was opened on: both, or neither (then opened on ``url``).
+    """
     import torch
 
     if threads is not None:
@@ -165,15 +147,16 @@ def work(
 
     cfg = SweepConfig.model_validate(raw)
     with quiet_optuna():
-        if study is None:
+        if study is None or storage is None:
+            storage = open_storage(url)
             study = optuna.load_study(
-                study_name=cfg.name, storage=open_storage(url),
+                study_name=cfg.name, storage=storage,
                 sampler=make_sampler(cfg.sweep), pruner=make_pruner(cfg.sweep),
             )  # fmt: skip
         objective = Objective(cfg, cfg.run_dir, verbose=verbose)
         total = cfg.sweep.total_trials
         while True:
-            _fail_dead_local(study)
+            _fail_dead_local(study, storage)
             optuna.storages.fail_stale_trials(study)
             trials = [
                 t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")
@@ -216,8 +199,6 @@ def run_sweep(
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
-    from gradwise.sweep._report import summarize, write_sweep_report
-
     url = storage_url(sweep_cfg, storage)
     run_dir = sweep_cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -226,9 +207,10 @@ def run_sweep(
     # as written (unset fields stay unset): `gradwise report` re-reads it
     write_text(run_dir / "sweep.yaml", yaml.safe_dump(raw, sort_keys=False))
     with quiet_optuna():
-        study = open_study(sweep_cfg, url)
+        storage_obj = open_storage(url)
+        study = open_study(sweep_cfg, url, storage_obj)
     if jobs == 1:
-        ran = work(raw, url, verbose=verbose, study=study)
+        ran = work(raw, url, verbose=verbose, study=study, storage=storage_obj)
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         # spawn, not fork: a forked copy of a process that already ran torch can deadlock
@@ -301,8 +283,6 @@ def report_sweep(run_dir: str | Path, storage: str | None = None) -> SweepResult
     url = storage or cfg.sweep.storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"{run_dir}: no study.db; pass the storage URL the sweep used")
-    from gradwise.sweep._report import summarize, write_sweep_report
-
     with quiet_optuna():
         study = open_study(cfg, url)
         report = write_sweep_report(study, cfg, run_dir)
