@@ -1,5 +1,8 @@
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 import gradwise
 
@@ -70,3 +73,23 @@ def test_metadata_is_complete():
     for field in ("description", "readme", "requires-python", "keywords", "classifiers"):
         assert project.get(field), field
     assert not [c for c in project["classifiers"] if c.startswith("License ::")]  # the SPDX field rules
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_runs_outside_the_repository():
+    """`make wheel-check`: build, fresh venv with torch and no extras, run from a temp dir."""
+    pytest.importorskip("build")
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(
+        ["make", "--no-print-directory", "wheel-check", f"PYTHON={sys.executable}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    listed = {line.split()[0] for line in lines if line and not line.startswith((" ", "="))}
+    assert {"train", "instruct", "minilm"} <= listed
+    assert any(line.strip().startswith("test_accuracy:") for line in lines)
+    assert "error: the instruct demo needs transformers: pip install 'gradwise[demo]'" in out.stdout.splitlines()
+    assert "Traceback" not in out.stdout + out.stderr
+    assert lines[-1] == "wheel-check: ok"
