@@ -46,7 +46,11 @@ wheel-check:
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/pip" install --quiet torch==2.13.0; \
 	"$$tmp/venv/bin/pip" install --quiet "$$tmp"/dist/gradwise-*.whl; \
+	files=$$(cd src/gradwise && find . -type f ! -name '*.py' ! -name '*.pyc' ! -path '*/__pycache__/*'); \
 	cd "$$tmp"; \
+	"$$tmp/venv/bin/python" -c "import gradwise, pathlib, sys; root = pathlib.Path(gradwise.__file__).parent; \
+	missing = [f for f in sys.argv[1:] if not (root / f).is_file()]; \
+	sys.exit(f'package data missing from the wheel: {missing}') if missing else print(f'package data: {len(sys.argv) - 1} files')" $$files; \
 	"$$tmp/venv/bin/gradwise" --help >/dev/null; \
 	"$$tmp/venv/bin/gradwise" demo --list; \
 	"$$tmp/venv/bin/gradwise" demo train --quick --runs-dir "$$tmp/runs"; \

@@ -92,4 +92,7 @@ def test_wheel_installs_and_runs_outside_the_repository():
     assert any(line.strip().startswith("test_accuracy:") for line in lines)
     assert "error: the instruct demo needs transformers: pip install 'gradwise[demo]'" in out.stdout.splitlines()
     assert "Traceback" not in out.stdout + out.stderr
+    n_data = sum(1 for f in (ROOT / "src" / "gradwise").rglob("*")
+                 if f.is_file() and f.suffix not in (".py", ".pyc") and "__pycache__" not in f.parts)
+    assert f"package data: {n_data} files" in lines
     assert lines[-1] == "wheel-check: ok"
