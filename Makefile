@@ -44,3 +44,26 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info runs
+
+# The wheel as users get it: built with `python -m build`, installed into a
+# fresh venv beside torch 2.13.0 with no extras, run from outside the repo.
+# It builds from a copy, so no build/ or egg-info is left in the checkout.
+.PHONY: wheel-check
+wheel-check:
+	@set -e; unset PYTHONPATH PYTHONHOME; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir "$$tmp/tree"; cp -r pyproject.toml README.md LICENSE src "$$tmp/tree/"; \
+	$(PYTHON) -m build --wheel --outdir "$$tmp/dist" "$$tmp/tree" >"$$tmp/build.log" 2>&1 || { cat "$$tmp/build.log"; exit 1; }; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install --quiet torch==2.13.0; \
+	"$$tmp/venv/bin/pip" install --quiet "$$tmp"/dist/gradwise-*.whl; \
+	files=$$(cd src/gradwise && find . -type f ! -name '*.py' ! -name '*.pyc' ! -path '*/__pycache__/*'); \
+	cd "$$tmp"; \
+	"$$tmp/venv/bin/python" -c "import gradwise, pathlib, sys; root = pathlib.Path(gradwise.__file__).parent; \
+	missing = [f for f in sys.argv[1:] if not (root / f).is_file()]; \
+	sys.exit(f'package data missing from the wheel: {missing}') if missing else print(f'package data: {len(sys.argv) - 1} files')" $$files; \
+	"$$tmp/venv/bin/gradwise" --help >/dev/null; \
+	"$$tmp/venv/bin/gradwise" demo --list; \
+	"$$tmp/venv/bin/gradwise" demo train --quick --runs-dir "$$tmp/runs"; \
+	rc=0; "$$tmp/venv/bin/gradwise" demo instruct --runs-dir "$$tmp/runs" 2>"$$tmp/err" || rc=$$?; \
+	cat "$$tmp/err"; test $$rc = 2; \
+	echo "wheel-check: ok"

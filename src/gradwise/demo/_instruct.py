@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from gradwise._optional import require
 from gradwise.demo._registry import register
 
 PLANS: dict[str, dict[str, Any]] = {
@@ -127,6 +128,7 @@ def run_demo(
 
 @register("instruct", "Instruction tuning a tiny causal LM with LoRA", order=80)
 def demo(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+    require("transformers", "demo", "the instruct demo")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars of a tiny model are noise

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from gradwise._optional import require
 from gradwise.errors import ConfigError, unknown
 
 POOLINGS = ("mean", "cls")
@@ -18,10 +19,8 @@ def load_hf_encoder(path: str | Path) -> tuple[nn.Module, Any]:
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ConfigError(f"{str(path)!r} is not a Hugging Face model directory (no config.json)")
-    try:
-        from transformers import AutoModel, AutoTokenizer
-    except ImportError as exc:
-        raise ConfigError("a Hugging Face model needs transformers: pip install 'gradwise[hf]'") from exc
+    require("transformers", "hf", "a Hugging Face model")
+    from transformers import AutoModel, AutoTokenizer
     model = AutoModel.from_pretrained(str(path), local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     return model, tokenizer

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import torch
 
+from gradwise._optional import require
 from gradwise.errors import ConfigError
 from gradwise.instruct._tasks import corpus as task_corpus
 
@@ -56,6 +57,8 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 384) -> Any:
     >>> tok.decode(tok("the cat 42")["input_ids"])
     'the cat 42'
     """
+    require("tokenizers", "hf", "train_tokenizer")
+    require("transformers", "hf", "train_tokenizer")
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -109,6 +112,7 @@ def tiny_config(
     if hidden % heads:
         raise ConfigError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
     ids = {"bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": pad_id}
+    require("transformers", "hf", "tiny_config")
     if arch == "llama":
         from transformers import LlamaConfig
 
@@ -256,6 +260,7 @@ def init_base(
     >>> info = init_base("runs/base")  # doctest: +SKIP
     >>> AutoModelForCausalLM.from_pretrained(info.path)  # doctest: +SKIP
     """
+    require("transformers", "hf", "init_base")
     from transformers import AutoModelForCausalLM
 
     start = time.perf_counter()

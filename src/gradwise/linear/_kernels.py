@@ -14,6 +14,7 @@ import importlib.util
 from collections.abc import Iterator
 from types import ModuleType, SimpleNamespace
 
+from gradwise._optional import require
 from gradwise.errors import unknown
 
 from . import _cd_numpy
@@ -61,6 +62,8 @@ def backend() -> str:
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
     """Run the enclosed fits with the ``"numba"`` or ``"numpy"`` kernels."""
+    if name == "numba" and name not in BACKENDS:
+        require("numba", "fast", "the numba backend")
     if name not in BACKENDS:
         raise unknown("backend", name, BACKENDS)
     previous = _choice[0]

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gradwise._optional import require
 from gradwise.config import dump_config, parse_config
 from gradwise.errors import DataError
 from gradwise.instruct import (
@@ -94,6 +95,7 @@ class SFTResult:
 
 def load_model(cfg: InstructConfig) -> tuple[nn.Module, Any]:
     """``from_pretrained`` of the model and tokenizer directories a config names."""
+    require("transformers", "hf", "gradwise instruct")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(cfg.model.path)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise._optional import require
 from gradwise.errors import ConfigError
 from gradwise.sweep._config import SweepConfig, SweepSpec
 from gradwise.sweep._space import Space
@@ -24,11 +25,7 @@ GRACE_S = 120  # ...and is failed (then retried) when none came for this long
 
 def optuna_module() -> Any:
     """Import Optuna (the ``sweep`` extra) with a clear error when it is missing."""
-    try:
-        import optuna
-    except ImportError as exc:  # pragma: no cover - optuna is in the dev environment
-        raise ConfigError("gradwise sweep needs Optuna: pip install 'gradwise[sweep]'") from exc
-    return optuna
+    return require("optuna", "sweep", "gradwise sweep")
 
 
 @contextlib.contextmanager
