@@ -130,3 +130,177 @@ def test_json_error_reads_once_without_a_doubled_word(tmp_path):
     text = str(err.value)
     assert text.startswith(f"{p}: line 2, column ") and "at at" not in text
     assert "(Unterminated string starting)" in text
+
+
+# --- the three formats people have: alpaca, OpenAI ``messages``, ShareGPT ---------------
+
+_TURNS = [
+    ("system", "Be brief."),
+    ("user", "2+2?"),
+    ("assistant", "4"),
+    ("user", "and 3+3?"),
+    ("assistant", "6"),
+]
+
+
+def _as_messages(turns):
+    return {"messages": [{"role": r, "content": c} for r, c in turns]}
+
+
+def _as_sharegpt(turns, names=None):
+    names = names or {"system": "system", "user": "human", "assistant": "gpt"}
+    return {"conversations": [{"from": names[r], "value": c} for r, c in turns]}
+
+
+def _plain(example):
+    return [(m["role"], m["content"]) for m in example.messages]
+
+
+def test_messages_and_sharegpt_give_the_same_conversation(tmp_path):
+    p = _write(
+        tmp_path,
+        [
+            json.dumps(_as_messages(_TURNS)),
+            json.dumps(_as_sharegpt(_TURNS)),
+            # ShareGPT exports that already say user/assistant, and a top-level system prompt
+            json.dumps(
+                {
+                    "system": "Be brief.",
+                    **_as_sharegpt(_TURNS[1:], {"user": "user", "assistant": "assistant"}),
+                }
+            ),
+        ],
+    )
+    for data in (read_jsonl(p), parse_records(json.loads(x) for x in p.read_text().splitlines())):
+        assert [_plain(e) for e in data] == [_TURNS] * 3  # system prompt and every turn kept
+        assert [e.line for e in data] == [1, 2, 3]
+    conv = data[1]
+    assert conv.response == "6" and _plain(conv)[: len(conv.prompt_messages)] == _TURNS[:4]
+    with pytest.raises(DataError, match="line 1: missing field 'conversations'"):
+        read_jsonl(p, format="sharegpt")
+    assert len(read_jsonl(tmp_path / "d.jsonl", format="sharegpt", on_error="skip")) == 2
+
+
+def test_alpaca_matches_the_same_single_turn_in_every_format():
+    alpaca = {"instruction": "Reverse", "input": "cat", "output": "tac"}
+    turns = [("user", "Reverse\n\ncat"), ("assistant", "tac")]
+    data = parse_records([alpaca, _as_messages(turns), _as_sharegpt(turns)])
+    assert [_plain(e) for e in data] == [turns] * 3
+    assert data[0].messages[0]["instruction"] == "Reverse"  # the alpaca template still sees it
+
+
+_SHAREGPT_BAD = [
+    ({"conversations": "hi"}, "line 3: field 'conversations' must be a non-empty list"),
+    ({"conversations": [["human", "x"]]}, "line 3: conversations[0] must be an object"),
+    (
+        {"conversations": [{"from": "human", "value": "x"}, {"from": "bot", "value": "y"}]},
+        "line 3: conversations[1].from: 'bot' is not one of human, gpt, system, user, assistant",
+    ),
+    (
+        {"conversations": [{"from": "human", "value": "x"}, {"from": "gpt"}]},
+        "line 3: conversations[1]: missing field 'value'",
+    ),
+    (
+        {"conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": 5}]},
+        "line 3: conversations[1]: field 'value' must be a string, got int",
+    ),
+    (
+        {"conversations": [{"value": "x"}, {"from": "gpt", "value": "y"}]},
+        "line 3: conversations[0]: missing field 'from'",
+    ),
+    (
+        {
+            "conversations": [
+                {"from": "human", "value": "x"},
+                {"from": "system", "value": "s"},
+                {"from": "gpt", "value": "y"},
+            ]
+        },
+        "line 3: conversations[1].from: a 'system' turn may only come first",
+    ),
+    (
+        {"conversations": [{"from": "gpt", "value": "y"}]},
+        "line 3: the first message after an optional 'system' must be 'user'",
+    ),
+    ({"conversations": [{"from": "human", "value": "x"}]}, "line 3: no 'assistant' message"),
+    (
+        {"system": 1, "conversations": [{"from": "human", "value": "x"}]},
+        "line 3: field 'system' must be a string",
+    ),
+]
+_MESSAGES_BAD = [
+    (
+        {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": ["y"]}]},
+        "line 3: messages[1]: field 'content' must be a string, got list",
+    ),
+    ({"messages": [{"content": "x"}]}, "line 3: messages[0]: missing field 'role'"),
+]
+_ALPACA_BAD = [
+    ({"output": "y"}, "line 3: missing field 'instruction'"),
+    ({"instruction": "x", "input": 2, "output": "y"}, "line 3: field 'input' must be a string"),
+]
+
+
+@pytest.mark.parametrize("record, message", _SHAREGPT_BAD + _MESSAGES_BAD + _ALPACA_BAD)
+def test_bad_line_in_each_format_names_file_line_and_field(tmp_path, record, message):
+    good = [json.dumps(_as_sharegpt(_TURNS)), json.dumps({"instruction": "a", "output": "b"})]
+    p = _write(tmp_path, [*good, json.dumps(record), json.dumps(_as_messages(_TURNS))])
+    with pytest.raises(DataError) as err:
+        read_jsonl(p)
+    assert str(err.value).startswith(f"{p}: {message}")  # file, line, field, in that order
+    data = read_jsonl(p, on_error="skip")  # the existing on_error rule applies to every format
+    assert [e.line for e in data] == [1, 2, 4]
+    assert data.skipped == [(3, data.skipped[0][1])] and data.skipped[0][1].startswith(message)
+
+
+def test_unknown_format_is_refused_before_reading(tmp_path):
+    p = _write(tmp_path, [json.dumps({"instruction": "a", "output": "b"})])
+    with pytest.raises(
+        DataError, match="unknown data format 'openai'; allowed: auto, alpaca, chat, sharegpt"
+    ):
+        read_jsonl(p, format="openai")
+
+
+def test_write_jsonl_is_whole_or_nothing(tmp_path):
+    path = write_jsonl([Example.from_alpaca("Up", "CAT")], tmp_path / "out.jsonl")
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        write_jsonl([{"messages": []}, {"bad": object()}], path)  # fails on the second record
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.jsonl"
+    ]
+
+
+# --- a base model without a chat template gets ChatML, with one warning --------------
+
+
+def test_auto_template_defaults_to_chatml_with_one_warning(tokenizer, special_tokenizer):
+    import warnings
+
+    from gradwise.instruct import ChatMLTemplate, get_template
+    from gradwise.instruct._base import CHATML_JINJA
+    from gradwise.instruct._templates import TokenizerTemplate
+
+    base = special_tokenizer(tokenizer, ["<|im_start|>", "<|im_end|>"])
+    base.chat_template = None
+    base.name_or_path = "base-model-without-template"
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = get_template("auto", base)
+        second = get_template("auto", base)
+    notes = [w for w in caught if "no chat template" in str(w.message)]
+    assert len(notes) == 1 and "'chatml'" in str(notes[0].message)
+    assert isinstance(first, ChatMLTemplate) and isinstance(second, ChatMLTemplate)
+    assert (
+        first.render(msgs, False)
+        == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo<|im_end|>\n"
+    )
+
+    # a tokenizer with its own template keeps it, silently
+    chat = special_tokenizer(tokenizer, ["<|im_start|>", "<|im_end|>"], chat_template=CHATML_JINJA)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        own = get_template("auto", chat)
+    assert isinstance(own, TokenizerTemplate) and not caught
+    assert own.render(msgs, False) == chat.apply_chat_template(msgs, tokenize=False)

@@ -35,9 +35,9 @@ class InstructDataConfig(Strict):
     train: str
     val: str | None = None
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    format: Literal["auto", "alpaca", "chat"] = "auto"
+    format: Literal["auto", "alpaca", "chat", "sharegpt"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
-    template: Literal["alpaca", "chatml", "tokenizer"] = "alpaca"
+    template: Literal["alpaca", "chatml", "tokenizer", "auto"] = "alpaca"
     max_length: int = Field(512, ge=8)
     truncation: Literal["keep_response", "keep_start", "keep_end"] = "keep_response"
     assistant_turns: Literal["all", "last"] = "all"

@@ -1,20 +1,27 @@
-"""Instruction data: JSONL in the alpaca or the chat shape, read into conversations.
+"""Instruction data: JSONL in the alpaca, OpenAI ``messages`` or ShareGPT shape.
 
-Two shapes are accepted, one JSON object per line::
+Three shapes are accepted, one JSON object per line::
 
     {"instruction": "Reverse the word", "input": "cat", "output": "tac"}
     {"messages": [{"role": "system", "content": "..."},
                   {"role": "user", "content": "Reverse cat"},
                   {"role": "assistant", "content": "tac"}]}
+    {"conversations": [{"from": "system", "value": "..."},
+                       {"from": "human", "value": "Reverse cat"},
+                       {"from": "gpt", "value": "tac"}]}
 
-Both become an :class:`Example`: a list of messages with roles ``system``,
+All become an :class:`Example`: a list of messages with roles ``system``,
 ``user`` and ``assistant``. An alpaca record becomes one user turn (its
 ``instruction`` and ``input`` are kept on the message, so the alpaca template
-can render its ``### Input:`` section) and one assistant turn.
+can render its ``### Input:`` section) and one assistant turn. ShareGPT's
+``from`` values map ``human`` -> ``user`` and ``gpt`` -> ``assistant``
+(``system``, ``user`` and ``assistant`` are taken as they are); a top-level
+``"system"`` string, as some ShareGPT exports carry, becomes the system prompt.
 
-A bad line (invalid JSON, a missing or mistyped field) is reported with its
-line number; by default the first one stops the load, with ``on_error="skip"``
-such lines are skipped and counted in :attr:`InstructData.skipped`.
+A bad line (invalid JSON, a missing or mistyped field) is reported with the
+file, its line number and the field; by default the first one stops the load,
+with ``on_error="skip"`` such lines are skipped and counted in
+:attr:`InstructData.skipped`.
 """
 
 from __future__ import annotations
@@ -23,12 +30,22 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from gradwise.errors import DataError
+from gradwise.train._io import atomic_write
 
 ROLES = ("system", "user", "assistant")
-Format = Literal["auto", "alpaca", "chat"]
+Format = Literal["auto", "alpaca", "chat", "sharegpt"]
+FORMATS = ("auto", "alpaca", "chat", "sharegpt")
+#: ShareGPT ``from`` values and the role each becomes
+SHAREGPT_ROLES = {
+    "human": "user",
+    "gpt": "assistant",
+    "system": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
 OnError = Literal["raise", "skip"]
 
 
@@ -126,12 +143,38 @@ def _parse_chat(obj: dict[str, Any], where: str, line: int | None) -> Example:
         if role == "system" and i != 0:
             raise DataError(f"{at}: a 'system' message may only come first")
         out.append({"role": role, "content": _check_str(msg, "content", at)})
+    return _check_order(out, where, line)
+
+
+def _check_order(out: list[dict[str, str]], where: str, line: int | None) -> Example:
     first = 1 if out[0]["role"] == "system" else 0
     if first >= len(out) or out[first]["role"] != "user":
         raise DataError(f"{where}: the first message after an optional 'system' must be 'user'")
     if not any(m["role"] == "assistant" for m in out):
         raise DataError(f"{where}: no 'assistant' message, so there is nothing to learn")
     return Example(out, line)
+
+
+def _parse_sharegpt(obj: dict[str, Any], where: str, line: int | None) -> Example:
+    turns = obj["conversations"]
+    if not isinstance(turns, list) or not turns:
+        raise DataError(f"{where}: field 'conversations' must be a non-empty list of turns")
+    out: list[dict[str, str]] = []
+    system = _check_str(obj, "system", where, optional=True)
+    if system:
+        out.append({"role": "system", "content": system})
+    for i, turn in enumerate(turns):
+        at = f"{where}: conversations[{i}]"
+        if not isinstance(turn, dict):
+            raise DataError(f"{at} must be an object with 'from' and 'value'")
+        source = _check_str(turn, "from", at)
+        role = SHAREGPT_ROLES.get(source)
+        if role is None:
+            raise DataError(f"{at}.from: {source!r} is not one of {', '.join(SHAREGPT_ROLES)}")
+        if role == "system" and len(out) != 0:
+            raise DataError(f"{at}.from: a 'system' turn may only come first")
+        out.append({"role": role, "content": _check_str(turn, "value", at)})
+    return _check_order(out, where, line)
 
 
 def _parse_alpaca(obj: dict[str, Any], where: str, line: int | None) -> Example:
@@ -149,20 +192,26 @@ def parse_record(obj: Any, *, format: Format = "auto", line: int | None = None) 
     if shape == "auto":
         if "messages" in obj:
             shape = "chat"
+        elif "conversations" in obj:
+            shape = "sharegpt"
         elif "instruction" in obj or "output" in obj:
             shape = "alpaca"
         else:
             raise DataError(
-                f"{where}: neither 'messages' (chat) nor 'instruction'/'output' (alpaca); "
-                f"got fields {sorted(obj)}"
+                f"{where}: neither 'messages' (chat), 'conversations' (sharegpt) nor "
+                f"'instruction'/'output' (alpaca); got fields {sorted(obj)}"
             )
     if shape == "chat":
         if "messages" not in obj:
             raise DataError(f"{where}: missing field 'messages'")
         return _parse_chat(obj, where, line)
+    if shape == "sharegpt":
+        if "conversations" not in obj:
+            raise DataError(f"{where}: missing field 'conversations'")
+        return _parse_sharegpt(obj, where, line)
     if shape == "alpaca":
         return _parse_alpaca(obj, where, line)
-    raise DataError(f"unknown data format {format!r}; allowed: auto, alpaca, chat")
+    raise DataError(f"unknown data format {format!r}; allowed: {', '.join(FORMATS)}")
 
 
 def parse_records(
@@ -179,7 +228,10 @@ def read_jsonl(
 
     Args:
         path: the file; blank lines are ignored.
-        format: ``"alpaca"``, ``"chat"`` or ``"auto"`` (decided per line).
+        format: ``"alpaca"``, ``"chat"`` (OpenAI-style ``messages``),
+            ``"sharegpt"`` (``conversations`` of ``from``/``value``) or
+            ``"auto"`` (decided per line by its keys: ``messages``, then
+            ``conversations``, then ``instruction``/``output``).
         on_error: ``"raise"`` stops at the first bad line with a
             :class:`~gradwise.errors.DataError` naming its line number;
             ``"skip"`` leaves it out and records it in ``skipped``.
@@ -193,6 +245,8 @@ def read_jsonl(
     """
     if on_error not in ("raise", "skip"):
         raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if format not in FORMATS:
+        raise DataError(f"unknown data format {format!r}; allowed: {', '.join(FORMATS)}")
     path = Path(path)
     if not path.is_file():
         raise DataError(f"instruction data file not found: {path}")
@@ -238,13 +292,15 @@ def _parse_lines(
 
 
 def write_jsonl(examples: Iterable[Example | dict[str, Any]], path: str | Path) -> Path:
-    """Write examples (chat shape) or raw records as JSONL, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    """Write examples (chat shape) or raw records as JSONL, atomically.
+
+    The file appears whole or not at all: a record that cannot be written
+    (not JSON-serialisable) leaves any earlier file at ``path`` as it was.
+    """
+
+    def write(fh: IO[bytes]) -> None:
         for ex in examples:
             rec = ex if isinstance(ex, dict) else {"messages": ex.messages}
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+            fh.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    return atomic_write(path, write)

@@ -12,6 +12,9 @@ and ``encode(tokenizer, text) -> list[int]``. Three are built in:
 ``tokenizer``
     The tokenizer's own Jinja chat template (``tokenizer.chat_template``),
     rendered with ``apply_chat_template(..., tokenize=False)``.
+``auto``
+    ``tokenizer`` when the tokenizer has a chat template; otherwise (a base
+    model) the documented default, ``chatml``, with one warning saying so.
 
 Which tokens are trained is not part of the template: it is derived by
 rendering the conversation prefix by prefix (see :mod:`._masking`), so any
@@ -20,11 +23,15 @@ template works without ``{% generation %}`` markers.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Protocol
 
 from gradwise.errors import ConfigError, unknown
 
-TEMPLATES = ("alpaca", "chatml", "tokenizer")
+TEMPLATES = ("alpaca", "chatml", "tokenizer", "auto")
+#: the template a tokenizer without a chat template gets under ``"auto"``
+DEFAULT_TEMPLATE = "chatml"
+_WARNED_DEFAULT: set[str] = set()
 
 ALPACA_PREAMBLE = (
     "Below is an instruction that describes a task. "
@@ -204,9 +211,30 @@ class TokenizerTemplate:
 
 
 def get_template(name: str | Template, tokenizer: Any) -> Template:
-    """A template by name (``alpaca``, ``chatml``, ``tokenizer``); an object passes through."""
+    """A template by name (``alpaca``, ``chatml``, ``tokenizer``, ``auto``); an object passes through.
+
+    ``"auto"`` takes the tokenizer's own chat template when it has one and
+    otherwise falls back to ChatML (:data:`DEFAULT_TEMPLATE`), warning once per
+    tokenizer (by ``name_or_path``) in this process. ChatML needs ``<|im_end|>``
+    to be one token: add ``<|im_start|>`` and ``<|im_end|>`` as special tokens
+    to a base tokenizer (and resize the model's embeddings) before using it.
+    """
     if not isinstance(name, str):
         return name
+    if name == "auto":
+        if getattr(tokenizer, "chat_template", None):
+            return TokenizerTemplate(tokenizer)
+        key = str(getattr(tokenizer, "name_or_path", "") or id(tokenizer))
+        if key not in _WARNED_DEFAULT:
+            _WARNED_DEFAULT.add(key)
+            warnings.warn(
+                f"template 'auto': the tokenizer {key!r} has no chat template (a base model); "
+                f"using the default {DEFAULT_TEMPLATE!r} (<|im_start|>role\\ncontent<|im_end|>). "
+                "Set template: chatml (or alpaca) to choose it explicitly and silence this.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return ChatMLTemplate(tokenizer)
     if name == "alpaca":
         return AlpacaTemplate(tokenizer)
     if name == "chatml":
