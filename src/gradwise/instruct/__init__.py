@@ -5,7 +5,7 @@ response) pairs so that it follows natural-language directions. This package
 holds the pieces; the ``sft`` recipe (:mod:`gradwise.recipes.instruct`)
 joins them with the gradwise Trainer and LoRA:
 
-* data: :func:`read_jsonl` (alpaca or chat JSONL, errors by line number);
+* data: :func:`read_jsonl` (alpaca, messages or ShareGPT JSONL, errors by line number);
 * templates: :func:`get_template` (``alpaca``, ``chatml``, the tokenizer's own);
 * labels on the response only: :func:`tokenize_example` (prefix rendering,
   no ``{% generation %}`` markers needed);
