@@ -247,11 +247,14 @@ def test_scale_lr_scales_a_shared_tensor_lr_once():
     lr = torch.tensor(0.2)
     opt = torch.optim.SGD([p], lr=lr)
 
-    class Holder:
+    class Holder:  # a scheduler whose lists share the group's tensor
         base_lrs = [lr]
         _last_lr = [lr]
 
-    scale_lr(opt, Holder, 0.5)
+        def get_last_lr(self):
+            return self._last_lr
+
+    scale_lr(opt, Holder(), 0.5)
     assert opt.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(0.1)
 
 

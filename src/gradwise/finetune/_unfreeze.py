@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gradwise._torch_compat import set_last_lr
 from gradwise.errors import ConfigError
 from gradwise.finetune._freeze import BATCHNORM_MODES, count_trainable, freeze, unfreeze
 from gradwise.finetune._groups import LayerGroup, layer_groups
@@ -59,7 +60,7 @@ def restart_schedule(scheduler: Any, schedule: Any = None) -> list[float]:
     scheduler.last_epoch = 0
     for group, lr in zip(scheduler.optimizer.param_groups, lrs):
         group["lr"] = lr
-    scheduler._last_lr = list(lrs)  # what get_last_lr() reports
+    set_last_lr(scheduler, lrs)
     return lrs
 
 

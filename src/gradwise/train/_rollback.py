@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from gradwise._torch_compat import set_last_lr
 from gradwise.train._state import TrainState
 
 GROUP_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
@@ -20,8 +21,9 @@ GROUP_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 rates a scheduler keeps there (``initial_lr`` for every torch scheduler and
 :func:`gradwise.schedules.attach`, ``max_lr``/``min_lr`` for ``OneCycleLR``)."""
 
-SCHEDULER_LR_LISTS = ("base_lrs", "max_lrs", "_last_lr")
-"""Scheduler attributes that hold one rate per group (``max_lrs``: ``CyclicLR``)."""
+SCHEDULER_LR_LISTS = ("base_lrs", "max_lrs")
+"""Scheduler attributes that hold one rate per group (``max_lrs``: ``CyclicLR``); the
+rates ``get_last_lr()`` reports are scaled too (through ``set_last_lr``)."""
 
 
 def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) -> None:
@@ -59,6 +61,8 @@ def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) ->
             values = getattr(scheduler, name, None)
             if isinstance(values, list):
                 setattr(scheduler, name, [scaled(v) for v in values])
+        if callable(getattr(scheduler, "get_last_lr", None)):
+            set_last_lr(scheduler, [scaled(v) for v in scheduler.get_last_lr()])
 
 
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), torch.dtype, torch.device)
