@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array, check_consistent_length
 
-from gradwise.errors import ConfigError
-
 from ._classification import encode_targets, logit_weights, to_original_intercept
 from ._enet import lam_grid
 from ._logistic import logistic_lam_max, make_logit_data
 from ._logistic import logistic_path as _solve_path
-from ._path import check_alpha, check_lams
+from ._path import check_alpha, check_grid, check_lams
 from ._validation import as_float64, check_sample_weight
 
 
@@ -74,10 +71,7 @@ def logistic_path(
     y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
     check_consistent_length(X, y)
     sw = check_sample_weight(sample_weight, X.shape[0])
-    if not isinstance(n_lams, numbers.Integral) or n_lams < 1:
-        raise ConfigError(f"n_lams must be an int >= 1; got {n_lams!r}")
-    if not 0 < eps < 1:
-        raise ConfigError(f"eps must be in (0, 1); got {eps!r}")
+    check_grid(n_lams, eps)
     X = as_float64(X)
     if sp.issparse(X):
         X = X.tocsc()

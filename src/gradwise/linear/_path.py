@@ -32,6 +32,14 @@ def check_lams(lams: Any) -> np.ndarray:
     return np.sort(lams)[::-1]
 
 
+def check_grid(n_lams: Any, eps: Any) -> None:
+    """The default lam grid's size and depth: an int >= 1 and a ratio in (0, 1)."""
+    if not isinstance(n_lams, numbers.Integral) or n_lams < 1:
+        raise ConfigError(f"n_lams must be an int >= 1; got {n_lams!r}")
+    if not 0 < eps < 1:
+        raise ConfigError(f"eps must be in (0, 1); got {eps!r}")
+
+
 def prepare(X, y, sample_weight, fit_intercept, standardize, penalty_factor, gram="auto"):
     """Validated problem and penalty weights: (LSProblem, w1, w2)."""
     prob = make_problem(X, y, sample_weight, fit_intercept, gram=gram)
@@ -196,10 +204,7 @@ def enet_path(
     check_consistent_length(X, y)
     sw = check_sample_weight(sample_weight, X.shape[0])
     lam_arr = None if lams is None else check_lams(lams)
-    if not isinstance(n_lams, numbers.Integral) or n_lams < 1:
-        raise ConfigError(f"n_lams must be an int >= 1; got {n_lams!r}")
-    if not 0 < eps < 1:
-        raise ConfigError(f"eps must be in (0, 1); got {eps!r}")
+    check_grid(n_lams, eps)
     X = as_float64(X)
     if sp.issparse(X):
         X = X.tocsc()
