@@ -160,3 +160,15 @@ def test_in_place_softshrink_wrapper_equals_torchs_softshrink(dtype):
     out = softshrink_(x, 0.3)
     assert torch.equal(x, ref) and out.data_ptr() == ptr == x.data_ptr()
     assert (x == 0).sum().item() > 100
+
+
+def test_prox_many_with_one_shared_factor_equals_prox_per_tensor():
+    pen = ElasticNet(0.3, 0.5)
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(7, 3, generator=g) for _ in range(4)]
+    shared = [x.clone() for x in xs]
+    pen.prox_many(shared, 0.7, 1.5)
+    for x, y in zip(xs, shared):
+        want = pen.prox(x.clone(), 0.7, 1.5)
+        assert torch.equal(y, want)
+        assert (y == 0).any()

@@ -18,7 +18,7 @@ regularized, while decoupled decay shrinks every weight by the same factor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +137,25 @@ def prox(penalty: Penalty) -> Prox:
             f"gradwise.regularization.L1(lam); got {type(penalty).__name__}"
         )
     return Prox(penalty)
+
+
+def prox_runner(prox: Prox, params: Sequence[Tensor], factors: Sequence[Factor]) -> Callable[[float], None]:
+    """``apply_prox`` on fixed ``(params, factors)``, with its choices made once.
+
+    The fused path calls the result on every step with the group's ``lr`` (a
+    float): the checks of ``apply_prox`` (Tensor factors, a batched
+    ``prox_many``, one factor shared by every tensor) are done here, at cache
+    build time, so a step over hundreds of small tensors pays one kernel
+    launch per tensor and nothing else.
+    """
+    params, factors = list(params), list(factors)
+    many = getattr(prox.penalty, "prox_many", None)
+    if many is None or any(isinstance(f, Tensor) for f in factors):
+        return lambda lr: apply_prox(prox, (params, factors), lr)
+    shared = factors[0] if factors and all(f == factors[0] for f in factors) else None
+    if shared is not None:
+        return lambda lr: many(params, lr, shared)
+    return lambda lr: many(params, lr, factors)
 
 
 def apply_prox(prox: Prox, targets: tuple[Sequence[Tensor], Sequence[Factor]], lr: Any) -> None:

@@ -22,11 +22,12 @@ a tensor ``lr``); the optimizer then takes the reference path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-from gradwise.optim._decay import AddDecayedWeights, AddL2, apply_prox
+from gradwise.optim._decay import AddDecayedWeights, AddL2, prox_runner
 from gradwise.optim._modern import Lookahead
 from gradwise.optim._transforms import ScaleByAdagrad, ScaleByAdam, ScaleByLr, ScaleByMomentum
 
@@ -88,7 +89,7 @@ class GroupCache(NamedTuple):
     plans: list[ParamPlan]
     state: list[list[torch.Tensor]]  # adam: m, v, vmax, steps; sgd: buffers
     steps: torch.Tensor | None  # adam: the group's step counters, one buffer
-    prox: tuple[list[torch.Tensor], list[Any]] | None  # (params, factors)
+    prox: Callable[[float], None] | None  # the proximal step, given the group's lr
 
 
 def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) -> bool:
@@ -146,7 +147,7 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
     if fast.lookahead is not None:
         _lookahead(opt, fast.lookahead, cache.params)
     if cache.prox is not None:
-        apply_prox(opt.prox, cache.prox, lr)  # type: ignore[arg-type]
+        cache.prox(lr)
     return True
 
 
@@ -211,7 +212,7 @@ def _build(opt: Optimizer, fast: FastPlan, group: Group, plans, params, grads, k
     prox = None
     if opt.prox is not None:
         pairs = [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None]
-        prox = ([p for p, _ in pairs], [f for _, f in pairs])
+        prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs])
     return GroupCache(group, key, params, picked, lists, steps_buf, prox)
 
 

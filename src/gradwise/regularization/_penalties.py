@@ -204,17 +204,28 @@ class ElasticNet:
                 self.prox_many([tensor], step, [factor])
         return tensor
 
-    def prox_many(self, tensors: Sequence[Tensor], step: float, factors: Sequence[float]) -> None:
+    def prox_many(self, tensors: Sequence[Tensor], step: float, factors: Sequence[float] | float) -> None:
         """``prox`` over many tensors with float factors, in place, without checks.
 
-        The optimizer calls this inside ``torch.no_grad()`` on every step, so
-        it skips validation and keeps one kernel launch per tensor and part.
+        ``factors`` is one float per tensor, or one float shared by all. The
+        optimizer calls this inside ``torch.no_grad()`` on every step, so it
+        skips validation and keeps one kernel launch per tensor and part.
         """
         l1, l2 = step * self.l1, step * self.l2
         # One loop per part, the op bound once: with hundreds of small
         # tensors the Python overhead per call is most of the cost.
+        shrink = _SOFTSHRINK_OUT
+        if isinstance(factors, (int, float)):
+            if l1:
+                t = l1 * factors
+                for x in tensors:
+                    shrink(x, t, out=x)
+            if l2:
+                d = 1.0 + l2 * factors
+                for x in tensors:
+                    x.div_(d)
+            return
         if l1:
-            shrink = _SOFTSHRINK_OUT
             for x, f in zip(tensors, factors):
                 shrink(x, l1 * f, out=x)
         if l2:
