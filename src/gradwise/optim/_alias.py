@@ -168,7 +168,8 @@ def rmsprop(
     """
     owner = "rmsprop"
     core = [scale_by_rms(alpha, eps, centered), scale_by_momentum(check.number(owner, "momentum", momentum))]
-    return _assemble(owner, params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize)
+    return _assemble(owner, params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize,
+                     foreach=foreach)
 
 
 def adagrad(

@@ -5,8 +5,10 @@ Arguments, defaults and trajectories are torch.optim's (checked on every
 configuration of torch's own ``optim_db``). Each alias also takes the common
 gradwise arguments: ``decoupled`` and ``decay_mask`` for ``weight_decay``,
 ``prox`` (a penalty's exact proximal step after each step), ``maximize`` and
-``foreach`` (accepted, ignored) as torch does; complex parameters are run as
-their real view, as torch runs them.
+``foreach`` as torch does: nadam, radam, adamax, adadelta (and rmsprop) run on
+torch's multi-tensor functional form unless ``foreach=False`` (the per-tensor
+reference path); the others accept it and ignore it. Complex parameters are
+run as their real view, as torch runs them.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def nadam(
     dec = _decoupled("nadam", decoupled, decoupled_weight_decay)
     core = [scale_by_nadam(betas, eps, momentum_decay)]
     return assemble("nadam", params, core, lr, weight_decay, dec, decay_mask, prox, False, maximize,
-                    decoupled_weight_decay=dec)
+                    decoupled_weight_decay=dec, foreach=foreach)
 
 
 def radam(
@@ -103,7 +105,7 @@ def radam(
     dec = _decoupled("radam", decoupled, decoupled_weight_decay)
     core = [scale_by_radam(betas, eps)]
     return assemble("radam", params, core, lr, weight_decay, dec, decay_mask, prox, False, maximize,
-                    decoupled_weight_decay=dec)
+                    decoupled_weight_decay=dec, foreach=foreach)
 
 
 def adamax(
@@ -129,7 +131,8 @@ def adamax(
         >>> opt = adamax(torch.nn.Linear(4, 1).parameters(), lr=2e-3)
     """
     core = [scale_by_adamax(betas, eps)]
-    return assemble("adamax", params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize)
+    return assemble("adamax", params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize,
+                    foreach=foreach)
 
 
 def adadelta(
@@ -155,7 +158,8 @@ def adadelta(
         >>> opt = adadelta(torch.nn.Linear(4, 1).parameters(), rho=0.95)
     """
     core = [scale_by_adadelta(rho, eps)]
-    return assemble("adadelta", params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize)
+    return assemble("adadelta", params, core, lr, weight_decay, decoupled, decay_mask, prox, False, maximize,
+                    foreach=foreach)
 
 
 def asgd(

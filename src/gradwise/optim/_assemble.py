@@ -29,6 +29,7 @@ def assemble(
     fused: bool | None,
     maximize: bool = False,
     signed: bool = False,
+    foreach: bool | None = None,
     **options: Any,
 ) -> Optimizer:
     """``[add_l2] core [add_decayed_weights] scale_by_lr [prox]`` run by ``Optimizer``.
@@ -62,4 +63,4 @@ def assemble(
         parts = [add_l2(wd, mask=mask), *core, scale_by_lr(lr)]
     if prox is not None:
         parts.append(prox_transform(prox))
-    return Optimizer(params, chain(*parts), fused=fused, maximize=maximize, **options)
+    return Optimizer(params, chain(*parts), fused=fused, foreach=foreach, maximize=maximize, **options)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from gradwise.errors import ConfigError
-from gradwise.optim import _dispatch
+from gradwise.optim import _delegate, _dispatch
 from gradwise.optim._base import EmptyState, Group, Transform, chain, leaves_of
 from gradwise.optim._decay import AddDecayedWeights, Prox, apply_prox
 from gradwise.optim._transforms import ScaleByLr
@@ -56,6 +56,10 @@ class Optimizer(torch.optim.Optimizer):
             kernels when the chain is exactly SGD or Adam(W) and the tensors
             allow it; ``False`` always runs the per-tensor reference path;
             ``True`` requires a chain the fused path covers.
+        foreach: ``None`` (default) runs a chain that is exactly RMSprop,
+            Adamax, Adadelta, NAdam or RAdam on torch's multi-tensor
+            functional form (``gradwise.optim._delegate``) when the tensors
+            allow it; ``False`` runs the per-tensor reference path.
         **defaults: param-group options (``lr=...``); they override the
             hyperparameters the transforms declare.
 
@@ -74,6 +78,7 @@ class Optimizer(torch.optim.Optimizer):
         transform: Transform | Sequence[Transform],
         *,
         fused: bool | None = None,
+        foreach: bool | None = None,
         **defaults: Any,
     ) -> None:
         leaves = leaves_of(transform)
@@ -108,6 +113,9 @@ class Optimizer(torch.optim.Optimizer):
                 "[scale_by_momentum | scale_by_adam | scale_by_adagrad] [add_decayed_weights] "
                 "scale_by_lr [prox]"
             )
+        # Chains that are exactly another torch.optim algorithm (RMSprop, Adamax,
+        # NAdam, ...) run on torch's multi-tensor functional form instead.
+        self._delegate = _delegate.match(leaves) if self._fast is None and foreach is not False else None
         self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
         self._fast_cache: dict[int, _dispatch.GroupCache] = {}
         super().__init__(params, hyper)
@@ -149,7 +157,7 @@ class Optimizer(torch.optim.Optimizer):
                 # stays out of the dict, so the keys are torch's.
                 state.update((k, v) for k, v in zip(keys, leaf.init(param)) if v is not None)
 
-    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast", "_tail")
+    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast", "_delegate", "_tail")
 
     def __getstate__(self) -> dict[str, Any]:
         # torch pickles only defaults, state and param_groups; the chain is
@@ -160,6 +168,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.setdefault("_delegate", None)
         self._plans = {}
         self._fast_cache = {}
 
@@ -188,6 +197,8 @@ class Optimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             plans = self.plan(group)
             if self._fast is not None and _dispatch.run(self, self._fast, group, plans):
+                continue
+            if self._delegate is not None and _delegate.run(self, self._delegate, group, plans):
                 continue
             rest.append((group, plans))
         if rest:
