@@ -9,11 +9,12 @@ When a chain is one of
     [add_l2] scale_by_radam [add_decayed_weights] scale_by_lr [prox] (RAdam)
 
 a group's step is one call of the algorithm's public functional form
-(``torch.optim.adamax.adamax`` and so on) with ``foreach=True``, on the same
-state tensors under the same keys. Each of its passes is one multi-tensor
-kernel over all of the group's parameters, where the reference path launches
-a kernel per parameter and pass; it is what keeps these aliases at torch's
-speed (benchmarks/bench_optim.py). tests/optim/test_delegate.py checks every
+(``torch.optim.adamax.adamax`` and so on), on the same state tensors under
+the same keys: its multi-tensor (foreach) form on CUDA and for small tensors
+on CPU, where one kernel per pass over all of the group's parameters beats a
+launch per parameter, else its per-tensor form, whose in-place passes beat
+the foreach form's temporaries on large CPU tensors. It is what keeps these
+aliases at torch's speed (benchmarks/bench_optim.py). tests/optim/test_delegate.py checks every
 one against torch and against the reference path. ASGD is left on the
 reference path: torch's foreach ASGD keeps ``eta`` in float32 and so departs
 from its own for-loop form (by 1e-8 in float64), which gradwise follows.
@@ -46,6 +47,9 @@ _CORES = {
     ScaleByNadam: "nadam",
     ScaleByRadam: "radam",
 }
+
+
+_FOREACH_NUMEL = 32768  # mean elements per tensor below which CPU steps use torch's foreach form
 
 
 class DelegatePlan(NamedTuple):
@@ -121,7 +125,11 @@ def run(opt: Optimizer, plan: DelegatePlan, group: Group, plans: list[ParamPlan]
     keys = opt._keys[plan.core]
     col = {k: [state[p].get(k) for p in params] for k in keys}
     f = _functional(plan.algo)
-    flags = {"foreach": True, "maximize": bool(group.get("maximize", False)), "has_complex": False}
+    # On CUDA torch's multi-tensor kernels win; on CPU they loop over the
+    # tensors in C++ and allocate their intermediates, which pays for small
+    # tensors only (benchmarks/bench_optim.py): there the per-tensor form runs.
+    foreach = p0.is_cuda or sum(p.numel() for p in params) < _FOREACH_NUMEL * len(params)
+    flags = {"foreach": foreach, "maximize": bool(group.get("maximize", False)), "has_complex": False}
     if plan.algo == "rmsprop":
         mom = float(group["momentum"]) if plan.momentum is not None else 0.0
         bufs: list[torch.Tensor] = []
