@@ -20,6 +20,7 @@ token labelled where the template writes it next, else one inserted.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -405,3 +406,24 @@ def test_packed_logits_equal_each_example_alone(tokenizer_cache, model_factory, 
     for ex, ref in zip(exs, alone):
         torch.testing.assert_close(packed[start : start + len(ex)], ref, rtol=1e-5, atol=1e-5)
         start += len(ex)
+
+
+def test_recipe_default_template_is_the_models_own_else_chatml(tokenizer_cache, tokenizer):
+    from gradwise.instruct import ChatMLTemplate, InstructConfig, _templates, get_template
+
+    cfg = InstructConfig.model_validate({"model": {"path": "m"}, "data": {"train": "t.jsonl"}})
+    assert cfg.data.template == "auto"
+    # a model that publishes a chat template trains on it, without a warning
+    tok = tokenizer_cache("llama-3-8b-instruct", "bpe300")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = get_template(cfg.data.template, tok)
+    assert isinstance(got, TokenizerTemplate) and got.chat_template == tok.chat_template
+    # a base model (no chat template) gets ChatML, with one warning that says so
+    base = copy.deepcopy(tokenizer)
+    base.chat_template = None
+    base.name_or_path = "a-base-model-for-the-default-test"
+    _templates._WARNED_DEFAULT.discard(base.name_or_path)
+    with pytest.warns(UserWarning, match="no chat template .* using the default 'chatml'"):
+        got = get_template(cfg.data.template, base)
+    assert isinstance(got, ChatMLTemplate)
