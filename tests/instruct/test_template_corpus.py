@@ -76,6 +76,8 @@ CONVERSATIONS = {
         SYSTEM,
         {"role": "user", "content": "the quick brown fox"},
         {"role": "assistant", "content": "jumps over the lazy dog."},
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "The capital of France is Paris."},
     ],
 }
 
