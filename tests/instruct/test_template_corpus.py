@@ -429,3 +429,60 @@ def test_recipe_default_template_is_the_models_own_else_chatml(tokenizer_cache, 
     with pytest.warns(UserWarning, match="no chat template .* using the default 'chatml'"):
         got = get_template(cfg.data.template, base)
     assert isinstance(got, ChatMLTemplate)
+
+
+# Corpus templates that TRL 1.16 stores byte for byte as "original" templates
+# (trl/chat_templates), with a marked training copy for assistant_only_loss.
+TRL_ORIGINALS = {
+    "cohere-aya-expanse-8b": "cohere",
+    "gemma-2-2b-it": "gemma",
+    "gemma-3-1b-it": "gemma3",
+    "llama-3-8b-instruct": "llama3",
+    "llama-3.1-8b-instruct": "llama3_1",
+    "phi-3-mini-4k-instruct": "phi3",
+    "phi-3.5-mini-instruct": "phi3_5",
+    "qwen-2.5-3b-instruct": "qwen2_5",
+}
+
+
+@pytest.mark.parametrize("stem", sorted(TRL_ORIGINALS))
+def test_corpus_templates_equal_trls_stored_originals(stem):
+    trl = pytest.importorskip("trl")
+    stored = pathlib.Path(trl.__file__).parent / "chat_templates" / f"{TRL_ORIGINALS[stem]}.jinja"
+    assert (DATA / MANIFESTS[stem]["template"]).read_bytes() == stored.read_bytes()
+
+
+# TRL 1.16 has no training copy of Llama 3.1's template (it raises for it)
+TRL_MASKABLE = sorted(set(TRL_ORIGINALS) - {"llama-3.1-8b-instruct"})
+
+
+@pytest.mark.parametrize("name", ["multi", "system"])
+@pytest.mark.parametrize("stem", TRL_MASKABLE)
+def test_labels_equal_trls_assistant_masks(tokenizer_cache, stem, name):
+    """TRL as a second reference: its marked training copy's assistant token masks."""
+    pytest.importorskip("trl")
+    from trl.chat_template_utils import get_training_chat_template
+
+    tok = tokenizer_cache(stem, "bpe700")
+    training = get_training_chat_template(tok)
+    assert training is not None and "generation" in training
+    msgs = _messages(tok, name)
+    out = tok.apply_chat_template(
+        msgs,
+        chat_template=training,
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+    )
+    ours = tokenize_example(Example(msgs), TokenizerTemplate(tok))
+    assert ours.input_ids == list(out["input_ids"])
+    mask = [lbl != IGNORE_INDEX for lbl in ours.labels]
+    differ = [k for k, (a, b) in enumerate(zip(mask, out["assistant_masks"])) if a != bool(b)]
+    if stem == "qwen-2.5-3b-instruct":
+        # TRL's marked Qwen2.5 copy opens {% generation %} before the "\n" after
+        # "<|im_start|>assistant": part of the generation prompt, which we do not train
+        assert len(differ) == sum(m["role"] == "assistant" for m in msgs)
+        for k in differ:
+            assert not mask[k] and tok.decode([ours.input_ids[k]]) == "\n"
+    else:
+        assert differ == []
