@@ -154,14 +154,17 @@ def _special_start(tok, text: str, at: int) -> int:
     return at
 
 
-def reference(tok, messages):
+def _eot(tok, stem) -> int:
+    return tok.convert_tokens_to_ids(MANIFESTS[stem]["special_tokens"]["end_of_turn"])
+
+
+def reference(tok, messages, eot):
     """Expected ``(input_ids, labels, inserted)`` computed on characters (module docstring)."""
     text = _render(tok, messages, False)
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
     assert ids == _ids(tok.apply_chat_template(messages, tokenize=True))
     offsets = enc["offset_mapping"]
-    eot = tok.convert_tokens_to_ids(MANIFEST_OF[id(tok)]["special_tokens"]["end_of_turn"])
     labels = [IGNORE_INDEX] * len(ids)
     inserts = []  # positions (in ids) before which an end-of-turn token is inserted
     for i, m in enumerate(messages):
@@ -193,9 +196,6 @@ def reference(tok, messages):
     return ids, labels, inserts
 
 
-MANIFEST_OF: dict[int, dict] = {}
-
-
 # Published templates that are not prefix-preserving for one conversation: Mistral
 # v0.3 and Mistral-Nemo write the system message into the *last* user message
 # only, so it vanishes from the rendering once an answer follows. gradwise
@@ -207,7 +207,6 @@ def _setup(tokenizer_cache, stem, kind, name):
     if (stem, name) in REFUSED:
         pytest.skip("not prefix-preserving as published; see test_refused_conversations")
     tok = tokenizer_cache(stem, kind)
-    MANIFEST_OF[id(tok)] = MANIFESTS[stem]
     msgs = _messages(tok, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -241,7 +240,7 @@ def test_end_of_turn_token_is_detected(tokenizer_cache, stem):
 @pytest.mark.parametrize(("stem", "kind", "name"), CASES)
 def test_labels_are_the_assistant_spans_by_offsets(tokenizer_cache, stem, kind, name):
     tok, msgs, got = _setup(tokenizer_cache, stem, kind, name)
-    ids, labels, _ = reference(tok, msgs)
+    ids, labels, _ = reference(tok, msgs, _eot(tok, stem))
     assert got.input_ids == ids
     assert got.labels == labels
     # the labelled text holds every answer and no user or system message
@@ -256,7 +255,7 @@ def test_labels_are_the_assistant_spans_by_offsets(tokenizer_cache, stem, kind, 
 @pytest.mark.parametrize(("stem", "kind", "name"), CASES)
 def test_every_trained_answer_ends_with_a_labelled_stop_token(tokenizer_cache, stem, kind, name):
     tok, msgs, got = _setup(tokenizer_cache, stem, kind, name)
-    eot = tok.convert_tokens_to_ids(MANIFESTS[stem]["special_tokens"]["end_of_turn"])
+    eot = _eot(tok, stem)
     specials = set(tok.all_special_ids)
     runs = _labelled_index_runs(got)
     assert len(runs) == sum(m["role"] == "assistant" for m in msgs)
@@ -274,8 +273,8 @@ def test_input_ids_are_apply_chat_template_plus_only_the_appended_stops(
 ):
     tok, msgs, got = _setup(tokenizer_cache, stem, kind, name)
     hf = _ids(tok.apply_chat_template(msgs, tokenize=True))
-    eot = tok.convert_tokens_to_ids(MANIFESTS[stem]["special_tokens"]["end_of_turn"])
-    _, _, inserts = reference(tok, msgs)
+    eot = _eot(tok, stem)
+    _, _, inserts = reference(tok, msgs, eot)
     # removing the inserted positions gives back exactly transformers' ids
     shifted = [at + j for j, at in enumerate(inserts)]
     assert all(got.input_ids[k] == eot for k in shifted)
@@ -312,9 +311,8 @@ def test_open_answers_are_closed_with_one_warning(tokenizer_cache, stem, name, m
     monkeypatch.setattr(_stop, "_WARNED", set())
     n_insert, n_labelled_in_prompt, behaviour = OPEN[(stem, name)]
     tok = tokenizer_cache(stem, "bpe300")
-    MANIFEST_OF[id(tok)] = MANIFESTS[stem]
     msgs = CONVERSATIONS[name]
-    eot = tok.convert_tokens_to_ids(MANIFESTS[stem]["special_tokens"]["end_of_turn"])
+    eot = _eot(tok, stem)
     hf = _ids(tok.apply_chat_template(msgs, tokenize=True))
     template = TokenizerTemplate(tok)
     with pytest.warns(UserWarning, match=behaviour):
@@ -352,7 +350,6 @@ def _labelled_runs(tok, t):
 
 def _examples(tokenizer_cache, stem):
     tok = tokenizer_cache(stem, "bpe700")
-    MANIFEST_OF[id(tok)] = MANIFESTS[stem]
     out = []
     template = TokenizerTemplate(tok)
     for name, msgs in CONVERSATIONS.items():
