@@ -12,8 +12,8 @@ tokenized examples, with labels on the responses only):
 
 * ``ours/padded``  gradwise ``Trainer`` over right-padded batches of 8 examples;
 * ``ours/packed``  best-fit-decreasing rows of ``max_length`` tokens, 8 rows a
-  batch, attention example by example (``packed_attention: varlen``, what
-  ``auto`` picks for this model);
+  batch, attention example by example (``instruct.packed_attention(model,
+  "auto")``, which picks ``varlen`` for this model);
 * ``ours/packed-mask``  the same rows with a block-diagonal attention mask;
 * ``trl/padded``   ``trl.SFTTrainer`` (``packing=False``), same batch size;
 * ``trl/packed``   ``SFTTrainer(packing=True)`` (BFD rows, padding-free).
@@ -48,11 +48,11 @@ from gradwise.instruct import (
     corpus,
     get_template,
     make_loader,
+    packed_attention,
     tiny_config,
     tokenize_dataset,
     train_tokenizer,
 )
-from gradwise.instruct import _varlen as varlen
 from gradwise.recipes.instruct import CausalLMAdapter, lm_loss
 from gradwise.train import Trainer
 
@@ -102,9 +102,10 @@ def build_model(tokenizer):
 
 def run_ours(model0, tokenized, pad_id, mode: str) -> float:
     model = copy.deepcopy(model0)
-    attention = "block_mask" if mode == "packed-mask" else "varlen"
+    attention = "block_mask"
     if mode == "packed":
-        varlen.enable(model)  # what `packed_attention: auto` picks for this model
+        # the public API, as the recipe's `packed_attention: auto` does (varlen here)
+        attention = packed_attention(model, "auto").mode
     loader = make_loader(
         tokenized,
         batch_size=BATCH,

@@ -37,7 +37,8 @@ class InstructDataConfig(Strict):
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     format: Literal["auto", "alpaca", "chat", "sharegpt"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
-    template: Literal["alpaca", "chatml", "tokenizer", "auto"] = "alpaca"
+    # the tokenizer's own chat template, else ChatML with a warning (a base model)
+    template: Literal["alpaca", "chatml", "tokenizer", "auto"] = "auto"
     max_length: int = Field(512, ge=8)
     truncation: Literal["keep_response", "keep_start", "keep_end"] = "keep_response"
     assistant_turns: Literal["all", "last"] = "all"
@@ -98,7 +99,7 @@ class InstructConfig(Strict):
     >>> cfg = InstructConfig.model_validate(
     ...     {"model": {"path": "base"}, "data": {"train": "train.jsonl"}})
     >>> cfg.lora.r, cfg.data.template, cfg.save
-    (8, 'alpaca', 'adapter')
+    (8, 'auto', 'adapter')
     """
 
     name: RunName = "instruct"
