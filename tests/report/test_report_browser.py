@@ -160,6 +160,11 @@ def _layout(browser, path):
         )
         img.scroll_into_view_if_needed()
         img.click()
+        page.wait_for_function(  # the overlay's copy decoded (the same data URI: at once)
+            "() => { const i = document.querySelector('#zoom img');"
+            " return !!i && i.complete && i.naturalWidth > 0; }",
+            timeout=5000,
+        )
         info["zoomed"] = page.evaluate(
             "() => { const z = document.getElementById('zoom'); const i = z.querySelector('img');"
             " return z.hidden ? null : i.getBoundingClientRect().width; }"

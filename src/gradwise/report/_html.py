@@ -39,12 +39,14 @@ pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}
 """
 
 # A click on a plot shows it at its natural size in an overlay; a click closes it.
-_ZOOM = """<div id="zoom" hidden><img alt=""></div>
+# (the overlay's <img> is made on the first click: every <img> of the page is a plot)
+_ZOOM = """<div id="zoom" hidden></div>
 <script>
 document.addEventListener('click', function (e) {
   var z = document.getElementById('zoom');
   if (e.target.matches('.plots img')) {
-    z.firstChild.src = e.target.src; z.firstChild.alt = e.target.alt; z.hidden = false;
+    var i = z.querySelector('img') || z.appendChild(document.createElement('img'));
+    i.src = e.target.src; i.alt = e.target.alt; z.hidden = false;
   } else if (!z.hidden) { z.hidden = true; }
 });
 </script>"""
@@ -71,7 +73,13 @@ CAPTIONS = {
     "one_cycle": "One-cycle schedule",
     "train_val_gap": "Gap between train and validation accuracy",
     "sparsity_vs_accuracy": "Share of zero weights against accuracy",
-    "weight_decay_heatmaps": "Validation accuracy over learning rate and weight decay",
+    "weight_decay_heatmaps": "Validation loss over learning rate and weight decay",
+    "transfer": "Digits 5-9: test accuracy of four ways to fine-tune",
+    "minilm": "MiniLM: test accuracy, head-only against gradual unfreezing",
+    "lora": "MiniLM: test accuracy, LoRA against a full fine-tune",
+    "lora_val_accuracy": "Validation accuracy per epoch, LoRA and full fine-tune",
+    "lasso_cv": "Lasso: cross-validated error against lam",
+    "diabetes_path": "Lasso path on diabetes: coefficients against lam",
 }
 
 
