@@ -52,7 +52,7 @@ def test_quick_lr_demo_numbers_and_report(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert r["report"] == str(tmp_path / "report.html")
     for figure in ("lr_loss_curves", "lr_finder", "step_loss"):
-        assert f'alt="{figure}"' in page
+        assert f'data-plot="{figure}"' in page
     assert "divergence_rescue" in page and "Four learning rates, one model" in page
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     rescues = [e for e in records if e.get("kind") == "divergence_rescue"]

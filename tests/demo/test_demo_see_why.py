@@ -48,3 +48,36 @@ def test_quick_and_full_sweep_sections_never_share_a_study(section, tmp_path, mo
     (q,), (f,) = dirs[True], dirs[False]
     assert q != f and q.parent == f.parent == tmp_path.resolve()
     assert q.name == f.name + "_quick"
+
+
+def test_weight_decay_demo_labels_each_studys_trial_list(tmp_path, monkeypatch, capsys):
+    # the section runs two sweeps, each printing "trial 0..n"; a line before each says which
+    import gradwise.sweep
+    import gradwise.sweep._report
+    from gradwise.demo import _see_why
+
+    calls = []
+
+    def fake_sweep(cfg, *args, **kwargs):
+        calls.append(cfg.name)
+        print("trial 0: complete", flush=True)
+        return cfg
+
+    def grid(*args, **kwargs):
+        if len(calls) == 2:
+            raise _Stop
+        return [[1.0]], ["0.1"], ["0.001"]
+
+    monkeypatch.setattr(gradwise.sweep, "run_sweep", fake_sweep)
+    monkeypatch.setattr(_see_why, "_open", lambda res: (None, res))
+    monkeypatch.setattr(gradwise.sweep._report, "grid_matrix", grid)
+    with pytest.raises(_Stop):
+        _see_why.weight_decay(tmp_path, quick=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines == [
+        "AdamW (decoupled): 3 lr x 3 weight decay trials",
+        "trial 0: complete",
+        "Adam + L2 (coupled): 3 lr x 3 weight decay trials",
+        "trial 0: complete",
+    ]
+    assert calls == ["sweep_weight_decay_quick", "sweep_adam_l2_quick"]

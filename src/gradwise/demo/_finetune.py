@@ -201,6 +201,7 @@ def minilm_configs(out_dir: Path, quick: bool) -> dict[str, dict[str, Any]]:
 
 @register("minilm", "Fine-tune pretrained MiniLM on a sentence set: gradual vs head-only", order=60)
 def minilm(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+    from gradwise._steps import fit_progress
     from gradwise.config import parse_config
     from gradwise.finetune._config import FinetuneConfig
     from gradwise.recipes.finetune import run
@@ -209,7 +210,8 @@ def minilm(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     out_dir = Path(out_dir)
     rows = []
     for label, raw in minilm_configs(out_dir, quick).items():
-        res = run(parse_config(raw, FinetuneConfig), progress=False)
+        bar = fit_progress(f"minilm {label}")
+        res = run(parse_config(raw, FinetuneConfig), progress=False, extra_callbacks=[bar])
         rows.append({
             "strategy": label,
             "test accuracy": res.results["test"]["accuracy"],

@@ -64,6 +64,7 @@ def _data(tokenizer: Any, s: dict[str, Any]) -> dict[str, tuple[torch.Tensor, ..
 def _fit(label: str, lora: bool, s: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
     """Fine-tune a fresh copy of MiniLM with LoRA adapters (``lora``) or every weight."""
     from gradwise import nn as gnn
+    from gradwise._steps import fit_progress
     from gradwise.finetune import TextClassifier, load_hf_encoder
     from gradwise.lora import LoRAConfig, inject, save_adapter, trainable_parameters
     from gradwise.optim import adamw
@@ -90,6 +91,7 @@ def _fit(label: str, lora: bool, s: dict[str, Any], out_dir: Path | None = None)
     count = trainable_parameters(model, verbose=False)
     trainer = Trainer(
         model, optimizer, head, epochs=s["epochs"], batch_size=s["batch_size"], seed=0, device="cpu",
+        callbacks=[fit_progress(f"lora: {label}")],
     )  # fmt: skip
     start = time.perf_counter()
     history = trainer.fit(data["train"], data["val"])

@@ -7,8 +7,10 @@ and the network ends at chance), the last once more with a
 :class:`~gradwise.train.DivergenceGuard`, which rolls each jump (and each
 slow climb of the validation loss) back, halves the rate, and ends on the
 best epoch's weights. :func:`guard_claim` is the section's claim on one seed:
-guarded within 3 points of the suggested rate, unguarded at chance. The report shows the loss curves, the range test, a table of
-accuracies, and the guarded run's own curves and rescue events.
+guarded within 3 points of the suggested rate, unguarded at chance. The
+report opens with the four runs' loss curves and accuracies, then shows the
+guarded run's own curves and rescue events, the range test, and last the
+per-epoch table.
 """
 
 from __future__ import annotations
@@ -191,7 +193,8 @@ def demo(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     report = write_report(
         out_dir,
         title="gradwise demo: the learning rate",
-        extra=[
+        # the point first: four rates side by side; the guarded run's own records follow
+        lead=[
             Section(
                 "Four learning rates, one model",
                 text=(
@@ -203,11 +206,13 @@ def demo(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                     f"{guarded['rescues']} time(s), each time with half the learning rate: "
                     "at a loss spike to the last good state, at a validation loss that "
                     "stayed above its best for 2 epochs to the best epoch. It ends on its "
-                    "best epoch's weights. The curves and events above are that guarded run's."
+                    "best epoch's weights. The curves and events below are that guarded run's."
                 ),
                 tables=[("final accuracies", rows)],
                 images=[curves_png],
             ),
+        ],
+        extra=[
             Section(
                 "The learning-rate range test",
                 text=(

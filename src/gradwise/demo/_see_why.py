@@ -225,6 +225,8 @@ def weight_decay(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     results, grids = {}, {}
     for label, wds in decays.items():
         coupled = label.startswith("Adam +")
+        # two studies print their trials 0..n: say which one follows
+        print(f"{label}: {len(lrs)} lr x {len(wds)} weight decay trials", flush=True)
         res = _run(ADAMW, out_dir, {
             ("name",): "sweep_adam_l2" if coupled else "sweep_weight_decay",
             ("optimizer", "decoupled"): not coupled, ("training", "epochs"): epochs,

@@ -21,8 +21,12 @@ def load_hf_encoder(path: str | Path) -> tuple[nn.Module, Any]:
         raise ConfigError(f"{str(path)!r} is not a Hugging Face model directory (no config.json)")
     require("transformers", "hf", "a Hugging Face model")
     from transformers import AutoModel, AutoTokenizer
-    model = AutoModel.from_pretrained(str(path), local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+    from gradwise._steps import quiet_transformers
+
+    with quiet_transformers():  # no "Loading weights" bar or load report from transformers
+        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     return model, tokenizer
 
 

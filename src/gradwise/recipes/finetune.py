@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,10 @@ def as_tensors(part: Any, tokenizer: Any, max_length: int) -> tuple[torch.Tensor
 # -- the run ------------------------------------------------------------------------------------
 
 
-def run(cfg: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
-    """Fine-tune as ``cfg`` says and write its run directory."""
+def run(
+    cfg: FinetuneConfig, *, progress: bool = True, extra_callbacks: Sequence[Any] = ()
+) -> FinetuneResult:
+    """Fine-tune as ``cfg`` says and write its run directory (``extra_callbacks`` join the Trainer's)."""
     run_dir = cfg.run_dir
     for stale in ("metrics.jsonl", "metrics.csv", "results.json", "report.html", "model.safetensors"):
         (run_dir / stale).unlink(missing_ok=True)
@@ -211,7 +214,7 @@ def run(cfg: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
         restart_schedule=cfg.plan.restart_schedule,
     )
     callbacks, tail = callbacks_from_config(cfg.callbacks, run_dir, progress=progress, guard=False)
-    callbacks = [plan, *callbacks]
+    callbacks = [plan, *callbacks, *extra_callbacks]
     loss: Any = head
     augment = None
     if cfg.augment is not None and cfg.augment.transforms:

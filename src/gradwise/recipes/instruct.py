@@ -109,7 +109,10 @@ def load_model(cfg: InstructConfig) -> tuple[nn.Module, Any]:
     kw: dict[str, Any] = {"dtype": getattr(torch, cfg.model.dtype)}
     if cfg.model.attn_implementation is not None:
         kw["attn_implementation"] = cfg.model.attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(path, **kw)
+    from gradwise._steps import quiet_transformers
+
+    with quiet_transformers():  # gradwise shows its own progress, not "Loading weights"
+        model = AutoModelForCausalLM.from_pretrained(path, **kw)
     return model, tokenizer
 
 

@@ -105,15 +105,19 @@ def choose_lr(cfg: RunConfig, prep: Prepared, plot_path: Path | None = None) -> 
     that follows starts exactly as it would have with that lr written in the
     config. Returns the :class:`LRFinderResult`.
     """
+    from gradwise._steps import forward_progress, step_progress
     from gradwise.schedules import lr_find
 
-    found = lr_find(
-        prep.model,
-        prep.head,
-        prep.parts.train.tensors(),
-        prep.optimizer,
-        batch_size=cfg.training.batch_size,
-    )
+    steps = 100
+    with step_progress("lr_find: range test", total=steps) as bar, forward_progress(prep.model, bar):
+        found = lr_find(
+            prep.model,
+            prep.head,
+            prep.parts.train.tensors(),
+            prep.optimizer,
+            batch_size=cfg.training.batch_size,
+            num_steps=steps,
+        )
     for group, lr in zip(prep.optimizer.param_groups, found.group_lrs):
         group["lr"] = lr
     if plot_path is not None:

@@ -42,11 +42,39 @@ def _metric_names(epochs: list[dict[str, Any]]) -> list[str]:
     return sorted(names, key=lambda n: n != "loss")
 
 
-def _event_lines(ax: Any, events: list[dict[str, Any]], x_key: str) -> None:
-    for ev in events:
-        x = ev.get(x_key)
-        if x is not None:
-            ax.axvline(x, color="tab:red", alpha=0.35, lw=1, ls="--")
+def _kept_epoch(epochs: list[dict[str, Any]], events: list[dict[str, Any]]) -> tuple[int, str] | None:
+    """The epoch whose weights the model ends with, and a label for it.
+
+    The last ``restore_best`` / ``best_weights`` / ``early_stop`` event names
+    it; without one, the epoch of the lowest validation loss is marked as the best.
+    """
+    for ev in reversed(events):
+        kind = ev.get("kind")
+        if kind in ("restore_best", "early_stop") and ev.get("best_epoch") is not None:
+            verb = "restored" if kind == "restore_best" else "best"
+            return int(ev["best_epoch"]), f"{verb}: epoch {ev['best_epoch']}"
+        if kind == "best_weights" and ev.get("epoch") is not None:
+            verb = "restored" if ev.get("restored") else "kept"
+            return int(ev["epoch"]), f"{verb}: epoch {ev['epoch']} (best {ev.get('monitor', '')})"
+    vals = [(r["val_loss"], r["epoch"]) for r in epochs
+            if isinstance(r.get("val_loss"), (int, float)) and r["val_loss"] == r["val_loss"]]  # fmt: skip
+    if len(vals) > 1:
+        return min(vals)[1], f"best val_loss: epoch {min(vals)[1]}"
+    return None
+
+
+def _mark_kept_epoch(ax: Any, epochs: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    """A labelled line at the end of the kept (best or restored) epoch; rescues as dots."""
+    kept = _kept_epoch(epochs, events)
+    ends = {r["epoch"]: r["step"] for r in epochs if "step" in r}
+    if kept is not None and kept[0] in ends:
+        ax.axvline(ends[kept[0]], color="tab:green", lw=1.5, label=kept[1])
+    rescues = [e["step"] for e in events if e.get("kind") == "divergence_rescue" and "step" in e]
+    if rescues:
+        ax.scatter(rescues, [ax.get_ylim()[1]] * len(rescues), marker="v", color="tab:red",
+                   zorder=3, label=f"guard rollback ({len(rescues)})")  # fmt: skip
+    if kept is not None or rescues:
+        ax.legend(loc="upper right")
 
 
 def plot_curves(
@@ -60,7 +88,7 @@ def plot_curves(
     logx: bool = False,
 ) -> Path:
     """Draw named ``(x, y)`` curves on one axis and save a PNG."""
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for label, (xs, ys) in series.items():
         ax.plot(list(xs), list(ys), marker="o" if len(xs) <= 30 else None, ms=3, label=label)
     ax.set_title(title)
@@ -83,8 +111,8 @@ def plot_curves(
 def plot_history(records: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
     """Write one PNG per metric (train vs val per epoch), the step loss and the lr.
 
-    Returns the paths written. Event records (rescues, unfreezing) are drawn as
-    dashed red lines at the epoch or step where they happened.
+    Returns the paths written. The step-loss plot marks the epoch whose
+    weights the model ends with (restored or best) and the guard's rollbacks.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,9 +135,9 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path) -> list[Pat
     if steps:
         pts = [(r["step"], r["loss"]) for r in steps if isinstance(r.get("loss"), (int, float))]
         if pts:
-            fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+            fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1)
-            _event_lines(ax, events, "step")
+            _mark_kept_epoch(ax, epochs, events)
             ax.set_title("training loss per iteration (optimizer step)")
             ax.set_xlabel("iteration")
             ax.set_ylabel("loss")

@@ -35,7 +35,7 @@ def save_figure(fig: Any, path: Path) -> Path:
     """Save a figure atomically: workers finishing together write the same report."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    fig.savefig(tmp, dpi=DPI)
     _plt().close(fig)
     os.replace(tmp, path)
     return path
@@ -97,6 +97,27 @@ def best_config(study: Any, cfg: SweepConfig) -> dict[str, Any] | None:
 
 # -- plots -----------------------------------------------------------------------------------
 
+LEGEND_PT = 8  # legend and tick text of the sweep plots, in points
+DPI = 110  # with the figure sizes below: plots 880-1100 px wide
+
+
+def trial_color(study: Any, number: int) -> Any:
+    """The colour of trial ``number`` in every plot of the report (keyed by number, not order)."""
+    plt = _plt()
+    n = max(1, len(study.get_trials(deepcopy=False)))
+    if n <= 10:
+        return plt.get_cmap("tab10")(number % 10)
+    if n <= 20:
+        return plt.get_cmap("tab20")(number % 20)
+    return plt.get_cmap("viridis")(number / (n - 1))
+
+
+def _legend(ax: Any, n: int) -> None:
+    """A legend beside the axes (it never hides a curve), in a readable size."""
+    if n <= 20:
+        ax.legend(fontsize=LEGEND_PT, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0, frameon=False)  # fmt: skip
+
 
 def plot_curves(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     """The metric per epoch of every trial on one axis; the best bold, pruned ones dashed."""
@@ -106,9 +127,8 @@ def plot_curves(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     if not trials:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    cmap = plt.get_cmap("viridis")
-    for i, t in enumerate(trials):
+    fig, ax = plt.subplots(figsize=(10, 4.5), layout="constrained")
+    for t in trials:
         hist = info(t)["history"]
         xs = [r["epoch"] for r in hist if metric in r]
         ys = [r[metric] for r in hist if metric in r]
@@ -116,19 +136,18 @@ def plot_curves(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
         params = ", ".join(f"{k}={label(v)}" for k, v in space.values_of(t.params).items())
         ax.plot(
             xs, ys,
-            color="black" if is_best else cmap(i / max(1, len(trials) - 1)),
-            lw=2.4 if is_best else 1.0,
+            color=trial_color(study, t.number),
+            lw=3.0 if is_best else 1.2,
+            zorder=3 if is_best else 2,
             ls="--" if t.state.name == "PRUNED" else "-",
             label=f"#{t.number} {params}" + (" (best)" if is_best else ""),
         )  # fmt: skip
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per epoch, one line per trial (dashed: pruned)")
+    ax.set_title(f"{metric} per epoch, one line per trial (bold: best, dashed: pruned)")
     ax.grid(alpha=0.3)
-    if len(trials) <= 16:
-        ax.legend(fontsize=6, loc="best")
-    fig.tight_layout()
+    _legend(ax, len(trials))
     return save_figure(fig, path)
 
 
@@ -177,7 +196,9 @@ def plot_heatmap(
     plt = _plt()
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(xlabels), 1.2 + 0.6 * len(ylabels)))
+        # at least 8 in (880 px): a small grid's cells are large, not its picture small
+        fig, ax = plt.subplots(figsize=(max(8.0, 1.2 + 0.9 * len(xlabels)),
+                                        max(4.0, 1.2 + 0.6 * len(ylabels))))  # fmt: skip
     data = np.array(grid, dtype=float)
     finite = data[np.isfinite(data)]
     lo = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
@@ -191,14 +212,14 @@ def plot_heatmap(
             text = "–" if not np.isfinite(v) else f"{v:.3g}"
             pos = (v - lo) / ((hi - lo) or 1.0) if np.isfinite(v) else 1.0
             dark = pos < 0.5 if maximize else pos > 0.5  # the dark end of (reversed) viridis
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+            ax.text(j, i, text, ha="center", va="center", fontsize=LEGEND_PT,
                     color="white" if dark else "black")  # fmt: skip
     if finite.size:
         flat = np.where(np.isfinite(data), data, -np.inf if maximize else np.inf)
         i, j = np.unravel_index(np.argmax(flat) if maximize else np.argmin(flat), data.shape)
         ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
-    ax.set_xticks(range(len(xlabels)), list(xlabels), fontsize=7, rotation=45)
-    ax.set_yticks(range(len(ylabels)), list(ylabels), fontsize=7)
+    ax.set_xticks(range(len(xlabels)), list(xlabels), fontsize=LEGEND_PT, rotation=45)
+    ax.set_yticks(range(len(ylabels)), list(ylabels), fontsize=LEGEND_PT)
     ax.set_xlabel(xname)
     ax.set_ylabel(yname)
     ax.set_title(title, fontsize=9)
@@ -219,9 +240,11 @@ def plot_ranges(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     if not ranged or not done:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(ranged), figsize=(3.4 * len(ranged), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(ranged), figsize=(max(8.0, 3.4 * len(ranged)), 3.6),
+                             squeeze=False)  # fmt: skip
+    colors = [trial_color(study, t.number) for t in done]
     for ax, name in zip(axes[0], ranged):
-        ax.scatter([t.params[name] for t in done], [t.value for t in done], s=14)
+        ax.scatter([t.params[name] for t in done], [t.value for t in done], s=18, c=colors)
         if cfg.sweep.params[name].log:
             ax.set_xscale("log")
         ax.set_xlabel(name)
@@ -238,24 +261,23 @@ def plot_depth(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
         return None
     space = Space(cfg.sweep)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    cmap = plt.get_cmap("tab10")
-    for i, t in enumerate(trials):
+    fig, ax = plt.subplots(figsize=(10, 4.5), layout="constrained")
+    for t in trials:
         per_epoch = info(t)["diagnostics"]["grad_norm"]
         params = ", ".join(label(v) for v in space.values_of(t.params).values())
         for norms, style, name in ((per_epoch[0], ":", None), (per_epoch[-1], "-", params)):
             ys = [v if v > 0 and math.isfinite(v) else math.nan for v in norms]
-            ax.plot(range(len(ys)), ys, ls=style, marker="o", ms=3, color=cmap(i % 10),
+            ax.plot(range(len(ys)), ys, ls=style, marker="o", ms=3,
+                    color=trial_color(study, t.number),
                     label=None if name is None else f"#{t.number} {name}")  # fmt: skip
     layers = info(trials[0])["diagnostics"]["layers"]
-    ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+    ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=LEGEND_PT)
     ax.set_yscale("log")
     ax.set_xlabel("layer (input → output)")
     ax.set_ylabel("gradient norm, epoch mean")
     ax.set_title("gradient norm over depth: first epoch dotted, last epoch solid", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    _legend(ax, len(trials))
     return save_figure(fig, path)
 
 
@@ -270,18 +292,20 @@ def write_sweep_report(study: Any, cfg: SweepConfig, run_dir: Path) -> Path:
     spec = cfg.sweep
     rows = trial_rows(study, cfg)
     best = _best(study)
-    images = [p for p in (plot_curves(study, cfg, plots / "curves.png"),) if p]
+    m = spec.metric
+    drawn = [(plot_curves(study, cfg, plots / "curves.png"), f"{m} per epoch, one line per trial")]
     value_params = [k for k, p in spec.params.items() if p.values is not None]
     if len(spec.params) == 2 and len(value_params) == 2:
         x, y = value_params
         grid, xs, ys = grid_matrix(study, cfg, x, y)
-        images.append(
-            plot_heatmap(grid, xs, ys, plots / "heatmap.png", xname=x, yname=y,
-                         title=f"{spec.metric} (mean over trials)",
-                         maximize=spec.direction == "maximize")
-        )  # fmt: skip
-    images += [p for p in (plot_ranges(study, cfg, plots / "params.png"),
-                           plot_depth(study, cfg, plots / "grad_norm_depth.png")) if p]  # fmt: skip
+        heat = plot_heatmap(grid, xs, ys, plots / "heatmap.png", xname=x, yname=y,
+                            title=f"{m} (mean over trials)", maximize=spec.direction == "maximize")
+        drawn.append((heat, f"{m} over {x} and {y} (best boxed)"))  # fmt: skip
+    drawn += [(plot_ranges(study, cfg, plots / "params.png"), f"{m} against each parameter"),
+              (plot_depth(study, cfg, plots / "grad_norm_depth.png"),
+               "Gradient norm over depth, one colour per trial")]  # fmt: skip
+    # a trial has one colour in every plot (the colour of its line in the first)
+    images: list[Any] = [(p, text) for p, text in drawn if p]
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1

@@ -113,17 +113,20 @@ def open_storage(url: str) -> Any:
     engine = (
         {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     )
+    from gradwise._steps import step_progress
+
     try:
-        return retrying(
-            lambda: storages.RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                **{key: retry_cls(max_retry=2)},
-            ),
-            "storage",
-        )
+        with step_progress(f"opening storage {shown_url(url)}"):
+            return retrying(
+                lambda: storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    **{key: retry_cls(max_retry=2)},
+                ),
+                "storage",
+            )
     except ImportError as exc:
         raise ConfigError(
             f"storage {shown_url(url)}: the database driver is not installed ({exc.__cause__ or exc}); "

@@ -10,6 +10,7 @@ interrupted ones are run again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -146,7 +147,9 @@ def work(
     from optuna.trial import TrialState
 
     cfg = SweepConfig.model_validate(raw)
-    with quiet_optuna():
+    # waits: a bar while other workers' trials finish (opened at the first wait)
+    with quiet_optuna(), contextlib.ExitStack() as waits:
+        bar = None
         if study is None or storage is None:
             storage = open_storage(url)
             study = optuna.load_study(
@@ -166,6 +169,12 @@ def work(
             if TrialState.WAITING in states or taken < total:
                 study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
             elif TrialState.RUNNING in states:
+                if bar is None:
+                    from gradwise._steps import step_progress
+
+                    what = "waiting for the other workers' trials"
+                    bar = waits.enter_context(step_progress(what, total=total))
+                bar.update(completed=sum(s.is_finished() for s in states))
                 time.sleep(POLL_S)
             else:
                 return objective.ran

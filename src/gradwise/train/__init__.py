@@ -23,6 +23,7 @@ from gradwise.train._logger import MetricsLogger
 from gradwise.train._progress import ProgressBar
 from gradwise.train._rng import seed_everything
 from gradwise.train._state import EVENTS, Callback, Control, History, TrainState
+from gradwise.train._threads import auto_threads, choose_threads
 from gradwise.train._trainer import Trainer
 from gradwise.train.metrics import Metric, get_metric
 
@@ -41,6 +42,8 @@ __all__ = [
     "ProgressBar",
     "TrainState",
     "Trainer",
+    "auto_threads",
+    "choose_threads",
     "get_metric",
     "is_main_process",
     "load_checkpoint",

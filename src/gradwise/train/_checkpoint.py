@@ -56,6 +56,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # zip, unpickling and EOF errors all mean: unreadable
         raise CheckpointError(
             f"checkpoint file {str(path)!r} is corrupt or not a torch checkpoint: {exc}"
+            + _intact_hint(path)
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
@@ -66,6 +67,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}")
     return ckpt
+
+
+def _intact_hint(bad: Path) -> str:
+    """Where to resume instead of a corrupt file: the newest intact checkpoint beside it."""
+    others = [p for p in bad.parent.glob("*.pt") if p != bad and p.name != "best.pt"]
+    others.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for i, other in enumerate(others):
+        try:
+            ckpt = torch.load(other, map_location="cpu", weights_only=True)
+        except Exception:  # unreadable too: try the next older one
+            continue
+        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+            continue
+        if i == 0:  # what resuming from the directory picks once the bad file is gone
+            return f"; the newest intact checkpoint is {str(other)!r}: delete the corrupt file to resume from it"
+        return f"; the newest intact checkpoint is {str(other)!r}: resume from that file"
+    return "; no intact checkpoint is beside it" if others else ""
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

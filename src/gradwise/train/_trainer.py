@@ -20,6 +20,7 @@ from gradwise.train._data import LoaderBatches, is_head, make_batches
 from gradwise.train._loop import Run, run_eval
 from gradwise.train._rng import seed_everything
 from gradwise.train._state import EVENTS, History, TrainState
+from gradwise.train._threads import auto_threads
 from gradwise.train.metrics import Metric, get_metric
 
 PRECISIONS = ("fp32", "bf16")
@@ -345,7 +346,8 @@ class Trainer:
         if dist is not None:
             run.ddp = dist.wrap(self.model)
         try:
-            self.history = run.fit(None if path is None else str(path))
+            with auto_threads(self.model):  # threads by model size and free cores
+                self.history = run.fit(None if path is None else str(path))
         finally:
             run.ddp = None  # the wrapper (and its gradient hooks) lives for one fit
         return self.history
