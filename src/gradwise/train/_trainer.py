@@ -81,6 +81,9 @@ class Trainer:
             several ranks exists); ``True`` always, ``False`` never. Under DDP
             ``batch_size`` is per process: the global batch is
             ``batch_size × world_size`` (see ``docs/distributed.md``).
+            ``"ddp"`` is ``True``; ``"fsdp"`` (or ``gradwise.train.FSDP(...)``
+            for mixed precision and activation checkpointing) shards the
+            parameters, gradients and optimizer state over the processes.
 
     Example:
         >>> import torch
@@ -112,7 +115,7 @@ class Trainer:
         scheduler: Any = None,
         scheduler_per: str = "step",
         schedule: Any = None,
-        distributed: bool | str = "auto",
+        distributed: Any = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -129,11 +132,7 @@ class Trainer:
             raise unknown("scheduler_per", str(scheduler_per), ("step", "epoch"))
         check.integer("Trainer", "seed", seed, optional=True)
         self.precision, self.scheduler_per, self.seed = precision, scheduler_per, seed
-        if not isinstance(distributed, bool) and distributed != "auto":
-            raise ConfigError(
-                f"Trainer: distributed must be 'auto', True or False, got {distributed!r}"
-            )
-        self.distributed = distributed
+        self.distributed = _distributed.check_mode(distributed)
         self.device = _distributed.local_device(resolve_device(device), distributed)
         if (
             precision == "bf16"
@@ -269,6 +268,7 @@ class Trainer:
         dist = _distributed.setup(self.distributed, self.device)
         if dist is not None:
             _distributed.check_metrics(self._make_metrics())
+            dist.prepare(self.model, self.optimizer)  # FSDP shards before the run holds params
         generator = torch.Generator()
         if self.seed is not None and resume is None:
             # Each rank its own dropout/augmentation stream; one shuffle for all.
