@@ -7,6 +7,8 @@ builders are shared with the test, which runs the single-process references
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gradwise.optim import adamw
-from gradwise.train import FSDP, Callback, Trainer, process_rank
+from gradwise.train import FSDP, Callback, Checkpoint, MetricsLogger, Trainer, process_rank
 
 N, D, K = 64, 6, 3  # 64 = 2 ranks × 32
 V, T = 48, 8  # tiny Llama: vocabulary, sequence length
@@ -113,6 +115,65 @@ def record(out: Path, name: str, trainer: Trainer) -> None:
         )
 
 
+class Kill(Callback):
+    """SIGKILL this process (rank ``rank``) at the end of step ``at``: no cleanup, no flush."""
+
+    order = 200  # after Checkpoint
+
+    def __init__(self, at: int, rank: int = 1) -> None:
+        self.at, self.rank = at, rank
+
+    def on_step_end(self, state):
+        if state.step == self.at and process_rank() == self.rank:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Crash(Callback):
+    order = 200
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step_end(self, state):
+        if state.step == self.at:
+            raise RuntimeError("simulated crash")
+
+
+def resumable_trainer(
+    log_dir: Path | None, distributed, batch_size: int = 4, kill_at=None, crash_at=None, lora=False
+):
+    """gradwise AdamW, a StepLR schedule, grad_accum=2, DCP checkpoints every 3 steps.
+
+    32 examples per rank in batches of 4: 8 batches, 4 steps per epoch, 12 in all.
+    """
+    torch.manual_seed(2)
+    model = nn.Sequential(
+        nn.Linear(D, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, K)
+    )
+    if lora:
+        from gradwise.lora import LoRAConfig, inject
+
+        inject(model, LoRAConfig(r=2, alpha=4, target_modules=["0", "2"]))
+    opt = adamw(
+        [(n, p) for n, p in model.named_parameters() if p.requires_grad], lr=1e-2, weight_decay=0.05
+    )
+    callbacks: list = [Losses()]
+    if log_dir is not None:
+        callbacks += [
+            MetricsLogger(log_dir, log_every=1, tensorboard=False),
+            Checkpoint(log_dir / "ckpt", every_n_steps=3, keep=10),
+        ]
+    if kill_at is not None:
+        callbacks.append(Kill(kill_at))
+    if crash_at is not None:
+        callbacks.append(Crash(crash_at))
+    return Trainer(
+        model, opt, nn.CrossEntropyLoss(), epochs=3, batch_size=batch_size, grad_accum=2,
+        seed=5, distributed=distributed, callbacks=callbacks,
+        scheduler=torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5),
+    )  # fmt: skip
+
+
 def main(scenario: str, out: Path) -> None:
     torch.set_num_threads(1)
     if scenario == "match":
@@ -131,6 +192,16 @@ def main(scenario: str, out: Path) -> None:
         t = llama_trainer(4, FSDP(mixed_precision="bf16"))
         t.fit(lm_data())
         record(out, "llama_bf16", t)
+    elif scenario == "kill":
+        resumable_trainer(out / "run", "fsdp", kill_at=7).fit(mlp_data())
+        raise SystemExit("rank 1 was not killed")  # rank 0 fails in a collective before this
+    elif scenario == "resume":
+        t = resumable_trainer(out / "run", "fsdp")
+        t.fit(mlp_data(), resume=out / "run" / "ckpt")
+        record(out, "resumed", t)
+        t = resumable_trainer(out / "full", "fsdp")
+        t.fit(mlp_data())
+        record(out, "full", t)
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
 

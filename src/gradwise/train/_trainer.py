@@ -17,6 +17,7 @@ from gradwise.nn._inputs import check_input_size
 from gradwise.train import _distributed
 from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
 from gradwise.train._data import LoaderBatches, is_head, make_batches
+from gradwise.train._dcp import load_sharded
 from gradwise.train._loop import Run, run_eval
 from gradwise.train._rng import seed_everything
 from gradwise.train._state import EVENTS, History, TrainState
@@ -337,6 +338,10 @@ class Trainer:
             rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
             ckpt = _distributed.for_rank(ckpt, path, rank, world)
             try:
+                if ckpt.get("sharded"):  # FSDP's DCP shards, resharded to this run
+                    ckpt["model"], ckpt["optimizer"] = load_sharded(
+                        path, self.model, self.optimizer
+                    )
                 run.restore(ckpt)
             except (RuntimeError, KeyError, ValueError, TypeError) as exc:
                 raise CheckpointError(
