@@ -245,3 +245,16 @@ def test_two_ranks_follow_the_one_process_trajectory(tmp_path):
     assert bf16 == pytest.approx(fp32, rel=2e-2)
     assert bf16 != fp32
     assert bf16[-1] < bf16[0]
+
+
+def test_distributed_and_checkpoint_modules_import_one_way():
+    """_checkpoint imports _distributed; _distributed never imports _checkpoint (no cycle)."""
+    import ast
+
+    import gradwise.train._distributed as mod
+
+    tree = ast.parse(Path(mod.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "gradwise.train._checkpoint" not in imported
+    assert not any(m and m.startswith("gradwise.train._dcp") for m in imported)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -295,18 +295,18 @@ class Distributed:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
-    def resolve(self, resume: Any) -> Path:
-        """The checkpoint file rank 0 resolves ``resume`` to, on every rank.
+    def resolve(self, resume: Any, resolver: Callable[[Any], Path]) -> Path:
+        """The checkpoint ``resolver(resume)`` gives on rank 0, on every rank.
 
-        Every rank then loads that one file, even where a checkpoint directory
-        looks different from another process (a shared file system lagging).
+        Every rank then loads that one checkpoint, even where a checkpoint
+        directory looks different from another process (a shared file system
+        lagging). The resolver is passed in (``resolve_checkpoint``) so that
+        this module never imports the checkpoint module, which imports it.
         """
-        from gradwise.train._checkpoint import resolve_checkpoint
-
         found, error = None, None
         if self.rank == 0:
             try:
-                found = str(resolve_checkpoint(resume))
+                found = str(resolver(resume))
             except CheckpointError as exc:
                 error = str(exc)
         found, error = self.broadcast((found, error))

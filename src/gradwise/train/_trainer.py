@@ -333,7 +333,11 @@ class Trainer:
         )
         path = None
         if resume is not None:
-            path = resolve_checkpoint(resume) if dist is None else dist.resolve(resume)
+            path = (
+                resolve_checkpoint(resume)
+                if dist is None
+                else dist.resolve(resume, resolve_checkpoint)
+            )
             ckpt = load_checkpoint(path)
             rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
             ckpt = _distributed.for_rank(ckpt, path, rank, world)
