@@ -242,3 +242,55 @@ def shard(
     new = dict(model.named_parameters())
     for group in optimizer.param_groups:
         group["params"] = [new[names[id(p)]] if id(p) in names else p for p in group["params"]]
+
+
+_CONFIG_MODES = {"auto": "auto", "off": False, "ddp": True, "fsdp": "fsdp"}
+
+
+def trainer_mode(value: Any) -> Any:
+    """A run config's ``training.distributed`` as ``Trainer(distributed=...)`` takes it.
+
+    ``"auto"`` (DDP when torchrun started several processes), ``"off"``,
+    ``"ddp"``, ``"fsdp"``, or a mapping ``{"fsdp": {"mixed_precision": "bf16",
+    "activation_checkpointing": true}}`` with :class:`FSDP`'s fields.
+
+    Example:
+        >>> trainer_mode({"fsdp": {"mixed_precision": "bf16"}})
+        FSDP(mixed_precision='bf16', activation_checkpointing=False, reshard_after_forward=True)
+        >>> trainer_mode("off")
+        False
+    """
+    if isinstance(value, str) and value in _CONFIG_MODES:
+        return _CONFIG_MODES[value]
+    if isinstance(value, dict) and list(value) == ["fsdp"]:
+        opts = value["fsdp"] or {}
+        fields = ("mixed_precision", "activation_checkpointing", "reshard_after_forward")
+        unknown = [k for k in opts if k not in fields] if isinstance(opts, dict) else [opts]
+        if unknown:
+            raise ConfigError(
+                f"training.distributed.fsdp: unknown option {unknown[0]!r}; "
+                f"allowed: {', '.join(fields)}"
+            )
+        return FSDP(**opts)
+    raise ConfigError(
+        f"training.distributed must be one of {', '.join(_CONFIG_MODES)} or "
+        f"{{fsdp: {{mixed_precision: bf16, activation_checkpointing: true}}}}, got {value!r}"
+    )
+
+
+def gather_into(sharded: nn.Module, plain: nn.Module) -> nn.Module:
+    """Load a sharded model's full weights into ``plain`` (same architecture); returns ``plain``.
+
+    A collective call: every rank gathers the full state dict
+    (``get_model_state_dict(..., full_state_dict=True)``). A recipe uses it
+    after an FSDP ``fit`` to evaluate and save an ordinary module.
+    """
+    plain.load_state_dict(full_state_dict(sharded))
+    return plain
+
+
+def full_state_dict(sharded: nn.Module) -> dict[str, torch.Tensor]:
+    """The full (unsharded) state dict of an FSDP model, on every rank (a collective call)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(sharded, options=StateDictOptions(full_state_dict=True))
