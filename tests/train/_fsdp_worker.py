@@ -17,7 +17,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from gradwise.optim import adamw
-from gradwise.train import FSDP, Callback, Checkpoint, MetricsLogger, Trainer, process_rank
+from gradwise.train import (
+    FSDP,
+    Callback,
+    Checkpoint,
+    MetricsLogger,
+    Trainer,
+    process_rank,
+    world_size,
+)
 
 N, D, K = 64, 6, 3  # 64 = 2 ranks × 32
 V, T = 48, 8  # tiny Llama: vocabulary, sequence length
@@ -110,7 +118,12 @@ def record(out: Path, name: str, trainer: Trainer) -> None:
     grads = sum(p.requires_grad for p in trainer.model.parameters())
     if process_rank() == 0:
         torch.save(
-            {"losses": trainer.callbacks[0].values, "state": state, "trainable": grads},
+            {
+                "losses": trainer.callbacks[0].values,
+                "state": state,
+                "trainable": grads,
+                "world": world_size(),
+            },
             out / f"{name}.pt",
         )
 
@@ -192,6 +205,10 @@ def main(scenario: str, out: Path) -> None:
         t = llama_trainer(4, FSDP(mixed_precision="bf16"))
         t.fit(lm_data())
         record(out, "llama_bf16", t)
+    elif scenario == "multinode":  # under torchrun --nnodes=2 --nproc_per_node=1
+        t = mlp_trainer(16, "fsdp")
+        t.fit(mlp_data())
+        record(out, "multinode", t)
     elif scenario == "kill":
         resumable_trainer(out / "run", "fsdp", kill_at=7).fit(mlp_data())
         raise SystemExit("rank 1 was not killed")  # rank 0 fails in a collective before this
