@@ -258,3 +258,34 @@ def test_distributed_and_checkpoint_modules_import_one_way():
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "gradwise.train._checkpoint" not in imported
     assert not any(m and m.startswith("gradwise.train._dcp") for m in imported)
+
+
+def test_divergence_guard_and_schedule_act_on_sharded_parameters(one_rank_group):
+    """The guard's rollbacks (snapshots of DTensor state) and an attached schedule, as in one process."""
+    from gradwise.schedules import warmup_cosine
+    from gradwise.train import DivergenceGuard, Trainer
+
+    def run(distributed):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+        guard = DivergenceGuard(snapshot_every=2, max_retries=5)
+        t = Trainer(
+            model, optim.sgd(model.named_parameters(), lr=30.0), nn.CrossEntropyLoss(),
+            epochs=4, batch_size=8, seed=0, distributed=distributed,
+            schedule=lambda n: warmup_cosine(total_steps=n, warmup=2),
+            callbacks=[guard, worker.Losses()],
+        )  # fmt: skip
+        history = t.fit(worker.mlp_data())
+        return t, guard, history
+
+    plain, g_plain, h_plain = run(False)
+    sharded, g_sharded, h_sharded = run("fsdp")
+    assert g_plain.retries > 0 and g_sharded.retries == g_plain.retries  # it did roll back
+    assert [e["kind"] for e in h_sharded.events] == [e["kind"] for e in h_plain.events]
+    assert sharded.callbacks[1].values == pytest.approx(plain.callbacks[1].values, rel=1e-5)
+    assert sharded.optimizer.param_groups[0]["lr"] == pytest.approx(
+        plain.optimizer.param_groups[0]["lr"], rel=1e-12
+    )
+    full = worker.full_state(sharded.model)
+    for k, v in plain.model.state_dict().items():
+        torch.testing.assert_close(full[k], v, rtol=1e-5, atol=1e-6)
