@@ -105,6 +105,25 @@ def llama_trainer(batch_size: int, distributed, lora: bool = False, **kw) -> Tra
     )  # fmt: skip
 
 
+def guarded_trainer(batch_size: int, distributed) -> Trainer:
+    """SGD at lr 30 diverges: the DivergenceGuard rolls back and lowers the lr."""
+    from gradwise.optim import sgd
+    from gradwise.train import DivergenceGuard
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(D, 16), nn.Tanh(), nn.Linear(16, K))
+    return Trainer(
+        model, sgd(model.named_parameters(), lr=30.0), nn.CrossEntropyLoss(), epochs=4,
+        batch_size=batch_size, seed=0, distributed=distributed,
+        callbacks=[Losses(), DivergenceGuard(snapshot_every=2, max_retries=5)],
+    )  # fmt: skip
+
+
+def losses(trainer: Trainer) -> list[float]:
+    """The step losses the trainer's ``Losses`` callback recorded."""
+    return next(cb for cb in trainer.callbacks if isinstance(cb, Losses)).values
+
+
 def full_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's state dict with every sharded tensor gathered (a collective call)."""
     out = {}
@@ -119,10 +138,11 @@ def record(out: Path, name: str, trainer: Trainer) -> None:
     if process_rank() == 0:
         torch.save(
             {
-                "losses": trainer.callbacks[0].values,
+                "losses": losses(trainer),
                 "state": state,
                 "trainable": grads,
                 "world": world_size(),
+                "events": [(e["kind"], e["step"]) for e in trainer.history.events],
             },
             out / f"{name}.pt",
         )
@@ -205,6 +225,9 @@ def main(scenario: str, out: Path) -> None:
         t = llama_trainer(4, FSDP(mixed_precision="bf16"))
         t.fit(lm_data())
         record(out, "llama_bf16", t)
+        t = guarded_trainer(4, "fsdp")
+        t.fit(mlp_data())
+        record(out, "guard", t)
     elif scenario == "multinode":  # under torchrun --nnodes=2 --nproc_per_node=1
         t = mlp_trainer(16, "fsdp")
         t.fit(mlp_data())
