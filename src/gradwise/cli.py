@@ -1,7 +1,7 @@
 """The ``gradwise`` command.
 
 ``gradwise demo | train CONFIG | lr-find CONFIG | finetune CONFIG |
-instruct CONFIG | linear CONFIG | sweep CONFIG | report RUN_DIR``. Errors a user can cause (a bad config, bad data) print
+instruct CONFIG | linear CONFIG | sweep CONFIG | report RUN_DIR | export RUN_DIR``. Errors a user can cause (a bad config, bad data) print
 one clear message and exit with status 2, with no traceback.
 """
 
@@ -199,6 +199,19 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     if not (run_dir / "metrics.jsonl").exists():
         raise ConfigError(f"{run_dir} is not a run directory: it has no metrics.jsonl")
     typer.echo(f"report: {write_report(run_dir)}")
+
+
+@app.command()
+@_user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory or a sharded checkpoint.")],
+    out: Annotated[Path | None, typer.Option(help="Output directory (default RUN_DIR/export).")] = None,
+) -> None:
+    """Consolidate an FSDP (DCP) checkpoint into model.safetensors, plus a PEFT adapter for LoRA."""
+    from gradwise.train._export import export_checkpoint
+
+    for path in export_checkpoint(run_dir, out if out is not None else run_dir / "export"):
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

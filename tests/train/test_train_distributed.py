@@ -263,7 +263,7 @@ def test_single_process_stays_single(monkeypatch):
 def test_distributed_argument_is_checked(monkeypatch):
     for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)
-    with pytest.raises(ConfigError, match="distributed must be 'auto', True or False"):
+    with pytest.raises(ConfigError, match="distributed must be 'auto', True, False, 'ddp', 'fsdp'"):
         worker.sgd_trainer(16, distributed="yes")
     t = worker.sgd_trainer(16, distributed=True)
     with pytest.raises(ConfigError, match="missing: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT"):

@@ -61,6 +61,16 @@ class TrainingConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Device = "auto"
     seed: int = 0
+    # "auto" | "off" | "ddp" | "fsdp" | {fsdp: {mixed_precision, activation_checkpointing}}
+    distributed: Any = "auto"
+
+    @field_validator("distributed")
+    @classmethod
+    def _valid_distributed(cls, v: Any) -> Any:
+        from gradwise.train._fsdp import trainer_mode
+
+        trainer_mode(v)
+        return v
 
 
 class EarlyStoppingConfig(Strict):

@@ -130,7 +130,12 @@ class GradualUnfreezing(Callback):
     def _setup(self, model: nn.Module) -> None:
         spec = self._group_spec
         if spec is not None and all(isinstance(g, LayerGroup) for g in spec):
-            self.groups = list(spec)  # type: ignore[arg-type]
+            # By name: FSDP replaces the parameter objects the groups were built from.
+            named = dict(model.named_parameters())
+            self.groups = [
+                dataclasses.replace(g, params=tuple((n, named.get(n, p)) for n, p in g.params))
+                for g in spec  # type: ignore[union-attr]
+            ]
         else:
             self.groups = layer_groups(model, spec)  # type: ignore[arg-type]
         self.stages = self.plan.expand(len(self.groups))

@@ -13,9 +13,9 @@ Everything else has defaults; ``lora: null`` means full fine-tuning.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gradwise.config import Betas, Device, RunName, Strict
 
@@ -78,6 +78,16 @@ class InstructTrainingConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Device = "auto"
     seed: int = 0
+    # "auto" | "off" | "ddp" | "fsdp" | {fsdp: {mixed_precision, activation_checkpointing}}
+    distributed: Any = "auto"
+
+    @field_validator("distributed")
+    @classmethod
+    def _valid_distributed(cls, v: Any) -> Any:
+        from gradwise.train._fsdp import trainer_mode
+
+        trainer_mode(v)
+        return v
     checkpoint: bool = True
     guard: bool = True  # DivergenceGuard: roll back and lower the lr on NaN/inf or a loss spike
     progress: bool = True

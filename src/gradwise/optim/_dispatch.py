@@ -17,7 +17,8 @@ reference path.
 
 ``run`` returns False, before changing anything, whenever the tensors do not
 fit a fused kernel (sparse, complex, non-contiguous, mixed device or dtype,
-a tensor ``lr``); the optimizer then takes the reference path.
+a tensor ``lr``, a tensor subclass such as FSDP's DTensor); the optimizer
+then takes the reference path.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
     dtype, device = p0.dtype, p0.get_device()  # get_device: an int, cheaper than .device
     if not dtype.is_floating_point or not (p0.is_cpu or p0.is_cuda):
         return False
+    if type(p0) not in (torch.Tensor, torch.nn.Parameter):
+        return False  # a tensor subclass (FSDP's DTensor shards): no fused kernel for it
     for p, g in zip(params, grads):
         if (
             p.dtype is not dtype

@@ -48,6 +48,7 @@ from gradwise.finetune._config import FinetuneConfig, FinetuneDataConfig
 from gradwise.recipes._setup import build_optimizer, callbacks_from_config, schedule_factory
 from gradwise.report import Section, write_report
 from gradwise.train import Trainer
+from gradwise.train._fsdp import full_state_dict, is_sharded, trainer_mode
 
 
 @dataclass
@@ -227,6 +228,7 @@ def run(
         model, optimizer, loss, epochs=t.epochs, batch_size=t.batch_size, callbacks=callbacks,
         device=t.device, grad_accum=t.grad_accum, clip_grad_norm=t.clip_grad_norm,
         precision=t.precision, seed=t.seed, schedule=schedule,
+        distributed=trainer_mode(t.distributed),
     )  # fmt: skip
 
     # 7. the source task through its own head, before fine-tuning
@@ -280,10 +282,13 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _save_weights(model: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file, save_model
 
     tmp = path.with_suffix(".tmp")
-    save_model(model, str(tmp))
+    if is_sharded(model):  # FSDP: the full weights, gathered from the shards
+        save_file({k: v.contiguous() for k, v in full_state_dict(model).items()}, str(tmp))
+    else:
+        save_model(model, str(tmp))
     os.replace(tmp, path)
 
 

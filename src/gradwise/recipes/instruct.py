@@ -173,6 +173,7 @@ def sft(
     from gradwise.report import Section, write_report
     from gradwise.schedules import schedule
     from gradwise.train import Checkpoint, DivergenceGuard, MetricsLogger, ProgressBar, Trainer
+    from gradwise.train._fsdp import gather_into, is_sharded, trainer_mode
 
     # 1. the run directory: a fresh run never mixes records with an older one
     run_dir = cfg.run_dir
@@ -216,20 +217,19 @@ def sft(
         results["before"] = _eval(model, tokenizer, val_examples, template, cfg).as_dict()
 
     # 5. LoRA: freeze the base, train low-rank adapters
+    lora_cfg = None
     if cfg.lora is not None:
         lc = cfg.lora
         torch.manual_seed(cfg.training.seed)  # the adapters' initial A is random
-        glora.inject(
-            model,
-            glora.LoRAConfig(
-                r=lc.r,
-                alpha=lc.alpha,
-                dropout=lc.dropout,
-                target_modules=lc.target_modules,
-                use_rslora=lc.use_rslora,
-                task_type="CAUSAL_LM",
-            ),
+        lora_cfg = glora.LoRAConfig(
+            r=lc.r,
+            alpha=lc.alpha,
+            dropout=lc.dropout,
+            target_modules=lc.target_modules,
+            use_rslora=lc.use_rslora,
+            task_type="CAUSAL_LM",
         )
+        glora.inject(model, lora_cfg)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_total = sum(p.numel() for p in model.parameters())
 
@@ -286,12 +286,19 @@ def sft(
         precision=t.precision,
         seed=t.seed,
         schedule=lr_schedule,
+        distributed=trainer_mode(t.distributed),
     )
     try:
         history = trainer.fit(train_loader, val_loader, resume=ckpt_dir if can_resume else None)
     finally:
         if packed is not None:
             packed.restore()
+    if is_sharded(trainer.model):
+        # FSDP trained shards: evaluate and save a plain copy holding the full weights.
+        plain = load_model(cfg)[0]
+        if lora_cfg is not None:
+            glora.inject(plain, lora_cfg)
+        model = gather_into(trainer.model, CausalLMAdapter(plain)).lm
 
     # 9. evaluate the tuned model on the held-out set
     generations: list[dict[str, str]] = []

@@ -30,6 +30,7 @@ from gradwise.recipes._setup import (
 )
 from gradwise.report import Section, write_report
 from gradwise.train import Trainer, is_main_process
+from gradwise.train._fsdp import trainer_mode
 from gradwise.train._io import write_text
 
 
@@ -226,6 +227,7 @@ def _run(
         precision=t.precision,
         seed=t.seed,
         schedule=schedule_factory(cfg.schedule),
+        distributed=trainer_mode(t.distributed),
     )
     parts = prep.parts
     val = parts.val.tensors() if len(parts.val) else None

@@ -18,6 +18,7 @@ from gradwise.train._checkpoint import Checkpoint, load_checkpoint, save_checkpo
 from gradwise.train._diagnostics import GradientDiagnostics
 from gradwise.train._distributed import is_main_process, process_rank, world_size
 from gradwise.train._early_stopping import EarlyStopping
+from gradwise.train._fsdp import FSDP
 from gradwise.train._guard import DivergenceError, DivergenceGuard
 from gradwise.train._logger import MetricsLogger
 from gradwise.train._progress import ProgressBar
@@ -35,6 +36,7 @@ __all__ = [
     "DivergenceError",
     "DivergenceGuard",
     "EarlyStopping",
+    "FSDP",
     "GradientDiagnostics",
     "History",
     "Metric",

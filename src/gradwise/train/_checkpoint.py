@@ -2,20 +2,25 @@
 
 A checkpoint is ``TrainState.snapshot()`` saved with ``torch.save``: state
 dicts, RNG states as tensors and plain Python values, so ``torch.load(path,
-weights_only=True)`` reads it without unpickling arbitrary objects.
+weights_only=True)`` reads it without unpickling arbitrary objects. Under FSDP
+it is a directory of DCP shards plus that snapshot's other entries (see
+:mod:`gradwise.train._dcp`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gradwise.errors import CheckpointError, ConfigError
+from gradwise.train._dcp import META, is_sharded_checkpoint, save_sharded
 from gradwise.train._distributed import share_ranks
+from gradwise.train._fsdp import is_sharded
 from gradwise.train._io import atomic_write, write_text
 from gradwise.train._monitor import Monitor
 from gradwise.train._state import Callback, Control, TrainState
@@ -44,11 +49,17 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a training checkpoint with ``weights_only=True`` onto the CPU.
 
+    For a sharded checkpoint directory this reads its ``meta.pt``: the
+    snapshot with ``"sharded": True`` and ``model``/``optimizer`` None, whose
+    states ``Trainer.fit`` then loads with DCP.
+
     Raises:
         CheckpointError: naming the file when it is missing, truncated, not a
             torch file, or not a gradwise training checkpoint.
     """
     path = Path(path)
+    if is_sharded_checkpoint(path):
+        path = path / META
     if not path.is_file():
         raise CheckpointError(f"checkpoint file {str(path)!r} does not exist")
     try:
@@ -90,9 +101,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file as given, or the latest one in a directory.
 
     In a directory the ``latest`` file written by :class:`Checkpoint` names
-    it; without one, the most recently modified ``*.pt`` other than ``best.pt``.
+    it; without one, the most recently modified ``*.pt`` (or sharded checkpoint
+    directory) other than ``best``.
     """
     path = Path(path)
+    if is_sharded_checkpoint(path):
+        return path
     if not path.is_dir():
         if not path.exists():
             raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
@@ -100,9 +114,10 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     pointer = path / LATEST
     if pointer.is_file():
         name = pointer.read_text().strip()
-        if (path / name).is_file():
+        if (path / name).is_file() or is_sharded_checkpoint(path / name):
             return path / name
     files = [p for p in path.glob("*.pt") if p.name != "best.pt"]
+    files += [p for p in path.glob("[!.]*") if p.name != "best" and is_sharded_checkpoint(p)]
     if not files:
         raise CheckpointError(f"no checkpoint (*.pt) in directory {str(path)!r}")
     return max(files, key=lambda p: p.stat().st_mtime_ns)
@@ -118,7 +133,8 @@ class Checkpoint(Callback):
     newest rolling checkpoints stay on disk. Each save emits a
     ``"checkpoint"`` event. Under ``torchrun`` the callback runs on every
     process (each adds its RNG states and running sums to the file) and only
-    rank 0 writes.
+    rank 0 writes. Under FSDP each checkpoint is a directory of DCP shards
+    (``step-00000100/``, ``best/``) that every rank writes its part of.
 
     Args:
         dir: output directory (created).
@@ -162,19 +178,21 @@ class Checkpoint(Callback):
 
     def on_step_end(self, state: TrainState) -> Control | None:
         if self.every_n_steps and state.step % self.every_n_steps == 0:
-            return self._save(state, f"step-{state.step:08d}.pt")
+            return self._save(state, self._name(state, f"step-{state.step:08d}.pt"))
         return None
 
     def on_epoch_end(self, state: TrainState) -> Control | None:
         ctl = Control()
         if self.best is not None and self.best.update(state.metrics):
-            msg = f"saved best.pt ({self.best.key}={self.best.value:.6g})"
-            ctl.events.append(self._write(state, "best.pt", msg))
+            best = self._name(state, "best.pt")
+            msg = f"saved {best} ({self.best.key}={self.best.value:.6g})"
+            ctl.events.append(self._write(state, best, msg))
         if self.every_epoch:
-            ctl.events += self._save(state, f"epoch-{state.epoch:04d}.pt").events
+            ctl.events += self._save(state, self._name(state, f"epoch-{state.epoch:04d}.pt")).events
         return ctl
 
     def _write(self, state: TrainState, name: str, message: str) -> dict[str, Any]:
+        sharded = is_sharded(state.model)
         path = self.dir / name
         event = {"kind": "checkpoint", "message": message, "path": str(path)}
         payload = state.snapshot()
@@ -186,9 +204,16 @@ class Checkpoint(Callback):
         # Under DDP every rank reaches this point at the same step (collective
         # gather of the per-rank RNGs); only rank 0 writes.
         self._writes = share_ranks(payload)
-        if self._writes:
+        if sharded:
+            save_sharded(path, payload, state.model, state.optimizer, self._writes)
+        elif self._writes:
             save_checkpoint(path, payload)
         return event
+
+    @staticmethod
+    def _name(state: TrainState, name: str) -> str:
+        # A sharded (FSDP) checkpoint is a directory: the name without ".pt".
+        return name.removesuffix(".pt") if is_sharded(state.model) else name
 
     def _save(self, state: TrainState, name: str) -> Control:
         # Record the file before the snapshot, so the saved list in the
@@ -200,7 +225,9 @@ class Checkpoint(Callback):
         if self._writes:
             write_text(self.dir / LATEST, name)
             for old in self.saved[: -self.keep]:
-                with contextlib.suppress(FileNotFoundError):
+                if (self.dir / old).is_dir():
+                    shutil.rmtree(self.dir / old, ignore_errors=True)
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                     (self.dir / old).unlink()
         self.saved = self.saved[-self.keep :]
         return Control(events=[event])

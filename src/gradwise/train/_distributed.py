@@ -1,4 +1,4 @@
-"""Multi-process training (DDP) under ``torchrun``: process group, sharding and reductions.
+"""Multi-process training (DDP or FSDP) under ``torchrun``: process group, sharding and reductions.
 
 ``torchrun --nproc_per_node=N script.py`` starts N processes and gives each
 ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset
 
 from gradwise.errors import CheckpointError, ConfigError
+from gradwise.train._fsdp import FSDP, as_fsdp, shard
 from gradwise.train._shard import Shard, ShardSampler
 from gradwise.train.metrics import R2, Metric
 
@@ -93,11 +94,30 @@ def is_main_process() -> bool:
     return process_rank() == 0
 
 
+MODES = ("auto", True, False, "ddp", "fsdp")
+
+
+def check_mode(mode: Any) -> Any:
+    """``Trainer(distributed=...)`` checked: ``"ddp"`` is ``True``; ``FSDP(...)`` is kept."""
+    if isinstance(mode, FSDP) or (isinstance(mode, bool) or mode in ("auto", "fsdp")):
+        return mode
+    if mode == "ddp":
+        return True
+    raise ConfigError(
+        "Trainer: distributed must be 'auto', True, False, 'ddp', 'fsdp' or "
+        f"gradwise.train.FSDP(...), got {mode!r}"
+    )
+
+
+def _forced(mode: Any) -> bool:
+    return mode is True or as_fsdp(mode) is not None
+
+
 def local_device(device: torch.device, mode: Any) -> torch.device:
     """``cuda`` without an index becomes ``cuda:LOCAL_RANK`` when this is a torchrun worker."""
     if mode is False or device.type != "cuda" or device.index is not None:
         return device
-    if not (launched() or (mode is True and "LOCAL_RANK" in os.environ)):
+    if not (launched() or (_forced(mode) and "LOCAL_RANK" in os.environ)):
         return device
     count = max(torch.cuda.device_count(), 1)
     return torch.device("cuda", _env_int("LOCAL_RANK", process_rank()) % count)
@@ -113,22 +133,24 @@ def setup(mode: Any, device: torch.device) -> Distributed | None:
 
     ``mode="auto"`` runs DDP when a process group with several ranks exists or
     ``torchrun`` started several processes; ``True`` always (one process
-    included), ``False`` never. A process group this function creates is
-    destroyed when the process exits.
+    included), ``False`` never; ``"fsdp"`` or an :class:`FSDP` always, with
+    sharded parameters. A process group this function creates is destroyed
+    when the process exits.
     """
     if mode is False:
         return None
+    fsdp = as_fsdp(mode)
     if _initialized():
         if mode == "auto" and _dist().get_world_size() == 1:
             return None
-        return Distributed(device)
+        return Distributed(device, fsdp)
     if mode == "auto" and not launched():
         return None
     needed = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
     missing = [v for v in needed if v not in os.environ]
     if not torch.distributed.is_available() or missing:
         raise ConfigError(
-            "Trainer: distributed=True needs an initialised torch.distributed process group "
+            f"Trainer: distributed={mode!r} needs an initialised torch.distributed process group "
             f"or the variables torchrun sets ({', '.join(needed)}; missing: "
             f"{', '.join(missing) or 'none'}); launch with torchrun --nproc_per_node=N ..."
         )
@@ -136,7 +158,7 @@ def setup(mode: Any, device: torch.device) -> Distributed | None:
         torch.cuda.set_device(device)
     _dist().init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     atexit.register(_destroy)
-    return Distributed(device)
+    return Distributed(device, fsdp)
 
 
 # -- combining metric states across ranks ---------------------------------------------
@@ -245,34 +267,46 @@ def for_rank(ckpt: dict[str, Any], path: Any, rank: int, world: int) -> dict[str
 
 
 class Distributed:
-    """The process group as one ``fit`` uses it (rank, world size, device)."""
+    """The process group as one ``fit`` uses it (rank, world size, device, FSDP or DDP)."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, fsdp: FSDP | None = None) -> None:
         dist = _dist()
         self.rank, self.world, self.device = dist.get_rank(), dist.get_world_size(), device
+        self.fsdp = fsdp
 
     def shard(self, pad: bool) -> Shard:
         return Shard(self.rank, self.world, pad)
 
-    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """``DistributedDataParallel`` around ``model`` (rank 0's weights are broadcast)."""
+    def prepare(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Under FSDP: shard ``model`` in place and rebind ``optimizer`` (before the run starts)."""
+        if self.fsdp is not None:
+            shard(model, optimizer, self.fsdp, self.device)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module | None:
+        """``DistributedDataParallel`` around ``model`` (rank 0's weights are broadcast).
+
+        None under FSDP: the sharded model is called directly, and FSDP
+        reduce-scatters the gradients of every backward.
+        """
         from torch.nn.parallel import DistributedDataParallel
 
+        if self.fsdp is not None:
+            return None
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
-    def resolve(self, resume: Any) -> Path:
-        """The checkpoint file rank 0 resolves ``resume`` to, on every rank.
+    def resolve(self, resume: Any, resolver: Callable[[Any], Path]) -> Path:
+        """The checkpoint ``resolver(resume)`` gives on rank 0, on every rank.
 
-        Every rank then loads that one file, even where a checkpoint directory
-        looks different from another process (a shared file system lagging).
+        Every rank then loads that one checkpoint, even where a checkpoint
+        directory looks different from another process (a shared file system
+        lagging). The resolver is passed in (``resolve_checkpoint``) so that
+        this module never imports the checkpoint module, which imports it.
         """
-        from gradwise.train._checkpoint import resolve_checkpoint
-
         found, error = None, None
         if self.rank == 0:
             try:
-                found = str(resolve_checkpoint(resume))
+                found = str(resolver(resume))
             except CheckpointError as exc:
                 error = str(exc)
         found, error = self.broadcast((found, error))

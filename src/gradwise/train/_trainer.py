@@ -17,6 +17,7 @@ from gradwise.nn._inputs import check_input_size
 from gradwise.train import _distributed
 from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
 from gradwise.train._data import LoaderBatches, is_head, make_batches
+from gradwise.train._dcp import load_sharded
 from gradwise.train._loop import Run, run_eval
 from gradwise.train._rng import seed_everything
 from gradwise.train._state import EVENTS, History, TrainState
@@ -82,6 +83,9 @@ class Trainer:
             several ranks exists); ``True`` always, ``False`` never. Under DDP
             ``batch_size`` is per process: the global batch is
             ``batch_size × world_size`` (see ``docs/distributed.md``).
+            ``"ddp"`` is ``True``; ``"fsdp"`` (or ``gradwise.train.FSDP(...)``
+            for mixed precision and activation checkpointing) shards the
+            parameters, gradients and optimizer state over the processes.
 
     Example:
         >>> import torch
@@ -113,7 +117,7 @@ class Trainer:
         scheduler: Any = None,
         scheduler_per: str = "step",
         schedule: Any = None,
-        distributed: bool | str = "auto",
+        distributed: Any = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -130,11 +134,7 @@ class Trainer:
             raise unknown("scheduler_per", str(scheduler_per), ("step", "epoch"))
         check.integer("Trainer", "seed", seed, optional=True)
         self.precision, self.scheduler_per, self.seed = precision, scheduler_per, seed
-        if not isinstance(distributed, bool) and distributed != "auto":
-            raise ConfigError(
-                f"Trainer: distributed must be 'auto', True or False, got {distributed!r}"
-            )
-        self.distributed = distributed
+        self.distributed = _distributed.check_mode(distributed)
         self.device = _distributed.local_device(resolve_device(device), distributed)
         if (
             precision == "bf16"
@@ -270,6 +270,7 @@ class Trainer:
         dist = _distributed.setup(self.distributed, self.device)
         if dist is not None:
             _distributed.check_metrics(self._make_metrics())
+            dist.prepare(self.model, self.optimizer)  # FSDP shards before the run holds params
         generator = torch.Generator()
         if self.seed is not None and resume is None:
             # Each rank its own dropout/augmentation stream; one shuffle for all.
@@ -333,11 +334,19 @@ class Trainer:
         )
         path = None
         if resume is not None:
-            path = resolve_checkpoint(resume) if dist is None else dist.resolve(resume)
+            path = (
+                resolve_checkpoint(resume)
+                if dist is None
+                else dist.resolve(resume, resolve_checkpoint)
+            )
             ckpt = load_checkpoint(path)
             rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
             ckpt = _distributed.for_rank(ckpt, path, rank, world)
             try:
+                if ckpt.get("sharded"):  # FSDP's DCP shards, resharded to this run
+                    ckpt["model"], ckpt["optimizer"] = load_sharded(
+                        path, self.model, self.optimizer
+                    )
                 run.restore(ckpt)
             except (RuntimeError, KeyError, ValueError, TypeError) as exc:
                 raise CheckpointError(

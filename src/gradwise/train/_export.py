@@ -1,0 +1,121 @@
+"""``gradwise export``: one safetensors file (and a PEFT adapter) from a sharded checkpoint.
+
+An FSDP checkpoint is a directory of DCP shards. :func:`export_checkpoint`
+reads every shard in this process (no process group, any number of writers)
+and writes the full weights to ``model.safetensors``, keyed as in
+``model.state_dict()``. When the trained model carried LoRA adapters, the
+checkpoint also holds their PEFT layout (recorded by :func:`adapter_layout`
+when it was saved), and ``adapter/`` gets ``adapter_model.safetensors`` +
+``adapter_config.json`` exactly as :func:`gradwise.lora.save_adapter` writes
+them for the same weights, ready for ``PeftModel.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gradwise.errors import CheckpointError
+
+MODEL_FILE = "model.safetensors"
+ADAPTER_DIR = "adapter"
+
+
+def adapter_layout(model: nn.Module) -> dict[str, Any] | None:
+    """The PEFT files of the model's active LoRA adapter, as keys into ``model.state_dict()``.
+
+    Returns ``{"config": adapter_config.json as a dict, "keys": {PEFT key:
+    state-dict key}}``, or None without adapters. Only names are read, so it
+    works on a sharded model; :func:`export_checkpoint` fills the tensors.
+    """
+    from gradwise.lora._io import _entries, _peft_config
+    from gradwise.lora._state import get_state
+
+    for prefix, owner in model.named_modules():
+        state = get_state(owner)
+        if state is None or not state.configs:
+            continue
+        name = state.active
+        config = state.configs[name]
+        base = getattr(getattr(owner, "config", None), "name_or_path", None) or None
+        entries, layers = _entries(owner, name, config)
+        tensors: dict[str, torch.Tensor] = {}
+        for peft_prefix, layer in layers:
+            for suffix, t in layer.file_tensors(name).items():
+                tensors[peft_prefix + suffix] = t
+        for key, entry in entries.items():
+            if entry is not None:
+                tensors[key] = entry[0]()
+        where = {id(t): k for k, t in owner.state_dict(keep_vars=True).items()}
+        keys = {}
+        for peft_key, t in tensors.items():
+            if id(t) not in where:
+                raise CheckpointError(
+                    f"LoRA layer tensor {peft_key!r} is not a model tensor (a grouped "
+                    "convolution's dense layout); export the adapter with "
+                    "gradwise.lora.save_adapter on the loaded model"
+                )
+            keys[peft_key] = f"{prefix}.{where[id(t)]}" if prefix else where[id(t)]
+        return {"config": _peft_config(owner, name, config, base), "keys": keys}
+    return None
+
+
+def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
+    """Write ``out/model.safetensors`` (and ``out/adapter/`` for LoRA) from a checkpoint.
+
+    Args:
+        path: a sharded checkpoint directory, or a run directory / checkpoint
+            directory whose latest checkpoint is one.
+        out: the output directory (created).
+
+    Returns:
+        the files written.
+
+    Example:
+        >>> # export_checkpoint("runs/lm/checkpoints", "runs/lm/export")
+    """
+    from safetensors.torch import save as safetensors_bytes
+
+    from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
+    from gradwise.train._dcp import consolidate, is_sharded_checkpoint
+    from gradwise.train._io import atomic_write
+
+    path = Path(path)
+    if not is_sharded_checkpoint(path) and (path / "checkpoints").is_dir():
+        path = path / "checkpoints"
+    path = resolve_checkpoint(path)
+    if not is_sharded_checkpoint(path):
+        raise CheckpointError(
+            f"{str(path)!r} is not a sharded (FSDP) checkpoint directory; a single-file "
+            "checkpoint's weights are its 'model' entry: torch.load(path, weights_only=True)"
+        )
+    meta = load_checkpoint(path)
+    full = {k: v.contiguous() for k, v in consolidate(path).items()}
+    out = Path(out)
+    written = [
+        atomic_write(out / MODEL_FILE, lambda f: f.write(safetensors_bytes(full, {"format": "pt"})))
+    ]
+    layout = meta.get("lora")
+    if layout is not None:
+        missing = [k for k in layout["keys"].values() if k not in full]
+        if missing:
+            raise CheckpointError(f"checkpoint {str(path)!r} lacks adapter tensors {missing[:3]}")
+        tensors = {peft: full[key].clone() for peft, key in layout["keys"].items()}
+        text = json.dumps(layout["config"], indent=2, sort_keys=True) + "\n"
+        written.append(
+            atomic_write(
+                out / ADAPTER_DIR / "adapter_model.safetensors",
+                lambda f: f.write(safetensors_bytes(tensors, {"format": "pt"})),
+            )
+        )
+        written.append(
+            atomic_write(
+                out / ADAPTER_DIR / "adapter_config.json", lambda f: f.write(text.encode())
+            )
+        )
+    return written
