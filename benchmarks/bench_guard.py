@@ -9,7 +9,16 @@ time (``time.process_time``: on a machine shared with other jobs it is the
 steadier of the two; with one thread it is the step's own work). Prints the
 ratios; the goal is guard / plain <= 1.05 (the guard costs <= 5% of a step).
 
-    python benchmarks/bench_guard.py --repeats 7 [--threads 1]
+On a busy machine the runs being compared see different loads, and the
+ratios are noise. ``--share`` measures instead, inside each guarded run, the
+time spent in the guard's own callbacks (every event it handles: the per-step
+checks, the copies, the trend rule, the final restore) against the run's
+time: numerator and denominator see the same load, so the share is steady
+where the ratios are not. ``1 + share / (1 - share)`` is the guard / plain
+ratio it implies. (It uses ``perf_counter``: in a sandbox ``process_time``
+can be a system call of ~10 us, more than the guard's own work per call.)
+
+    python benchmarks/bench_guard.py --repeats 7 [--threads 1] [--share]
 """
 
 from __future__ import annotations
@@ -45,13 +54,65 @@ def seconds_per_step(splits, guard: dict | None) -> tuple[float, float]:
     return (time.perf_counter() - w0) / steps, (time.process_time() - c0) / steps
 
 
+class TimedGuard(DivergenceGuard):
+    """A DivergenceGuard that adds up the time spent in its callbacks."""
+
+    spent = 0.0
+
+
+def _timed(name: str):
+    inner = getattr(DivergenceGuard, name)
+
+    def hook(self, *args):
+        t0 = time.perf_counter()
+        try:
+            return inner(self, *args)
+        finally:
+            self.spent += time.perf_counter() - t0
+
+    return hook
+
+
+for _event in ("on_fit_start", "on_before_step", "on_step_end", "on_epoch_end", "on_fit_end"):
+    setattr(TimedGuard, _event, _timed(_event))
+
+
+def guard_share(splits) -> float:
+    """Time in the guard's callbacks / time of the whole guarded run."""
+    model = _model(0)
+    guard = TimedGuard()
+    trainer = Trainer(
+        model,
+        sgd(model.parameters(), lr=LR, momentum=0.9),
+        multiclass(10),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        seed=0,
+        callbacks=[guard],
+    )
+    t0 = time.perf_counter()
+    trainer.fit(splits[0], splits[1])
+    return guard.spent / (time.perf_counter() - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--share", action="store_true", help="only the in-run share")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     splits = _digits(0)
+    guard_share(splits)  # warm-up
+    shares = sorted(guard_share(splits) for _ in range(args.repeats))
+    med = shares[len(shares) // 2]
+    print(
+        f"guard's share of a guarded run's time: median {med:.3f} of {args.repeats} runs "
+        f"(min {shares[0]:.3f}, max {shares[-1]:.3f}); implied guard / plain = "
+        f"{1 + med / (1 - med):.3f}"
+    )
+    if args.share:
+        return
     variants = {"plain": None, "guard, no trend rule": {"monitor": None}, "guard": {}}
     for kw in variants.values():
         seconds_per_step(splits, kw)  # warm-up
