@@ -141,3 +141,12 @@ def test_quick_tour_claims_hold_slow(section, seed, tmp_path):
     run: Run = measure(sec, seed, tmp_path, torch.get_num_threads())
     assert run.error is None, run.error
     assert all(m >= 0 for m in run.margins.values()), (run.margins, run.values)
+
+
+def test_margins_of_extreme_values_are_numbers():
+    # a gradient ratio that underflowed to 0 vanished by any measure: a large margin, no error
+    (act,) = sections_with_claims(["activations"])
+    vanish = next(c for c in act.claims if c.name == "activations.vanish")
+    assert vanish.margin({"sigmoid_first_over_last_grad": 0.0}) > 290
+    assert vanish.margin({"sigmoid_first_over_last_grad": 1e-7}) == pytest.approx(4.0)
+    assert vanish.margin({"sigmoid_first_over_last_grad": 0.1}) == pytest.approx(-2.0)

@@ -126,7 +126,7 @@ SECTIONS: tuple[SectionClaims, ...] = (
     SectionClaims("activations", _m.activations, (
         Claim("activations.vanish", "sigmoid: first layer gets < 1e-3 of the last layer's "
               "gradient (epoch 1; margin in decades)",
-              lambda v: -3 - math.log10(v["sigmoid_first_over_last_grad"])),
+              lambda v: -3 - math.log10(max(v["sigmoid_first_over_last_grad"], 1e-300))),
         Claim("activations.relu", "relu >= sigmoid + 30 points val accuracy (8 layers)",
               lambda v: v["relu_accuracy"] - v["sigmoid_accuracy"] - 0.30),
     ), SWEEP),
