@@ -13,8 +13,8 @@ On a busy machine the runs being compared see different loads, and the
 ratios are noise. ``--share`` measures instead, inside each guarded run, the
 time spent in the guard's own callbacks (every event it handles: the per-step
 checks, the copies, the trend rule, the final restore) against the run's
-time: numerator and denominator see the same load, so the share is steady
-where the ratios are not. ``1 + share / (1 - share)`` is the guard / plain
+time: numerator and denominator see the same load. (Under a load of 10-22 on
+2 cores it still moved between 0.02 and 0.07 from one round to the next.) ``1 + share / (1 - share)`` is the guard / plain
 ratio it implies. (It uses ``perf_counter``: in a sandbox ``process_time``
 can be a system call of ~10 us, more than the guard's own work per call.)
 
