@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -223,10 +224,28 @@ def demo(
         bool | None, typer.Option("--quick/--full", help="Quick or full version.")
     ] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where demo runs are written.")] = Path("runs"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Check the claims over seeds x threads; print a table.")
+    ] = False,
+    seeds: Annotated[int, typer.Option(min=1, help="--check: seeds 0..N-1.")] = 5,
+    threads: Annotated[
+        list[int] | None, typer.Option(min=1, help="--check: a torch thread count (repeatable).")
+    ] = None,
 ) -> None:
     """The guided tour: every section's quick version, or one section."""
     from gradwise.demo import run_section, sections
 
+    if check:
+        from gradwise.demo import all_pass, check_claims, claims_table
+
+        start = time.perf_counter()
+        counts = threads or [1, 2]
+        rows = check_claims([section] if section else None, seeds, counts, echo=typer.echo)
+        typer.echo(claims_table(rows))
+        typer.echo(f"{seeds} seed(s) x threads {counts}: {time.perf_counter() - start:.0f} s")
+        if not all_pass(rows):
+            raise typer.Exit(1)
+        return
     if list_:
         for sec in sections():
             typer.echo(f"{sec.name:<16} {sec.title}")

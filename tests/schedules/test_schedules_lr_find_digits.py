@@ -49,23 +49,24 @@ def final_loss(kind: str, lr: float, X, y, seed: int) -> float:
     return loss if math.isfinite(loss) else math.inf
 
 
-@pytest.fixture
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
+SEEDS = (0, 1, 2)
 
 
+@pytest.mark.claim
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("kind", ["sgd", pytest.param("adam", marks=pytest.mark.slow)])
-def test_suggestion_is_within_3x_of_best_fixed_lr_on_digits_mlp(kind, single_thread):
+def test_suggestion_is_within_3x_of_best_fixed_lr_on_digits_mlp(kind, seed):
+    # The claim, per seed (initial weights, batch order): lr_find's suggestion is
+    # within a factor 3 of the best of 13 fixed rates 1.78x apart, by final training
+    # loss after 3 epochs. Margin: log(3) - |log(suggestion / best)| >= 0.
+    # Measured (SGD) over seeds 0-4 with 1 thread: worst +0.64 (a factor 1.6 apart).
     X, y = digits()
     grid = np.logspace(-3, 0, 13)  # factor 1.78 apart
-    losses = [final_loss(kind, lr, X, y, seed=0) for lr in grid]
+    losses = [final_loss(kind, lr, X, y, seed=seed) for lr in grid]
     best = float(grid[int(np.argmin(losses))])
 
-    model = mlp(seed=0)
-    torch.manual_seed(0)
+    model = mlp(seed=seed)
+    torch.manual_seed(seed)
     res = lr_find(
         model,
         torch.nn.functional.cross_entropy,
@@ -74,7 +75,8 @@ def test_suggestion_is_within_3x_of_best_fixed_lr_on_digits_mlp(kind, single_thr
         batch_size=BATCH,
     )
     table = ", ".join(f"{lr:.3g}: {loss:.3f}" for lr, loss in zip(grid, losses))
-    assert abs(math.log(res.suggestion / best)) <= math.log(3.0), (
-        f"suggestion {res.suggestion:.3g} ({res.suggestion_rule}) vs best grid lr {best:.3g}; "
-        f"grid (lr: loss after {EPOCHS} epochs) = {table}"
+    margin = math.log(3.0) - abs(math.log(res.suggestion / best))
+    assert margin >= 0, (
+        f"seed {seed}: suggestion {res.suggestion:.3g} ({res.suggestion_rule}) vs best grid lr "
+        f"{best:.3g}; grid (lr: loss after {EPOCHS} epochs) = {table}"
     )

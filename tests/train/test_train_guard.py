@@ -568,3 +568,41 @@ def test_a_monitor_missing_from_the_record_names_it():
 def test_bad_trend_arguments_name_the_field(kw, field):
     with pytest.raises(ConfigError, match=f"DivergenceGuard: {field} must be"):
         DivergenceGuard(**kw)
+
+
+# -- per-step cost: the gradient check's flag and the state copy -------------------------------
+
+
+def test_grad_check_flag_is_cleared_after_a_find():
+    # The flag is cleared after a non-finite gradient is found, not before each check.
+    from gradwise.train._guard import _GradCheck
+
+    params = [torch.zeros(3, requires_grad=True), torch.zeros(2, requires_grad=True)]
+    check = _GradCheck(params)
+    ok, bad = [torch.ones(3), torch.ones(2)], [torch.ones(3), torch.tensor([1.0, math.inf])]
+    assert [check.finite(g) for g in (ok, bad, ok, bad, bad, ok)] == [
+        True, False, True, False, False, True,
+    ]  # fmt: skip
+    assert torch.equal(bad[0], torch.ones(3))  # the check leaves the gradients as they are
+
+
+def test_state_copy_is_independent_and_keeps_the_state_dict_format():
+    from gradwise.train._rollback import _clone
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    sd = model.state_dict()
+    copied = _clone(sd)
+    assert type(copied) is type(sd) and copied._metadata == sd._metadata  # versions kept
+    assert all(copied[k] is not sd[k] and torch.equal(copied[k], sd[k]) for k in sd)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    assert not torch.equal(copied["0.weight"], model[0].weight)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    osd = _clone(opt.state_dict())
+    buf = opt.state[model[0].weight]["momentum_buffer"]
+    assert torch.equal(osd["state"][0]["momentum_buffer"], buf)
+    buf.add_(1.0)
+    assert not torch.equal(osd["state"][0]["momentum_buffer"], buf)
+    assert osd["param_groups"][0]["lr"] == 0.1 and osd["param_groups"][0]["params"] == [0, 1, 2, 3]

@@ -47,7 +47,7 @@ def _bars(path: Path, names: list[str], series: dict[str, list[float]], ylabel: 
     return path
 
 
-def pretrain_digits_cnn(out_dir: Path, epochs: int) -> Path:
+def pretrain_digits_cnn(out_dir: Path, epochs: int, seed: int = 0) -> Path:
     """Train the source CNN on digits 0–4 and save a gradwise checkpoint; returns its directory."""
     import torch
 
@@ -59,12 +59,12 @@ def pretrain_digits_cnn(out_dir: Path, epochs: int) -> Path:
     from gradwise.train import Checkpoint, Trainer
 
     parts = load_parts(FinetuneDataConfig(**DIGITS_SOURCE), text=False)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = ConvNet((1, 8, 8), CNN["channels"], CNN["hidden"], out_features=5)
     ckpt = out_dir / "pretrain" / "checkpoints"
     trainer = Trainer(
         net, adamw(net.named_parameters(), lr=3e-3, weight_decay=1e-4), gnn.multiclass(5),
-        epochs=epochs, batch_size=32, seed=0, callbacks=[Checkpoint(ckpt, keep=1)],
+        epochs=epochs, batch_size=32, seed=seed, callbacks=[Checkpoint(ckpt, keep=1)],
     )  # fmt: skip
     trainer.fit(parts.train.tensors(), parts.val.tensors())
     return ckpt

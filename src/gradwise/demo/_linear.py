@@ -11,7 +11,9 @@ from gradwise.demo._registry import register
 
 
 @register("linear", "Regularization for regression: lasso, ridge, elastic net", order=40)
-def regularization_for_regression(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+def regularization_for_regression(
+    out_dir: Path, quick: bool = False, seed: int = 0
+) -> dict[str, Any]:
     """On ``sparse_regression`` with a known support, lasso and elastic net find
     the true features (precision and recall) while ridge keeps every feature;
     on ``diabetes``, the coefficient path."""
@@ -20,7 +22,7 @@ def regularization_for_regression(out_dir: Path, quick: bool = False) -> dict[st
     from gradwise.report import Section, render_html
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = data.sparse_regression(n=200, p=50, k=5, noise=0.5, seed=0)
+    table = data.sparse_regression(n=200, p=50, k=5, noise=0.5, seed=seed)
     X, y = table.X.astype(np.float64), table.y.astype(np.float64)
     n_lams = 30 if quick else 100
     summary: dict[str, Any] = {}

@@ -52,7 +52,7 @@ def _data(tokenizer: Any, s: dict[str, Any]) -> dict[str, tuple[torch.Tensor, ..
     from gradwise.recipes.finetune import as_tensors, load_parts
 
     cfg = FinetuneDataConfig(
-        name="sentences", val=0.15, test=0.25, seed=0, max_train=s["max_train"]
+        name="sentences", val=0.15, test=0.25, seed=s.get("seed", 0), max_train=s["max_train"]
     )
     parts = load_parts(cfg, text=True)
     return {
@@ -73,7 +73,7 @@ def _fit(label: str, lora: bool, s: dict[str, Any], out_dir: Path | None = None)
     encoder, tokenizer = load_hf_encoder(minilm_dir())
     data = _data(tokenizer, s)
     head = gnn.head("binary", 1)
-    torch.manual_seed(0)
+    torch.manual_seed(s.get("seed", 0))
     model = TextClassifier(encoder, head.out_features, "mean", dropout=0.1)
     if lora:
         # the fresh head trains fully (modules_to_save); the encoder's weights stay frozen
@@ -90,8 +90,8 @@ def _fit(label: str, lora: bool, s: dict[str, Any], out_dir: Path | None = None)
     optimizer = adamw(groups, lr=body_lr, weight_decay=1e-2)
     count = trainable_parameters(model, verbose=False)
     trainer = Trainer(
-        model, optimizer, head, epochs=s["epochs"], batch_size=s["batch_size"], seed=0, device="cpu",
-        callbacks=[fit_progress(f"lora: {label}")],
+        model, optimizer, head, epochs=s["epochs"], batch_size=s["batch_size"], seed=s.get("seed", 0),
+        device="cpu", callbacks=[fit_progress(f"lora: {label}")],
     )  # fmt: skip
     start = time.perf_counter()
     history = trainer.fit(data["train"], data["val"])

@@ -97,18 +97,23 @@ quick one's trials (Optuna loads an existing study of the same name)."""
 
 
 def _run(
-    raw: dict[str, Any], out_dir: Path, changes: dict[tuple[str, ...], Any], quick: bool
+    raw: dict[str, Any],
+    out_dir: Path,
+    changes: dict[tuple[str, ...], Any],
+    quick: bool,
+    seed: int = 0,
 ) -> Any:
     """Run one sweep config under ``out_dir``; ``changes`` maps key paths to new values.
 
     Key paths are tuples because a swept parameter's name has dots of its own
     (``("sweep", "params", "optimizer.lr")``). A quick sweep's name ends in
-    :data:`QUICK_SUFFIX`.
+    :data:`QUICK_SUFFIX`. ``seed`` sets ``data.seed`` and ``training.seed``.
     """
     from gradwise.sweep import parse_sweep, run_sweep
 
     raw = copy.deepcopy(raw)
     raw["runs_dir"] = str(out_dir)
+    changes = {**changes, ("data", "seed"): seed, ("training", "seed"): seed}
     for keys, value in changes.items():
         node = raw
         for key in keys[:-1]:
@@ -165,9 +170,9 @@ def _plt() -> Any:
 
 
 @register("activations", "Why ReLU: gradient norms through 8 layers, five activations", order=70)
-def activations(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+def activations(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
     quick_changes = {("training", "epochs"): 6} if quick else {}
-    result = _run(ACTIVATIONS, Path(out_dir), quick_changes, quick)
+    result = _run(ACTIVATIONS, Path(out_dir), quick_changes, quick, seed)
     out: dict[str, Any] = {}
     for t in _study(result):
         act = t.params["model.activation"]
@@ -280,11 +285,12 @@ def weight_decay(out_dir: Path, quick: bool = False) -> dict[str, Any]:
 
 
 @register("regularize", "Dropout and batch norm on/off: the train-validation gap", order=72)
-def regularize(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+def regularize(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
     from gradwise.report import Section
 
     out_dir = Path(out_dir)
-    result = _run(DROPOUT_BATCHNORM, out_dir, {("training", "epochs"): 50} if quick else {}, quick)
+    changes = {("training", "epochs"): 50} if quick else {}
+    result = _run(DROPOUT_BATCHNORM, out_dir, changes, quick, seed)
     plt = _plt()
     fig, (curve_ax, bar_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     colors = plt.get_cmap("tab10")
@@ -342,7 +348,7 @@ def regularize(out_dir: Path, quick: bool = False) -> dict[str, Any]:
 
 
 @register("sparsity", "L1 vs L2 proximal steps: zero weights against accuracy", order=73)
-def sparsity(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+def sparsity(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
     from gradwise.report import Section
 
     out_dir = Path(out_dir)
@@ -350,7 +356,7 @@ def sparsity(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     if quick:
         changes = {("training", "epochs"): 8,
                    ("sweep", "params", "optimizer.prox.lam"): {"values": [1.0e-3, 1.0e-2, 3.0e-2]}}  # fmt: skip
-    result = _run(L1_L2, out_dir, changes, quick)
+    result = _run(L1_L2, out_dir, changes, quick, seed)
     points: dict[str, list[tuple[float, float, float]]] = {"l1": [], "l2": []}
     for t in _study(result):
         run = t.user_attrs["run"]

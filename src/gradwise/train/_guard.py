@@ -55,9 +55,12 @@ class _GradCheck:
     def finite(self, grads: list[torch.Tensor]) -> bool:
         if self.kernel is None:
             return math.isfinite(float(torch.nn.utils.get_total_norm(grads)))
-        self.found.zero_()
+        # The kernel only ever sets the flag: it is cleared after a find, not before each check.
         self.kernel(grads, self.found, self.one)
-        return not bool(self.found)
+        if not self.found.item():
+            return True
+        self.found.zero_()
+        return False
 
 
 class DivergenceGuard(Callback):
@@ -305,8 +308,13 @@ class DivergenceGuard(Callback):
         need = min(self.window, MIN_HISTORY)
         if self.loss_factor is None or self._start is None or len(self._losses) < need:
             return None  # after a rescue the window may hold fewer losses again
+        # Both conditions must hold; the cheap one first (late in a run most
+        # losses are below the starting loss, and the median is not needed).
+        if not loss > self._start:
+            self._streak = 0
+            return None
         median = statistics.median(self._losses)
-        if not (loss > self.loss_factor * median and loss > self._start):
+        if not loss > self.loss_factor * median:
             self._streak = 0
             return None
         self._streak += 1
