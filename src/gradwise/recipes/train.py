@@ -21,6 +21,7 @@ from gradwise import data as gdata
 from gradwise import nn as gnn
 from gradwise.config import DataConfig, RunConfig, dump_config, parse_config, read_yaml
 from gradwise.errors import ConfigError
+from gradwise.optim import set_lr
 from gradwise.recipes._setup import (
     build_optimizer,
     callbacks_from_config,
@@ -114,8 +115,7 @@ def choose_lr(cfg: RunConfig, prep: Prepared, plot_path: Path | None = None) -> 
         prep.optimizer,
         batch_size=cfg.training.batch_size,
     )
-    for group, lr in zip(prep.optimizer.param_groups, found.group_lrs):
-        group["lr"] = lr
+    set_lr(prep.optimizer, found.group_lrs)
     if plot_path is not None:
         found.plot(plot_path)
     return found

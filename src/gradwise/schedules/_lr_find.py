@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from gradwise.errors import ConfigError, DataError
+from gradwise.optim import set_lr
 from gradwise.schedules._base import check_float, check_int
 from gradwise.schedules._plot import new_figure, save_figure
 from gradwise.schedules._suggest import SUGGESTIONS, suggest
@@ -237,8 +238,7 @@ def _sweep(
     growth = math.log(max_lr / min_lr) / (num_steps - 1)
     for i in range(num_steps):
         lr = min_lr * math.exp(growth * i)
-        for group, ratio in zip(optimizer.param_groups, ratios):
-            _set_lr(group, lr * ratio)
+        set_lr(optimizer, [lr * ratio for ratio in ratios])
         x, y = _to_device(next(batches), device)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
@@ -258,13 +258,6 @@ def _sweep(
         if i > 0 and best > 0 and current > stop_factor * best:
             return lrs, raw, smoothed, True
     return lrs, raw, smoothed, False
-
-
-def _set_lr(group: dict, lr: float) -> None:
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(lr)
-    else:
-        group["lr"] = lr
 
 
 def _batches(data: Any, batch_size: int) -> Iterator[Any]:
