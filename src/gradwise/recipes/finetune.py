@@ -24,6 +24,7 @@ import torch
 
 from gradwise import data as gdata
 from gradwise import nn as gnn
+from gradwise._io import atomic_write, write_text
 from gradwise.config import dump_config
 from gradwise.data._sentences import Sentences
 from gradwise.errors import ConfigError, DataError
@@ -52,7 +53,6 @@ from gradwise.recipes._setup import (
 )
 from gradwise.report import Section, write_report
 from gradwise.train import Trainer
-from gradwise.train._io import atomic_write, write_text
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gradwise._io import write_text
 from gradwise._optional import require
 from gradwise.config import (
     CallbacksConfig,
@@ -59,7 +60,6 @@ from gradwise.recipes._setup import (
     cleanup_on_failure,
     schedule_factory,
 )
-from gradwise.train._io import write_text
 
 
 class CausalLMAdapter(nn.Module):

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from gradwise._io import write_text
 from gradwise.config import dump_config
 from gradwise.config._linear import MODELS, LinearConfig, LinearModelConfig
 from gradwise.recipes._setup import claim_run_dir, cleanup_on_failure
 from gradwise.report import Section, render_html
-from gradwise.train._io import write_text
 
 __all__ = ["MODELS", "LinearConfig", "LinearModelConfig", "LinearResult", "fit_estimator", "run"]
 

@@ -19,6 +19,7 @@ import torch
 
 from gradwise import data as gdata
 from gradwise import nn as gnn
+from gradwise._io import write_text
 from gradwise.config import DataConfig, RunConfig, dump_config, parse_config, read_yaml
 from gradwise.errors import ConfigError
 from gradwise.optim import set_lr
@@ -31,7 +32,6 @@ from gradwise.recipes._setup import (
 )
 from gradwise.report import Section, write_report
 from gradwise.train import Trainer, is_main_process
-from gradwise.train._io import write_text
 
 
 @dataclass

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gradwise._io import write_text
 from gradwise.report._plots import plot_history, read_metrics
 
 _CSS = """
@@ -130,8 +131,4 @@ def write_report(
     if cfg.exists():
         sections.append(Section("Resolved config", pre=cfg.read_text()))
     page = render_html(title or f"gradwise run: {run_dir.name}", sections)
-    out = run_dir / "report.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
-    return out
+    return write_text(run_dir / "report.html", page)

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradwise._io import new_figure, save_png
 from gradwise.errors import ConfigError, DataError
 from gradwise.optim import set_lr
 from gradwise.schedules._base import check_float, check_int
-from gradwise.schedules._plot import new_figure, save_figure
 from gradwise.schedules._suggest import SUGGESTIONS, suggest
 
 
@@ -51,7 +51,7 @@ class LRFinderResult:
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Draw loss against lr (log axis) with the suggestion marked; write a PNG."""
-        fig = new_figure()
+        fig = new_figure(6.0, 4.0)
         ax = fig.add_subplot()
         ax.plot(self.lrs, self.raw_losses, color="tab:blue", alpha=0.25, label="batch loss")
         ax.plot(self.lrs, self.losses, color="tab:blue", label="smoothed loss")
@@ -73,8 +73,7 @@ class LRFinderResult:
         ax.set_title(f"LR range test ({self.suggestion_rule})", fontsize=9)
         ax.legend()
         ax.grid(alpha=0.3, which="both")
-        fig.tight_layout()
-        return save_figure(fig, path)
+        return save_png(fig, path)
 
 
 def lr_find(

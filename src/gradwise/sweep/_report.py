@@ -7,38 +7,29 @@ report can be written on any machine that reaches a shared database.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from gradwise._io import new_figure, save_png, write_text
 from gradwise.config import parse_config
 from gradwise.report import Section, render_html
 from gradwise.sweep._config import SweepConfig, trial_raw
 from gradwise.sweep._result import SweepResult
 from gradwise.sweep._space import Space
-from gradwise.train._io import write_text
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def save_figure(fig: Any, path: Path) -> Path:
     """Save a figure atomically: workers finishing together write the same report."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    _plt().close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path, tight=False)
+
+
+def _colormap(name: str) -> Any:
+    import matplotlib
+
+    return matplotlib.colormaps[name]
 
 
 def label(value: Any) -> str:
@@ -105,9 +96,9 @@ def plot_curves(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     trials = [t for t in finished_trials(study) if info(t).get("history")]
     if not trials:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    cmap = plt.get_cmap("viridis")
+    fig = new_figure(7, 4)
+    ax = fig.subplots()
+    cmap = _colormap("viridis")
     for i, t in enumerate(trials):
         hist = info(t)["history"]
         xs = [r["epoch"] for r in hist if metric in r]
@@ -173,16 +164,17 @@ def plot_heatmap(
     nothing is saved and ``path`` may be None).
     """
     import numpy as np
+    from matplotlib.patches import Rectangle
 
-    plt = _plt()
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(xlabels), 1.2 + 0.6 * len(ylabels)))
+        fig = new_figure(1.2 + 0.9 * len(xlabels), 1.2 + 0.6 * len(ylabels))
+        ax = fig.subplots()
     data = np.array(grid, dtype=float)
     finite = data[np.isfinite(data)]
     lo = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
     hi = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
-    cmap = plt.get_cmap("viridis" if maximize else "viridis_r").with_extremes(bad="#dddddd")
+    cmap = _colormap("viridis" if maximize else "viridis_r").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=lo, vmax=hi, origin="lower",
                    aspect="auto")  # fmt: skip
     for i in range(data.shape[0]):
@@ -196,7 +188,7 @@ def plot_heatmap(
     if finite.size:
         flat = np.where(np.isfinite(data), data, -np.inf if maximize else np.inf)
         i, j = np.unravel_index(np.argmax(flat) if maximize else np.argmin(flat), data.shape)
-        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
     ax.set_xticks(range(len(xlabels)), list(xlabels), fontsize=7, rotation=45)
     ax.set_yticks(range(len(ylabels)), list(ylabels), fontsize=7)
     ax.set_xlabel(xname)
@@ -218,8 +210,8 @@ def plot_ranges(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     done = [t for t in done if t.value is not None and math.isfinite(t.value)]
     if not ranged or not done:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(ranged), figsize=(3.4 * len(ranged), 3.2), squeeze=False)
+    fig = new_figure(3.4 * len(ranged), 3.2)
+    axes = fig.subplots(1, len(ranged), squeeze=False)
     for ax, name in zip(axes[0], ranged):
         ax.scatter([t.params[name] for t in done], [t.value for t in done], s=14)
         if cfg.sweep.params[name].log:
@@ -237,9 +229,9 @@ def plot_depth(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     if not trials:
         return None
     space = Space(cfg.sweep)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    cmap = plt.get_cmap("tab10")
+    fig = new_figure(7, 4)
+    ax = fig.subplots()
+    cmap = _colormap("tab10")
     for i, t in enumerate(trials):
         per_epoch = info(t)["diagnostics"]["grad_norm"]
         params = ", ".join(label(v) for v in space.values_of(t.params).values())
