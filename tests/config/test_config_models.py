@@ -108,6 +108,8 @@ def optimizer_configs(draw):
             out[field] = draw(st.booleans())
     if out.get("nesterov") and not out.get("momentum"):
         out["momentum"] = 0.9
+    if name.startswith("schedule_free") and out.get("momentum") == 0.0:
+        out["momentum"] = 0.9  # Schedule-Free interpolates: its momentum is in (0, 1)
     return out
 
 
