@@ -96,13 +96,15 @@ def finetune(
     config: Annotated[Path, typer.Argument(help="YAML fine-tuning config.")],
     set_: SetOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing runs/NAME.")] = False,
 ) -> None:
     """Fine-tune a gradwise checkpoint or a local Hugging Face model with a plan."""
     from gradwise.config import load_config
     from gradwise.finetune._config import FinetuneConfig
     from gradwise.recipes.finetune import run as run_finetune
 
-    result = run_finetune(load_config(config, set_, model=FinetuneConfig), progress=progress)
+    cfg = load_config(config, set_, model=FinetuneConfig)
+    result = run_finetune(cfg, overwrite=overwrite, progress=progress)
     for split, metrics in result.results.items():
         shown = format_pairs(metrics) if isinstance(metrics, dict) else format_value(metrics)
         typer.echo(f"{split:>14}: {shown}")
@@ -122,6 +124,7 @@ def instruct(
         Path | None, typer.Option(help="init-base: where the tiny base model is saved.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing runs/NAME.")] = False,
 ) -> None:
     """Instruction-tune a local causal LM (full or LoRA); `instruct init-base --out DIR`
     builds the tiny offline base model."""
@@ -139,7 +142,8 @@ def instruct(
     from gradwise.instruct import InstructConfig
     from gradwise.recipes.instruct import run as run_instruct
 
-    result = run_instruct(load_config(Path(target), set_, model=InstructConfig), progress=progress)
+    cfg = load_config(Path(target), set_, model=InstructConfig)
+    result = run_instruct(cfg, overwrite=overwrite, progress=progress)
     for key in ("before", "after"):
         if key in result.results:
             typer.echo(f"{key:>6}: {format_pairs(result.results[key])}")
@@ -151,12 +155,13 @@ def instruct(
 def linear(
     config: Annotated[Path, typer.Argument(help="YAML linear-model config.")],
     set_: SetOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing runs/NAME.")] = False,
 ) -> None:
     """Fit a Lasso / Ridge / Elastic Net / logistic model; writes the path, CV and report."""
     from gradwise.config import load_config
     from gradwise.recipes.linear import LinearConfig, run
 
-    result = run(load_config(config, set_, model=LinearConfig))
+    result = run(load_config(config, set_, model=LinearConfig), overwrite=overwrite)
     for key, value in result.results.items():
         typer.echo(f"{key}: {format_value(value)}")
     typer.echo(f"report: {result.run_dir / 'report.html'}")

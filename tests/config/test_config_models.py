@@ -108,6 +108,11 @@ def optimizer_configs(draw):
             out[field] = draw(st.booleans())
     if out.get("nesterov") and not out.get("momentum"):
         out["momentum"] = 0.9
+    if name.startswith("schedule_free"):  # it interpolates: its momentum (beta1) is in (0, 1)
+        if out.get("momentum") == 0.0:
+            out["momentum"] = 0.9
+        if "betas" in out and out["betas"][0] == 0.0:
+            out["betas"] = (0.9, out["betas"][1])
     return out
 
 

@@ -75,7 +75,8 @@ def test_finetune_from_a_checkpoint_measures_forgetting(tmp_path, pretrained):
     weights = load_file(str(run_dir / "model.safetensors"))
     assert weights["head.weight"].shape == (5, 32)
     torch.testing.assert_close(weights["head.weight"], result.model.head.weight.detach())
-    assert json.loads((run_dir / "results.json").read_text())["fit_seconds"] > 0
+    assert "fit_seconds" not in json.loads((run_dir / "results.json").read_text())  # repeatable only
+    assert json.loads((run_dir / "timings.json").read_text())["fit_seconds"] > 0
 
 
 def test_head_only_keeps_the_source_task_exactly(tmp_path, pretrained):

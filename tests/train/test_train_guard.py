@@ -21,7 +21,6 @@ from gradwise.train import (
     MetricsLogger,
     Trainer,
 )
-from gradwise.train._guard import scale_lr
 
 N, D = 48, 4  # batch 8, no shuffling: 6 steps per epoch, batch i is rows 8i..8i+7
 
@@ -224,38 +223,6 @@ def test_a_schedule_does_not_undo_the_lowered_lr():
     for s in range(6, 13):
         assert rec.lrs[s][0] == pytest.approx(0.5 * 0.04 * schedule(s - 2))
     assert t.scheduler.base_lrs == pytest.approx([0.02])
-
-
-def test_scale_lr_scales_torch_schedulers_base_rates():
-    def make():
-        p = torch.zeros(1, requires_grad=True)
-        opt = torch.optim.SGD([p], lr=0.1)
-        return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=20)
-
-    ref_opt, ref = make()
-    opt, sched = make()
-    for _ in range(5):
-        ref_opt.step(), ref.step(), opt.step(), sched.step()
-    scale_lr(opt, sched, 0.1)
-    for _ in range(10):
-        assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * ref_opt.param_groups[0]["lr"])
-        ref_opt.step(), ref.step(), opt.step(), sched.step()
-
-
-def test_scale_lr_scales_a_shared_tensor_lr_once():
-    p = torch.zeros(1, requires_grad=True)
-    lr = torch.tensor(0.2)
-    opt = torch.optim.SGD([p], lr=lr)
-
-    class Holder:  # a scheduler whose lists share the group's tensor
-        base_lrs = [lr]
-        _last_lr = [lr]
-
-        def get_last_lr(self):
-            return self._last_lr
-
-    scale_lr(opt, Holder(), 0.5)
-    assert opt.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(0.1)
 
 
 # -- giving up ----------------------------------------------------------------------

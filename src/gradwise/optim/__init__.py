@@ -9,7 +9,9 @@ torch.optim's arguments and follow its trajectories; ``lion``, ``lamb``,
 ``lars``, ``schedule_free_adamw``, ``schedule_free_sgd``, ``lookahead`` and
 ``SAM`` equal their reference packages. The aliases add
 one weight-decay API (``weight_decay``, ``decoupled``, ``decay_mask``) and
-proximal regularization (``prox=L1(lam)`` gives exact zeros).
+proximal regularization (``prox=L1(lam)`` gives exact zeros). ``lr`` lives in
+the param groups; ``scale_lr`` scales it everywhere it is held (groups and an
+attached scheduler), ``set_lr`` writes it.
 
 Example:
     >>> import torch
@@ -45,6 +47,7 @@ from gradwise.optim._alias_torch import (
 from gradwise.optim._base import Chain, EmptyState, Transform, chain
 from gradwise.optim._decay import add_decayed_weights, add_l2, prox
 from gradwise.optim._lbfgs import LBFGS, cubic_interpolate, lbfgs, lbfgs_direction, strong_wolfe
+from gradwise.optim._lr import scale_lr, set_lr
 from gradwise.optim._matrix import (
     AdafactorState,
     MuonState,
@@ -156,9 +159,11 @@ __all__ = [
     "scale_by_rms",
     "scale_by_second_moment",
     "scale_by_sparse_adam",
+    "scale_lr",
     "schedule_free",
     "schedule_free_adamw",
     "schedule_free_sgd",
+    "set_lr",
     "sgd",
     "sparse_adam",
     "strong_wolfe",

@@ -127,9 +127,13 @@ class Chain(Transform):
         """Run the leaves on one tensor (masks see no name; post-step ``prox`` is skipped).
 
         ``Optimizer`` runs chains itself, across all parameters; this method
-        serves tests and custom loops over single tensors. The update is
-        ``None`` when the last transform moved ``param`` itself (``moves_param``).
+        serves tests and custom loops over single tensors. As in an
+        ``Optimizer``'s param groups, the transforms' own hyperparameters
+        (``lr`` of ``scale_by_lr``...) fill the options ``group`` lacks. The
+        update is ``None`` when the last transform moved ``param`` itself
+        (``moves_param``).
         """
+        group = {**self.hyperparameters(), **group}
         new_states = []
         for t, s in zip(self.leaves(), state):
             if t.tree:

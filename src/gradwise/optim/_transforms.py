@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from gradwise.errors import ConfigError
 from gradwise.optim import _validate as check
 from gradwise.optim._base import EmptyState, Group, Transform
 from gradwise.regularization import Mask, check_mask
@@ -275,17 +276,24 @@ class ScaleByLr(Transform):
     hyper = ("lr",)
 
     def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group):
-        lr = self.option(group, "lr")
+        # lr has one home, the param group: no fallback to self.lr, which only
+        # seeds the groups when the Optimizer is built.
+        lr = group.get("lr")
+        if lr is None:
+            raise ConfigError("scale_by_lr reads lr from the param group, and this group has none; "
+                              "run the chain through Optimizer (or Chain.update), which fills it in")
         return u * -(check.as_float(lr) if u.is_sparse else lr), state
 
 
 def scale_by_lr(lr: float | Tensor = 1e-3, *, mask: Mask = None) -> ScaleByLr:
-    """``u <- -lr * u``, with ``lr`` read from each param group.
+    """``u <- -lr * u``, with ``lr`` read from each param group at step time.
 
-    ``lr`` here is only the default of the group option ``lr``: torch
-    LR schedulers and per-group learning rates change ``group["lr"]``, and
-    this transform follows them. The sign flip makes the chain's output the
-    step that is added to the parameter.
+    ``lr`` here only seeds the group option ``lr`` when :class:`Optimizer`
+    is built (an ``lr=`` given to the Optimizer wins); from then on the
+    group holds the one value: torch LR schedulers, per-group learning
+    rates and :func:`gradwise.optim.scale_lr` change ``group["lr"]``, and
+    this transform reads it there. The sign flip makes the chain's output
+    the step that is added to the parameter.
 
     Example:
         >>> t = scale_by_lr(0.1)

@@ -21,9 +21,10 @@ from gradwise.errors import ConfigError
 
 # Files a run writes; a fresh run removes these left by an older run of the same name.
 RUN_FILES = (
-    "config.yaml", "metrics.jsonl", "metrics.csv", "results.json", "report.html", "lr_find.png",
-    "model.safetensors", "diagnostics.json",
+    "config.yaml", "metrics.jsonl", "metrics.csv", "results.json", "timings.json", "report.html",
+    "lr_find.png", "model.safetensors", "diagnostics.json", "generations.jsonl",
 )  # fmt: skip
+RUN_DIRS = ("checkpoints", "plots", "model", "adapter")
 
 
 def claim_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = False) -> bool:
@@ -50,7 +51,7 @@ def claim_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = Fals
     if exists:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
-        for sub in ("checkpoints", "plots", "model"):
+        for sub in RUN_DIRS:
             shutil.rmtree(run_dir / sub, ignore_errors=True)
     fresh = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
-import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import torch
 
 from gradwise import data as gdata
 from gradwise import nn as gnn
+from gradwise._io import atomic_write, write_text
 from gradwise.config import dump_config
 from gradwise.data._sentences import Sentences
 from gradwise.errors import ConfigError, DataError
@@ -45,7 +45,13 @@ from gradwise.finetune import (
     tokenize,
 )
 from gradwise.finetune._config import FinetuneConfig, FinetuneDataConfig
-from gradwise.recipes._setup import build_optimizer, callbacks_from_config, schedule_factory
+from gradwise.recipes._setup import (
+    build_optimizer,
+    callbacks_from_config,
+    claim_run_dir,
+    cleanup_on_failure,
+    schedule_factory,
+)
 from gradwise.report import Section, write_report
 from gradwise.train import Trainer
 from gradwise.train._fsdp import full_state_dict, is_sharded, trainer_mode
@@ -146,14 +152,23 @@ def as_tensors(part: Any, tokenizer: Any, max_length: int) -> tuple[torch.Tensor
 
 
 def run(
-    cfg: FinetuneConfig, *, progress: bool = True, extra_callbacks: Sequence[Any] = ()
+    cfg: FinetuneConfig, *, overwrite: bool = True, progress: bool = True, extra_callbacks: Sequence[Any] = ()
 ) -> FinetuneResult:
-    """Fine-tune as ``cfg`` says and write its run directory (``extra_callbacks`` join the Trainer's)."""
+    """Fine-tune as ``cfg`` says and write its run directory (``extra_callbacks`` join the Trainer's).
+
+    An existing ``runs/NAME`` is replaced (``overwrite``, the default; the
+    command line refuses unless ``--overwrite``). A run that fails leaves no
+    new directory behind.
+    """
     run_dir = cfg.run_dir
-    for stale in ("metrics.jsonl", "metrics.csv", "results.json", "report.html", "model.safetensors"):
-        (run_dir / stale).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    fresh = claim_run_dir(run_dir, overwrite=overwrite)
+    with cleanup_on_failure(run_dir, fresh):
+        return _run(cfg, run_dir, progress, extra_callbacks)
+
+
+def _run(
+    cfg: FinetuneConfig, run_dir: Path, progress: bool, extra_callbacks: Sequence[Any] = ()
+) -> FinetuneResult:
     dump_config(cfg, run_dir / "config.yaml")
 
     # 1. the pretrained model
@@ -261,7 +276,9 @@ def run(
         key = "accuracy" if "accuracy" in results["source_before"] else "loss"
         b, a = results["source_before"][key], results["source_after"][key]
         forgetting = {"metric": key, "before": b, "after": a, "change": a - b}
-    _write_json(run_dir / "results.json", {**results, "fit_seconds": seconds})
+    # results.json holds what a re-run repeats bit for bit; wall time goes beside it
+    write_text(run_dir / "results.json", json.dumps(results, indent=2))
+    write_text(run_dir / "timings.json", json.dumps({"fit_seconds": seconds}, indent=2))
     if cfg.save_model:
         _save_weights(model, run_dir / "model.safetensors")
 
@@ -275,21 +292,18 @@ def run(
 # -- outputs ------------------------------------------------------------------------------------
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-
-
 def _save_weights(model: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import save_file, save_model
 
-    tmp = path.with_suffix(".tmp")
-    if is_sharded(model):  # FSDP: the full weights, gathered from the shards
-        save_file({k: v.contiguous() for k, v in full_state_dict(model).items()}, str(tmp))
-    else:
-        save_model(model, str(tmp))
-    os.replace(tmp, path)
+    # save_model (which drops tied duplicates) writes to a name; the file lands atomically
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        staged = Path(tmp) / path.name
+        if is_sharded(model):  # FSDP: the full weights, gathered from the shards
+            save_file({k: v.contiguous() for k, v in full_state_dict(model).items()}, str(staged))
+        else:
+            save_model(model, str(staged))
+        data = staged.read_bytes()
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _report_sections(

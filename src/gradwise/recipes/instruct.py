@@ -3,7 +3,7 @@
 Reads top to bottom: load model + tokenizer (``from_pretrained`` of a local
 directory) -> read the JSONL data -> tokenize with response-only labels ->
 evaluate the base model -> LoRA (optional) -> batches (packed or padded) ->
-AdamW + warmup-cosine -> the gradwise Trainer (metrics log, divergence
+optimizer + schedule (AdamW + warmup-cosine unless the config names others) -> the gradwise Trainer (metrics log, divergence
 guard, checkpoints, progress) -> evaluate -> save the adapter or the merged model -> report.
 
 Everything lands in ``runs/NAME/``: ``config.yaml``, ``metrics.jsonl``,
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gradwise._io import write_text
 from gradwise._optional import require
-from gradwise.config import dump_config, parse_config
+from gradwise.config import (
+    CallbacksConfig,
+    CheckpointConfig,
+    DivergenceGuardConfig,
+    dump_config,
+    parse_config,
+)
 from gradwise.errors import DataError
 from gradwise.instruct import (
     EvalResult,
@@ -47,6 +53,14 @@ from gradwise.instruct import (
 from gradwise.instruct import _varlen as varlen
 from gradwise.instruct._base import save_pretrained_atomic
 from gradwise.instruct._config import InstructConfig
+from gradwise.recipes._setup import (
+    build_optimizer,
+    callbacks_from_config,
+    claim_run_dir,
+    cleanup_on_failure,
+    schedule_factory,
+)
+from gradwise.train._fsdp import gather_into, is_sharded, trainer_mode
 
 
 class CausalLMAdapter(nn.Module):
@@ -161,29 +175,40 @@ def sft(
     train_examples: list[Example] | None = None,
     val_examples: list[Example] | None = None,
     resume: bool = False,
+    overwrite: bool = True,
     progress: bool = True,
 ) -> SFTResult:
     """Instruction-tune a causal LM as ``cfg`` says; see the module docstring.
 
     ``model``/``tokenizer`` and ``train_examples``/``val_examples`` may be
     given directly (they then replace ``cfg.model`` and ``cfg.data`` files).
+    An existing ``runs/NAME`` is replaced (``overwrite``, the default; the
+    command line refuses unless ``--overwrite``) or continued (``resume``:
+    from its latest checkpoint).
     """
-    from gradwise import lora as glora
-    from gradwise import optim as goptim
-    from gradwise.report import Section, write_report
-    from gradwise.schedules import schedule
-    from gradwise.train import Checkpoint, DivergenceGuard, MetricsLogger, ProgressBar, Trainer
-    from gradwise.train._fsdp import gather_into, is_sharded, trainer_mode
-
-    # 1. the run directory: a fresh run never mixes records with an older one
+    # 1. the run directory: a fresh run never mixes records with an older one, and a
+    #    failed one leaves no new directory behind
     run_dir = cfg.run_dir
+    fresh = claim_run_dir(run_dir, overwrite=overwrite, resume=resume)
+    with cleanup_on_failure(run_dir, fresh):
+        return _sft(cfg, run_dir, model, tokenizer, train_examples, val_examples, resume, progress)
+
+
+def _sft(
+    cfg: InstructConfig,
+    run_dir: Path,
+    model: nn.Module | None,
+    tokenizer: Any,
+    train_examples: list[Example] | None,
+    val_examples: list[Example] | None,
+    can_resume: bool,
+    progress: bool,
+) -> SFTResult:
+    from gradwise import lora as glora
+    from gradwise.report import Section, write_report
+    from gradwise.train import Trainer
+
     ckpt_dir = run_dir / "checkpoints"
-    can_resume = resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
-    if not can_resume:
-        for stale in ("metrics.jsonl", "metrics.csv", "results.json", "report.html"):
-            (run_dir / stale).unlink(missing_ok=True)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
 
     # 2. model, tokenizer and template
@@ -255,24 +280,23 @@ def sft(
         else None
     )
 
-    # 7. optimizer and schedule: AdamW on the trainable weights, warmup then cosine
-    o = cfg.optimizer
+    # 7. optimizer and schedule (default AdamW, warmup then cosine) on the trainable
+    #    weights; the Trainer counts the steps from its loader
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    optimizer = goptim.adamw(trainable, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
-
-    def lr_schedule(total_steps: int) -> Any:
-        # the Trainer counts the steps from its loader; a fraction is rounded by the registry
-        warmup = o.warmup if 0 < o.warmup < 1 else min(int(o.warmup), total_steps - 1)
-        return schedule("warmup_cosine", total_steps=total_steps, warmup=warmup)
+    optimizer = build_optimizer(cfg.optimizer, trainable)
 
     # 8. train with the gradwise Trainer
-    callbacks: list[Any] = [MetricsLogger(run_dir, log_every=t.log_every, tensorboard=False)]
-    if t.guard:
-        callbacks.append(DivergenceGuard())
-    if t.checkpoint:
-        callbacks.append(Checkpoint(ckpt_dir, every_epoch=True, keep=1))
-    if progress and t.progress:
-        callbacks.append(ProgressBar())
+    callbacks, tail = callbacks_from_config(
+        CallbacksConfig(
+            progress=t.progress,
+            log_every=t.log_every,
+            checkpoint=CheckpointConfig(enabled=t.checkpoint, every_epoch=True, keep=1),
+            divergence_guard=DivergenceGuardConfig(enabled=t.guard),
+        ),
+        run_dir,
+        progress=progress,
+    )
+    callbacks += tail
     trainer = Trainer(
         CausalLMAdapter(model),
         optimizer,
@@ -285,7 +309,7 @@ def sft(
         clip_grad_norm=t.clip_grad_norm,
         precision=t.precision,
         seed=t.seed,
-        schedule=lr_schedule,
+        schedule=schedule_factory(cfg.schedule),
         distributed=trainer_mode(t.distributed),
     )
     try:
@@ -327,10 +351,8 @@ def sft(
         "packed_attention": attention if d.packing else None,
     }
     results["parameters"] = {"trainable": n_trainable, "total": n_total}
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    with (run_dir / "generations.jsonl").open("w") as fh:
-        for g in generations:
-            fh.write(json.dumps(g) + "\n")
+    write_text(run_dir / "results.json", json.dumps(results, indent=2))
+    write_text(run_dir / "generations.jsonl", "".join(json.dumps(g) + "\n" for g in generations))
     table = [{k: g[k] for k in ("prompt", "reference", "prediction")} for g in generations[:20]]
     write_report(
         run_dir,
@@ -341,9 +363,13 @@ def sft(
 
 
 def run(
-    cfg: InstructConfig | dict[str, Any], *, resume: bool = False, progress: bool = True
+    cfg: InstructConfig | dict[str, Any],
+    *,
+    resume: bool = False,
+    overwrite: bool = True,
+    progress: bool = True,
 ) -> SFTResult:
     """Validate a config (a dict or an :class:`InstructConfig`) and run :func:`sft`."""
     if not isinstance(cfg, InstructConfig):
         cfg = parse_config(cfg, InstructConfig)
-    return sft(cfg, resume=resume, progress=progress)
+    return sft(cfg, resume=resume, overwrite=overwrite, progress=progress)

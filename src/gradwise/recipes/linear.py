@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from gradwise._io import write_text
 from gradwise.config import dump_config
 from gradwise.config._linear import MODELS, LinearConfig, LinearModelConfig
+from gradwise.recipes._setup import claim_run_dir, cleanup_on_failure
 from gradwise.report import Section, render_html
-from gradwise.train._io import write_text
 
 __all__ = ["MODELS", "LinearConfig", "LinearModelConfig", "LinearResult", "fit_estimator", "run"]
 
@@ -57,14 +58,25 @@ def fit_estimator(m: LinearModelConfig, X: np.ndarray, y: np.ndarray) -> Any:
     return linear.ElasticNet(lam=m.lam, alpha=alpha, **common).fit(X, y)
 
 
-def run(cfg: LinearConfig) -> LinearResult:
-    """Fit, draw and report one linear model; writes ``runs/NAME/``."""
+def run(cfg: LinearConfig, *, overwrite: bool = True) -> LinearResult:
+    """Fit, draw and report one linear model; writes ``runs/NAME/``.
+
+    An existing ``runs/NAME`` is replaced (``overwrite``, the default; the
+    command line refuses unless ``--overwrite``). A run that fails leaves no
+    new directory behind.
+    """
+    run_dir = cfg.run_dir
+    fresh = claim_run_dir(run_dir, overwrite=overwrite)
+    with cleanup_on_failure(run_dir, fresh):
+        return _run(cfg, run_dir)
+
+
+def _run(cfg: LinearConfig, run_dir: Path) -> LinearResult:
     from gradwise import data as gdata
     from gradwise import linear
     from gradwise.linear import plotting
     from gradwise.recipes.train import load_table
 
-    run_dir = cfg.run_dir
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
 

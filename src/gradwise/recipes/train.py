@@ -19,8 +19,10 @@ import torch
 
 from gradwise import data as gdata
 from gradwise import nn as gnn
+from gradwise._io import write_text
 from gradwise.config import DataConfig, RunConfig, dump_config, parse_config, read_yaml
 from gradwise.errors import ConfigError
+from gradwise.optim import set_lr
 from gradwise.recipes._setup import (
     build_optimizer,
     callbacks_from_config,
@@ -31,7 +33,6 @@ from gradwise.recipes._setup import (
 from gradwise.report import Section, write_report
 from gradwise.train import Trainer, is_main_process
 from gradwise.train._fsdp import trainer_mode
-from gradwise.train._io import write_text
 
 
 @dataclass
@@ -119,8 +120,7 @@ def choose_lr(cfg: RunConfig, prep: Prepared, plot_path: Path | None = None) -> 
             batch_size=cfg.training.batch_size,
             num_steps=steps,
         )
-    for group, lr in zip(prep.optimizer.param_groups, found.group_lrs):
-        group["lr"] = lr
+    set_lr(prep.optimizer, found.group_lrs)
     if plot_path is not None:
         found.plot(plot_path)
     return found

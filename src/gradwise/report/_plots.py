@@ -1,4 +1,8 @@
-"""Plots of a run's metrics: train vs val per epoch, step loss, learning rate."""
+"""Plots of a run's metrics: train vs val per epoch, step loss, learning rate.
+
+Each is a Figure on its own Agg canvas saved through :func:`gradwise._io.save_png`
+(atomic, no ``matplotlib.use``, pyplot's global state untouched).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from gradwise._io import new_figure, save_png
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -88,7 +89,8 @@ def plot_curves(
     logx: bool = False,
 ) -> Path:
     """Draw named ``(x, y)`` curves on one axis and save a PNG."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig = new_figure(8, 4.5)
+    ax = fig.subplots()
     for label, (xs, ys) in series.items():
         ax.plot(list(xs), list(ys), marker="o" if len(xs) <= 30 else None, ms=3, label=label)
     ax.set_title(title)
@@ -101,11 +103,7 @@ def plot_curves(
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def plot_history(records: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
@@ -135,17 +133,15 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path) -> list[Pat
     if steps:
         pts = [(r["step"], r["loss"]) for r in steps if isinstance(r.get("loss"), (int, float))]
         if pts:
-            fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+            fig = new_figure(8, 4.5)
+            ax = fig.subplots()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1)
             _mark_kept_epoch(ax, epochs, events)
             ax.set_title("training loss per iteration (optimizer step)")
             ax.set_xlabel("iteration")
             ax.set_ylabel("loss")
             ax.grid(alpha=0.3)
-            fig.tight_layout()
-            fig.savefig(out_dir / "step_loss.png")
-            plt.close(fig)
-            written.append(out_dir / "step_loss.png")
+            written.append(save_png(fig, out_dir / "step_loss.png"))
         lr_pts = [(r["step"], r["lr"]) for r in steps if isinstance(r.get("lr"), (int, float))]
         if len({p[1] for p in lr_pts}) > 1:
             plot_curves(

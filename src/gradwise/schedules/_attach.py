@@ -9,6 +9,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from gradwise.errors import ConfigError
+from gradwise.optim import set_lr
 from gradwise.schedules._base import Schedule
 from gradwise.schedules._registry import schedule as build_schedule
 
@@ -53,6 +54,11 @@ class ScheduledLR(LRScheduler):
             raise ConfigError(f"attach: per must be 'step' or 'epoch', got {per!r}")
         self.schedule = schedule
         self.per = per
+        if last_epoch == -1:
+            # The groups' lr now is the base, even where an earlier scheduler left its
+            # initial_lr (torch keeps an existing one): lr has one home, the group.
+            for group in optimizer.param_groups:
+                group.pop("initial_lr", None)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float | torch.Tensor]:
@@ -81,11 +87,7 @@ class ScheduledLR(LRScheduler):
         if config is not None:
             config = dict(config)
             self.schedule = build_schedule(config.pop("name"), **config)
-        for group, lr in zip(self.optimizer.param_groups, self.get_last_lr()):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)
-            else:
-                group["lr"] = lr.clone() if isinstance(lr, torch.Tensor) else lr
+        set_lr(self.optimizer, self.get_last_lr())
 
 
 def _has_config(schedule: Callable[[int], float]) -> bool:

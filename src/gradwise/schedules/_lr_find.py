@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradwise._io import new_figure, save_png
 from gradwise.errors import ConfigError, DataError
+from gradwise.optim import set_lr
 from gradwise.schedules._base import check_float, check_int
-from gradwise.schedules._plot import new_figure, save_figure
 from gradwise.schedules._suggest import SUGGESTIONS, suggest
 
 
@@ -50,7 +51,7 @@ class LRFinderResult:
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Draw loss against lr (log axis) with the suggestion marked; write a PNG."""
-        fig = new_figure()
+        fig = new_figure(6.0, 4.0)
         ax = fig.add_subplot()
         ax.plot(self.lrs, self.raw_losses, color="tab:blue", alpha=0.25, label="batch loss")
         ax.plot(self.lrs, self.losses, color="tab:blue", label="smoothed loss")
@@ -72,8 +73,7 @@ class LRFinderResult:
         ax.set_title(f"LR range test ({self.suggestion_rule})", fontsize=9)
         ax.legend()
         ax.grid(alpha=0.3, which="both")
-        fig.tight_layout()
-        return save_figure(fig, path)
+        return save_png(fig, path)
 
 
 def lr_find(
@@ -237,8 +237,7 @@ def _sweep(
     growth = math.log(max_lr / min_lr) / (num_steps - 1)
     for i in range(num_steps):
         lr = min_lr * math.exp(growth * i)
-        for group, ratio in zip(optimizer.param_groups, ratios):
-            _set_lr(group, lr * ratio)
+        set_lr(optimizer, [lr * ratio for ratio in ratios])
         x, y = _to_device(next(batches), device)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
@@ -258,13 +257,6 @@ def _sweep(
         if i > 0 and best > 0 and current > stop_factor * best:
             return lrs, raw, smoothed, True
     return lrs, raw, smoothed, False
-
-
-def _set_lr(group: dict, lr: float) -> None:
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(lr)
-    else:
-        group["lr"] = lr
 
 
 def _batches(data: Any, batch_size: int) -> Iterator[Any]:

@@ -1,40 +1,14 @@
-"""PNG plots of a schedule; the figure-saving helper `lr_find` shares."""
+"""PNG plots of a schedule (drawn with gradwise's one Figure/PNG helper, :mod:`gradwise._io`)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from gradwise._io import new_figure, save_png
 from gradwise.errors import ConfigError
 from gradwise.schedules._base import check_int
-
-
-def new_figure(width: float = 6.0, height: float = 4.0):
-    """A matplotlib Figure on the Agg canvas, without touching pyplot's global state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG atomically: a temp file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def plot_schedule(
@@ -63,15 +37,14 @@ def plot_schedule(
     total_steps = check_int("plot_schedule", "total_steps", total_steps, 1)
     steps = list(range(total_steps))
     lrs = [base_lr * float(schedule(t)) for t in steps]
-    fig = new_figure()
+    fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     ax.plot(steps, lrs, color="tab:blue")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate" if base_lr != 1.0 else "lr multiplier")
     ax.set_title(_title(schedule))
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return save_png(fig, path)
 
 
 def _title(schedule: Callable[[int], float]) -> str:

@@ -7,38 +7,37 @@ report can be written on any machine that reaches a shared database.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from gradwise._io import new_figure, save_png, write_text
 from gradwise.config import parse_config
 from gradwise.report import Section, render_html
 from gradwise.sweep._config import SweepConfig, trial_raw
 from gradwise.sweep._result import SweepResult
 from gradwise.sweep._space import Space
-from gradwise.train._io import write_text
 
 
-def _plt() -> Any:
+def _colormap(name: str) -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def save_figure(fig: Any, path: Path) -> Path:
     """Save a figure atomically: workers finishing together write the same report."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=DPI)
-    _plt().close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path, dpi=DPI, tight=False)
+
+
+def _subplots(width: float, height: float, *grid: int, constrained: bool = False, **kw: Any) -> tuple[Any, Any]:
+    # A Figure on its own Agg canvas (gradwise._io.new_figure): pyplot is never touched.
+    fig = new_figure(width, height, dpi=DPI)
+    if constrained:
+        fig.set_layout_engine("constrained")
+    return fig, fig.subplots(*grid, **kw)
 
 
 def label(value: Any) -> str:
@@ -103,13 +102,12 @@ DPI = 110  # with the figure sizes below: plots 880-1100 px wide
 
 def trial_color(study: Any, number: int) -> Any:
     """The colour of trial ``number`` in every plot of the report (keyed by number, not order)."""
-    plt = _plt()
     n = max(1, len(study.get_trials(deepcopy=False)))
     if n <= 10:
-        return plt.get_cmap("tab10")(number % 10)
+        return _colormap("tab10")(number % 10)
     if n <= 20:
-        return plt.get_cmap("tab20")(number % 20)
-    return plt.get_cmap("viridis")(number / (n - 1))
+        return _colormap("tab20")(number % 20)
+    return _colormap("viridis")(number / (n - 1))
 
 
 def _legend(ax: Any, n: int) -> None:
@@ -126,8 +124,7 @@ def plot_curves(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     trials = [t for t in finished_trials(study) if info(t).get("history")]
     if not trials:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 4.5), layout="constrained")
+    fig, ax = _subplots(10, 4.5, constrained=True)
     for t in trials:
         hist = info(t)["history"]
         xs = [r["epoch"] for r in hist if metric in r]
@@ -192,18 +189,17 @@ def plot_heatmap(
     nothing is saved and ``path`` may be None).
     """
     import numpy as np
+    from matplotlib.patches import Rectangle
 
-    plt = _plt()
     own = ax is None
     if own:
         # at least 8 in (880 px): a small grid's cells are large, not its picture small
-        fig, ax = plt.subplots(figsize=(max(8.0, 1.2 + 0.9 * len(xlabels)),
-                                        max(4.0, 1.2 + 0.6 * len(ylabels))))  # fmt: skip
+        fig, ax = _subplots(max(8.0, 1.2 + 0.9 * len(xlabels)), max(4.0, 1.2 + 0.6 * len(ylabels)))
     data = np.array(grid, dtype=float)
     finite = data[np.isfinite(data)]
     lo = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
     hi = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
-    cmap = plt.get_cmap("viridis" if maximize else "viridis_r").with_extremes(bad="#dddddd")
+    cmap = _colormap("viridis" if maximize else "viridis_r").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=lo, vmax=hi, origin="lower",
                    aspect="auto")  # fmt: skip
     for i in range(data.shape[0]):
@@ -217,7 +213,7 @@ def plot_heatmap(
     if finite.size:
         flat = np.where(np.isfinite(data), data, -np.inf if maximize else np.inf)
         i, j = np.unravel_index(np.argmax(flat) if maximize else np.argmin(flat), data.shape)
-        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
     ax.set_xticks(range(len(xlabels)), list(xlabels), fontsize=LEGEND_PT, rotation=45)
     ax.set_yticks(range(len(ylabels)), list(ylabels), fontsize=LEGEND_PT)
     ax.set_xlabel(xname)
@@ -239,9 +235,7 @@ def plot_ranges(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     done = [t for t in done if t.value is not None and math.isfinite(t.value)]
     if not ranged or not done:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(ranged), figsize=(max(8.0, 3.4 * len(ranged)), 3.6),
-                             squeeze=False)  # fmt: skip
+    fig, axes = _subplots(max(8.0, 3.4 * len(ranged)), 3.6, 1, len(ranged), squeeze=False)
     colors = [trial_color(study, t.number) for t in done]
     for ax, name in zip(axes[0], ranged):
         ax.scatter([t.params[name] for t in done], [t.value for t in done], s=18, c=colors)
@@ -260,8 +254,7 @@ def plot_depth(study: Any, cfg: SweepConfig, path: Path) -> Path | None:
     if not trials:
         return None
     space = Space(cfg.sweep)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 4.5), layout="constrained")
+    fig, ax = _subplots(10, 4.5, constrained=True)
     for t in trials:
         per_epoch = info(t)["diagnostics"]["grad_norm"]
         params = ", ".join(label(v) for v in space.values_of(t.params).values())

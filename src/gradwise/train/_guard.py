@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from gradwise.errors import ConfigError, GradwiseError
-from gradwise.train._rollback import Snapshot, scale_lr
+from gradwise.optim import scale_lr
+from gradwise.train._rollback import Snapshot
 from gradwise.train._state import Callback, Control, TrainState
 from gradwise.train._trend import AUTO, BestEpoch
 
@@ -344,7 +345,7 @@ class DivergenceGuard(Callback):
                 "or allow more retries"
             )
         self.retries += 1
-        scale_lr(state.optimizer, state.scheduler, self.factor)
+        scale_lr(state.optimizer, self.factor, state.scheduler)
         new_lr = float(state.optimizer.param_groups[0]["lr"])
         # The same weights with the lowered lr: a later rescue from here lowers it again.
         self._good = Snapshot.take(state, self._losses)

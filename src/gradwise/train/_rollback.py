@@ -1,7 +1,8 @@
 """Rolling training back: an in-memory restore point and a learning-rate cut.
 
 :class:`gradwise.train.DivergenceGuard` takes a :class:`Snapshot` every few
-steps and, when the run fails, restores it and calls :func:`scale_lr`.
+steps and, when the run fails, restores it and lowers the lr with
+:func:`gradwise.optim.scale_lr`.
 """
 
 from __future__ import annotations
@@ -13,57 +14,7 @@ from typing import Any
 
 import torch
 
-from gradwise._torch_compat import set_last_lr
 from gradwise.train._state import TrainState
-
-GROUP_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
-"""Param-group keys that hold a learning rate: the group's own and the base
-rates a scheduler keeps there (``initial_lr`` for every torch scheduler and
-:func:`gradwise.schedules.attach`, ``max_lr``/``min_lr`` for ``OneCycleLR``)."""
-
-SCHEDULER_LR_LISTS = ("base_lrs", "max_lrs")
-"""Scheduler attributes that hold one rate per group (``max_lrs``: ``CyclicLR``); the
-rates ``get_last_lr()`` reports are scaled too (through ``set_last_lr``)."""
-
-
-def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) -> None:
-    """Multiply every group's learning rate by ``factor``, and a scheduler's base rates too.
-
-    A scheduler computes each new lr from base rates it keeps apart
-    (``initial_lr * schedule(t)``); scaling only ``group["lr"]`` would be undone
-    at its next step. So the lr-valued group keys of :data:`GROUP_LR_KEYS` and
-    the per-group lists of :data:`SCHEDULER_LR_LISTS` are all scaled. Tensor
-    rates are scaled in place (a fused optimizer holds a reference), each
-    tensor once even where a list shares it with a group.
-
-    Example:
-        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        >>> scale_lr(opt, None, 0.5)
-        >>> opt.param_groups[0]["lr"]
-        0.05
-    """
-    seen: set[int] = set()
-
-    def scaled(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            if id(value) not in seen:
-                seen.add(id(value))
-                value.mul_(factor)
-            return value
-        return value * factor
-
-    for group in optimizer.param_groups:
-        for key in GROUP_LR_KEYS:
-            if key in group:
-                group[key] = scaled(group[key])
-    if scheduler is not None:
-        for name in SCHEDULER_LR_LISTS:
-            values = getattr(scheduler, name, None)
-            if isinstance(values, list):
-                setattr(scheduler, name, [scaled(v) for v in values])
-        if callable(getattr(scheduler, "get_last_lr", None)):
-            set_last_lr(scheduler, [scaled(v) for v in scheduler.get_last_lr()])
-
 
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), torch.dtype, torch.device)
 _IMMUTABLE_TYPES = frozenset(_IMMUTABLE)

@@ -16,7 +16,8 @@ from collections import deque
 from typing import Any
 
 from gradwise.errors import ConfigError
-from gradwise.train._rollback import Snapshot, scale_lr
+from gradwise.optim import scale_lr
+from gradwise.train._rollback import Snapshot
 from gradwise.train._state import TrainState
 
 AUTO = "auto"
@@ -133,7 +134,7 @@ class BestEpoch:
         now = lr_level(state)
         self.snapshot.restore(state)
         then = lr_level(state)
-        scale_lr(state.optimizer, state.scheduler, factor * now / then if then else factor)
+        scale_lr(state.optimizer, factor * now / then if then else factor, state.scheduler)
         self.worse, self.held = 0, True
 
     def state_dict(self) -> dict[str, Any]:
