@@ -83,7 +83,7 @@ def save_sharded(
     dcp.save(_states(model, optimizer), checkpoint_id=str(tmp))
     _barrier()
     if writes:
-        from gradwise.train._export import adapter_layout
+        from gradwise.train._layout import adapter_layout
 
         meta = {**payload, "model": None, "optimizer": None, "sharded": True}
         meta["lora"] = adapter_layout(model)  # names only: what `gradwise export` writes
