@@ -30,7 +30,10 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def _pyproject() -> dict:
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+        import tomli as tomllib
 
     with open(ROOT / "pyproject.toml", "rb") as f:
         return tomllib.load(f)["project"]
