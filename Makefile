@@ -46,7 +46,9 @@ clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info runs
 
 # The wheel as users get it: built with `python -m build`, installed into a
-# fresh venv beside torch 2.13.0 with no extras, run from outside the repo.
+# fresh venv beside torch 2.13.0 with no extras, run from outside the repo:
+# the whole quick tour, where a section needing an extra says which and is
+# skipped; then with [demo], each skipped section runs (quick).
 # It builds from a copy, so no build/ or egg-info is left in the checkout.
 .PHONY: wheel-check
 wheel-check:
@@ -63,7 +65,14 @@ wheel-check:
 	sys.exit(f'package data missing from the wheel: {missing}') if missing else print(f'package data: {len(sys.argv) - 1} files')" $$files; \
 	"$$tmp/venv/bin/gradwise" --help >/dev/null; \
 	"$$tmp/venv/bin/gradwise" demo --list; \
-	"$$tmp/venv/bin/gradwise" demo train --quick --runs-dir "$$tmp/runs"; \
 	rc=0; "$$tmp/venv/bin/gradwise" demo instruct --runs-dir "$$tmp/runs" 2>"$$tmp/err" || rc=$$?; \
 	cat "$$tmp/err"; test $$rc = 2; \
+	echo "== the quick tour, no extras"; \
+	"$$tmp/venv/bin/gradwise" demo --runs-dir "$$tmp/runs" >"$$tmp/tour.log" 2>&1 || { cat "$$tmp/tour.log"; exit 1; }; \
+	cat "$$tmp/tour.log"; \
+	skipped=$$(awk '$$2 == "skipped:" {print $$1}' "$$tmp/tour.log"); \
+	echo "== with [demo]: the sections skipped above:" $$skipped; \
+	"$$tmp/venv/bin/pip" install --quiet "$$(ls "$$tmp"/dist/gradwise-*.whl)[demo]"; \
+	for s in $$skipped; do \
+	"$$tmp/venv/bin/gradwise" demo "$$s" --quick --runs-dir "$$tmp/runs" || exit 1; done; \
 	echo "wheel-check: ok"
