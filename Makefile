@@ -41,6 +41,13 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+# The guides and the API reference (mkdocs.yml), built offline into site/;
+# --strict: a broken reference or link fails.
+.PHONY: docs
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info runs
