@@ -222,7 +222,7 @@ def demo(
     chosen = [section] if section else [s.name for s in sections()]
     # the whole tour runs quick versions; a single named section runs in full
     is_quick = quick if quick is not None else section is None
-    summary: list[tuple[str, dict[str, Any] | None]] = []
+    summary = []
     for name in chosen:
         typer.secho(f"== demo: {name}", bold=True)
         try:
@@ -232,7 +232,7 @@ def demo(
                 raise
             # the whole tour goes on: one line naming the extra, then the next section
             typer.secho(f"   skipped: {exc}", fg="yellow")
-            summary.append((name, None))
+            summary.append((name, {"skipped": True}))
             continue
         summary.append((name, result))
         for key, value in result.items():
@@ -240,7 +240,7 @@ def demo(
     if len(summary) > 1:
         typer.secho("== tour done", bold=True)
         for name, result in summary:
-            if result is None:
+            if result.get("skipped"):
                 typer.echo(f"   {name:<16} skipped: needs an extra (above)")
                 continue
             typer.echo(f"   {name:<16} {result.get('seconds', '?')} s  {result.get('report', '')}")
