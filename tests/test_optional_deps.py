@@ -14,7 +14,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from gradwise._optional import MissingDependency, require
 from gradwise.errors import GradwiseError

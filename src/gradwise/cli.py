@@ -238,6 +238,7 @@ def demo(
     ] = None,
 ) -> None:
     """The guided tour: every section's quick version, or one section."""
+    from gradwise._optional import MissingDependency
     from gradwise.demo import run_section, sections
 
     if check:
@@ -261,13 +262,24 @@ def demo(
     summary = []
     for name in chosen:
         typer.secho(f"== demo: {name}", bold=True)
-        result = run_section(name, runs_dir / f"demo-{name}", quick=is_quick)
+        try:
+            result = run_section(name, runs_dir / f"demo-{name}", quick=is_quick)
+        except MissingDependency as exc:
+            if section is not None:  # the one section asked for: an error, status 2
+                raise
+            # the whole tour goes on: one line naming the extra, then the next section
+            typer.secho(f"   skipped: {exc}", fg="yellow")
+            summary.append((name, {"skipped": True}))
+            continue
         summary.append((name, result))
         for key, value in result.items():
             typer.echo(f"   {key}: {format_value(value)}")
     if len(summary) > 1:
         typer.secho("== tour done", bold=True)
         for name, result in summary:
+            if result.get("skipped"):
+                typer.echo(f"   {name:<16} skipped: needs an extra (above)")
+                continue
             typer.echo(f"   {name:<16} {result.get('seconds', '?')} s  {result.get('report', '')}")
 
 

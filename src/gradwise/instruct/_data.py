@@ -104,7 +104,7 @@ class InstructData(Sequence[Example]):
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self.examples[i]
 
     def __iter__(self) -> Iterator[Example]:

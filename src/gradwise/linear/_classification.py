@@ -76,8 +76,8 @@ class LogisticRegression(LinearPredictMixin, ClassifierMixin, GlmnetBase):
         tol: relative duality-gap tolerance. max_iter: Newton iterations.
 
     Attributes:
-        classes_, coef_ (1, p) or (K, p), intercept_ (1,) or (K,),
-        dual_gap_, n_iter_.
+        classes_, coef_, intercept_: the labels, (1, p) or (K, p), (1,) or (K,).
+        dual_gap_, n_iter_: as in `ElasticNet`.
 
     Example:
         >>> from sklearn.datasets import load_breast_cancer

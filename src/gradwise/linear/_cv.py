@@ -113,14 +113,15 @@ class ElasticNetCV(LinearPredictMixin, RegressorMixin, _CVResultMixin, GlmnetBas
         cv: number of folds (KFold), a splitter, or an iterable of splits.
         select: "min" (scikit-learn's choice) or "1se" (glmnet's default
             prediction, the sparser model).
-        Others as in `ElasticNet`.
+        others: as in `ElasticNet`.
 
     Attributes:
-        lams_ (L,), cv_mean_ (L,), cv_std_ (L,) std over folds, cv_se_ (L,)
-        standard error (std / sqrt(folds)), cv_errors_ (folds, L),
-        lam_min_, lam_1se_, lam_, alpha_, coef_path_ (p, i + 1) and
-        intercept_path_ (i + 1,): the all-data path from lam_max down to lam_
-        = lams_[i], coef_, intercept_, n_iter_ (epochs of that path).
+        lams_, cv_mean_, cv_std_, cv_se_: (L,): the grid, the CV error's mean,
+            its std over folds and its standard error (std / sqrt(folds)).
+        cv_errors_: (folds, L). lam_min_, lam_1se_, lam_, alpha_: the choices.
+        coef_path_, intercept_path_: (p, i + 1) and (i + 1,): the all-data path
+            from lam_max down to lam_ = lams_[i]; coef_, intercept_, n_iter_
+            (epochs of that path).
 
     Example:
         >>> from sklearn.datasets import load_diabetes

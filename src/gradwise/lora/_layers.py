@@ -45,7 +45,7 @@ class LoRALayer(nn.Module):
 
     def __init__(self, base_layer: nn.Module) -> None:
         super().__init__()
-        self.base_layer = base_layer
+        self.base_layer: Any = base_layer  # any torch layer: its attributes are the layer's own
         self.r: dict[str, int] = {}
         self.lora_alpha: dict[str, float] = {}
         self.scaling: dict[str, float] = {}

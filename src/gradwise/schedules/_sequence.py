@@ -56,7 +56,7 @@ class Sequence(Schedule):
         set_field(self, "boundaries", boundaries)
 
     @property
-    def total_steps(self) -> int | None:  # type: ignore[override]
+    def total_steps(self) -> int | None:
         last = getattr(self.schedules[-1], "total_steps", None)
         if last is None:
             return None
