@@ -104,16 +104,36 @@ def test_positive_path(diabetes, rel):
     assert rel(coefs, ref) < 1e-5
 
 
-@pytest.mark.parametrize("shape,sparse", [((60, 200), False), ((60, 200), True), ((300, 20), False)])
-def test_compiled_and_python_path_drivers_agree(make_sparse, monkeypatch, rel, shape, sparse):
+@pytest.mark.parametrize(
+    "shape,sparse,weighted,free",
+    [((60, 200), False, False, False), ((60, 200), True, True, False),
+     ((300, 20), False, False, True), ((80, 150), True, False, True),
+     ((300, 20), False, True, False)],
+    ids=["dense", "sparse-weighted", "gram-free", "sparse-free", "gram-weighted"],
+)
+def test_numba_and_numpy_backends_agree(make_sparse, shape, sparse, weighted, free):
+    # one kernel source, run compiled and as plain numpy: the same path to round-off
     import scipy.sparse as sps
 
-    from gradwise.linear import _kernels
+    from gradwise.linear._kernels import BACKENDS, use_backend
 
+    if "numba" not in BACKENDS:
+        pytest.skip("numba not installed")
     X, y, _ = make_sparse(*shape, 5, seed=12)
     X = sps.csc_matrix(X) if sparse else X
-    lams, ref, _ = enet_path(X, y, 0.7, n_lams=25, tol=1e-12)
-    monkeypatch.setattr(_kernels, "path_driver", lambda: None)
-    _, py, gaps = enet_path(X, y, 0.7, lams, tol=1e-12)
-    assert rel(py, ref) < 1e-6
-    assert np.all(gaps <= 1e-12 * np.var(y) + 1e-15)
+    rng = np.random.default_rng(3)
+    kw = {"sample_weight": rng.uniform(0.5, 2.0, shape[0]) if weighted else None,
+          "penalty_factor": np.r_[0.0, 0.0, np.ones(shape[1] - 2)] if free else None,
+          "tol": 1e-14, "max_iter": 100_000}
+    out = {}
+    for name in ("numba", "numpy"):
+        with use_backend(name):
+            out[name] = enet_path(X, y, 0.7, n_lams=15, eps=1e-2, **kw)
+    lams_a, coefs_a, gaps_a = out["numba"]
+    lams_b, coefs_b, gaps_b = out["numpy"]
+    np.testing.assert_array_equal(lams_a, lams_b)
+    err = np.abs(coefs_a - coefs_b).max() / np.abs(coefs_a).max()
+    assert err <= 1e-10, err
+    np.testing.assert_array_equal(coefs_a != 0, coefs_b != 0)
+    bound = 1e-14 * np.var(y) + 1e-15
+    assert gaps_a.max() <= bound and gaps_b.max() <= bound

@@ -6,7 +6,7 @@ A `LSProblem` holds everything the coordinate-descent kernels need for::
 
 Dense X is copied once into a centred Fortran-ordered float64 array (the
 kernels read columns). Sparse X stays sparse: its centring is implicit
-(``m`` is passed to the kernels, see `_cd_numpy`). When n >> p the problem
+(``m`` is passed to the kernels, see `_cd`). When n >> p the problem
 switches to covariance mode: only ``G = X~^T W X~`` and ``q = X~^T W zc`` are
 kept and every coordinate update costs O(p) (glmnet's covariance updates).
 
