@@ -17,38 +17,54 @@ JIT = is_jit(__name__)
 njit, njit_fast = decorators(JIT)
 
 if JIT:
+    # Column slices, not X[j * n + i]: a computed index may be negative as far as
+    # numba knows, and its wraparound check stops LLVM from vectorising the loop (6x).
     @njit_fast
+    def _dot_arrays(X, n, data, indices, indptr, sparse, w, j, r):
+        acc = 0.0
+        if sparse:
+            a, e = indptr[j], indptr[j + 1]
+            d = data[a:e]
+            ix = indices[a:e]
+            if w.shape[0] == 0:
+                for k in range(e - a):
+                    acc += d[k] * r[ix[k]]
+            else:
+                for k in range(e - a):
+                    i = ix[k]
+                    acc += d[k] * w[i] * r[i]
+        else:
+            col = X[j * n:(j + 1) * n]
+            if w.shape[0] == 0:
+                for i in range(n):
+                    acc += col[i] * r[i]
+            else:
+                for i in range(n):
+                    acc += col[i] * w[i] * r[i]
+        return acc
+
+    @njit
+    def _axpy_arrays(X, n, data, indices, indptr, sparse, j, delta, r):
+        if sparse:
+            a, e = indptr[j], indptr[j + 1]
+            d = data[a:e]
+            ix = indices[a:e]
+            for k in range(e - a):
+                r[ix[k]] -= delta * d[k]
+        else:
+            col = X[j * n:(j + 1) * n]
+            for i in range(n):
+                r[i] -= delta * col[i]
+
+    @njit
     def _col_dot(D, j, r):
         """sum_i X_ij w_i r_i (raw X, no centring)."""
-        acc = 0.0
-        if D.sparse:
-            if D.w.shape[0] == 0:
-                for k in range(D.indptr[j], D.indptr[j + 1]):
-                    acc += D.data[k] * r[D.indices[k]]
-            else:
-                for k in range(D.indptr[j], D.indptr[j + 1]):
-                    i = D.indices[k]
-                    acc += D.data[k] * D.w[i] * r[i]
-        else:
-            base = j * D.n
-            if D.w.shape[0] == 0:
-                for i in range(D.n):
-                    acc += D.X[base + i] * r[i]
-            else:
-                for i in range(D.n):
-                    acc += D.X[base + i] * D.w[i] * r[i]
-        return acc
+        return _dot_arrays(D.X, D.n, D.data, D.indices, D.indptr, D.sparse, D.w, j, r)
 
     @njit
     def _col_axpy(D, j, delta, r):
         """r -= delta * X[:, j]."""
-        if D.sparse:
-            for k in range(D.indptr[j], D.indptr[j + 1]):
-                r[D.indices[k]] -= delta * D.data[k]
-        else:
-            base = j * D.n
-            for i in range(D.n):
-                r[i] -= delta * D.X[base + i]
+        _axpy_arrays(D.X, D.n, D.data, D.indices, D.indptr, D.sparse, j, delta, r)
 
     @njit_fast
     def _res_norms(w, zc, r, s):
@@ -119,10 +135,10 @@ if JIT:
     def grad_dense(X, n, wr, out):
         """out = X^T wr, column by column (X column-major, flattened); one core, no BLAS."""
         for j in range(out.shape[0]):
-            base = j * n
+            col = X[j * n:(j + 1) * n]
             acc = 0.0
             for i in range(n):
-                acc += X[base + i] * wr[i]
+                acc += col[i] * wr[i]
             out[j] = acc
     @njit
     def scale_into(dst, c, src):
