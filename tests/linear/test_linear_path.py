@@ -137,3 +137,39 @@ def test_numba_and_numpy_backends_agree(make_sparse, shape, sparse, weighted, fr
     np.testing.assert_array_equal(coefs_a != 0, coefs_b != 0)
     bound = 1e-14 * np.var(y) + 1e-15
     assert gaps_a.max() <= bound and gaps_b.max() <= bound
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_path_equals_dense(make_sparse, fmt, fit_intercept):
+    # sparse X stays sparse (implicit centring and scaling) and gives the dense answer
+    import scipy.sparse as sps
+
+    X, y, _ = make_sparse(120, 300, 6, seed=21)
+    X[np.abs(X) < 1.0] = 0.0  # about 30% non-zeros
+    rng = np.random.default_rng(5)
+    kw = {"n_lams": 20, "eps": 1e-2, "tol": 1e-13, "fit_intercept": fit_intercept,
+          "sample_weight": rng.uniform(0.5, 2.0, 120), "max_iter": 100_000}
+    lams, dense, _ = enet_path(X, y, 0.5, **kw)
+    _, sparse, gaps = enet_path(sps.csr_matrix(X) if fmt == "csr" else sps.csc_matrix(X), y,
+                                0.5, **kw)
+    err = np.abs(sparse - dense).max() / np.abs(dense).max()
+    assert err < 1e-8, err
+    np.testing.assert_array_equal(sparse != 0, dense != 0)
+    assert gaps.max() <= 1e-13 * np.var(y) * 2
+
+
+def test_sparse_logistic_path_equals_dense(make_sparse):
+    import scipy.sparse as sps
+
+    from gradwise.linear import logistic_path
+
+    X, f, _ = make_sparse(150, 60, 5, seed=22)
+    X[np.abs(X) < 0.8] = 0.0
+    y = (f > np.median(f)).astype(int)
+    kw = {"n_lams": 10, "eps": 5e-2, "tol": 1e-12, "max_iter": 500}
+    _, dense, b_dense, _ = logistic_path(X, y, 0.5, **kw)
+    _, sparse, b_sparse, _ = logistic_path(sps.csr_matrix(X), y, 0.5, **kw)
+    err = np.abs(sparse - dense).max() / np.abs(dense).max()
+    assert err < 1e-6, err
+    assert np.abs(b_sparse - b_dense).max() < 1e-6 * max(1.0, np.abs(b_dense).max())
