@@ -164,3 +164,30 @@ print("ok")
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(("value", "expect"), [("numpy", "numpy"), ("gpu", "ConfigError")])
+def test_backend_env_var(tmp_path, value, expect):
+    # GRADWISE_LINEAR_BACKEND forces a backend for the process; an unknown name is refused
+    import os
+    import subprocess
+    import sys
+
+    code = """
+from gradwise.errors import ConfigError
+from gradwise.linear import _kernels
+try:
+    print(_kernels.backend(), _kernels.kernels().__name__)
+except ConfigError as exc:
+    print("ConfigError", exc)
+"""
+    env = {**os.environ, "GRADWISE_LINEAR_BACKEND": value}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    words = out.stdout.split()
+    assert words[0] == expect
+    if expect == "numpy":
+        assert words[1] == "gradwise.linear._cd_numpy"
+    else:
+        assert "GRADWISE_LINEAR_BACKEND='gpu'" in out.stdout and "numpy" in out.stdout

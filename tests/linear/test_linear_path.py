@@ -104,16 +104,72 @@ def test_positive_path(diabetes, rel):
     assert rel(coefs, ref) < 1e-5
 
 
-@pytest.mark.parametrize("shape,sparse", [((60, 200), False), ((60, 200), True), ((300, 20), False)])
-def test_compiled_and_python_path_drivers_agree(make_sparse, monkeypatch, rel, shape, sparse):
+@pytest.mark.parametrize(
+    "shape,sparse,weighted,free",
+    [((60, 200), False, False, False), ((60, 200), True, True, False),
+     ((300, 20), False, False, True), ((80, 150), True, False, True),
+     ((300, 20), False, True, False)],
+    ids=["dense", "sparse-weighted", "gram-free", "sparse-free", "gram-weighted"],
+)
+def test_numba_and_numpy_backends_agree(make_sparse, shape, sparse, weighted, free):
+    # one kernel source, run compiled and as plain numpy: the same path to round-off
     import scipy.sparse as sps
 
-    from gradwise.linear import _kernels
+    from gradwise.linear._kernels import BACKENDS, use_backend
 
+    if "numba" not in BACKENDS:
+        pytest.skip("numba not installed")
     X, y, _ = make_sparse(*shape, 5, seed=12)
     X = sps.csc_matrix(X) if sparse else X
-    lams, ref, _ = enet_path(X, y, 0.7, n_lams=25, tol=1e-12)
-    monkeypatch.setattr(_kernels, "path_driver", lambda: None)
-    _, py, gaps = enet_path(X, y, 0.7, lams, tol=1e-12)
-    assert rel(py, ref) < 1e-6
-    assert np.all(gaps <= 1e-12 * np.var(y) + 1e-15)
+    rng = np.random.default_rng(3)
+    kw = {"sample_weight": rng.uniform(0.5, 2.0, shape[0]) if weighted else None,
+          "penalty_factor": np.r_[0.0, 0.0, np.ones(shape[1] - 2)] if free else None,
+          "tol": 1e-14, "max_iter": 100_000}
+    out = {}
+    for name in ("numba", "numpy"):
+        with use_backend(name):
+            out[name] = enet_path(X, y, 0.7, n_lams=15, eps=1e-2, **kw)
+    lams_a, coefs_a, gaps_a = out["numba"]
+    lams_b, coefs_b, gaps_b = out["numpy"]
+    np.testing.assert_array_equal(lams_a, lams_b)
+    err = np.abs(coefs_a - coefs_b).max() / np.abs(coefs_a).max()
+    assert err <= 1e-10, err
+    np.testing.assert_array_equal(coefs_a != 0, coefs_b != 0)
+    bound = 1e-14 * np.var(y) + 1e-15
+    assert gaps_a.max() <= bound and gaps_b.max() <= bound
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_path_equals_dense(make_sparse, fmt, fit_intercept):
+    # sparse X stays sparse (implicit centring and scaling) and gives the dense answer
+    import scipy.sparse as sps
+
+    X, y, _ = make_sparse(120, 300, 6, seed=21)
+    X[np.abs(X) < 1.0] = 0.0  # about 30% non-zeros
+    rng = np.random.default_rng(5)
+    kw = {"n_lams": 20, "eps": 1e-2, "tol": 1e-13, "fit_intercept": fit_intercept,
+          "sample_weight": rng.uniform(0.5, 2.0, 120), "max_iter": 100_000}
+    lams, dense, _ = enet_path(X, y, 0.5, **kw)
+    _, sparse, gaps = enet_path(sps.csr_matrix(X) if fmt == "csr" else sps.csc_matrix(X), y,
+                                0.5, **kw)
+    err = np.abs(sparse - dense).max() / np.abs(dense).max()
+    assert err < 1e-8, err
+    np.testing.assert_array_equal(sparse != 0, dense != 0)
+    assert gaps.max() <= 1e-13 * np.var(y) * 2
+
+
+def test_sparse_logistic_path_equals_dense(make_sparse):
+    import scipy.sparse as sps
+
+    from gradwise.linear import logistic_path
+
+    X, f, _ = make_sparse(150, 60, 5, seed=22)
+    X[np.abs(X) < 0.8] = 0.0
+    y = (f > np.median(f)).astype(int)
+    kw = {"n_lams": 10, "eps": 5e-2, "tol": 1e-12, "max_iter": 500}
+    _, dense, b_dense, _ = logistic_path(X, y, 0.5, **kw)
+    _, sparse, b_sparse, _ = logistic_path(sps.csr_matrix(X), y, 0.5, **kw)
+    err = np.abs(sparse - dense).max() / np.abs(dense).max()
+    assert err < 1e-6, err
+    assert np.abs(b_sparse - b_dense).max() < 1e-6 * max(1.0, np.abs(b_dense).max())

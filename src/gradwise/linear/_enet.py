@@ -1,25 +1,13 @@
-"""Elastic-net solver: warm-started path, strong rules, KKT checks, duality gap.
+"""Elastic-net solver: the path driver around the kernels, polish, lam_max.
 
-For each lam of a decreasing grid (glmnet's recipe, Tibshirani et al. 2012):
-
-0. if the previous solution already has a duality gap <= tol here, keep it;
-   otherwise try the path prediction ``b + f (b - b_prev)`` (`predict`);
-1. the sequential strong rule keeps feature j in the working set when
-   ``|g_j(lam_prev)| >= alpha w1_j (2 lam - lam_prev) * wsum`` (g the
-   centred gradient at the previous solution), plus every non-zero;
-2. coordinate descent (`_kernels`) solves the working-set problem to a
-   duality gap <= tol, cycling on the non-zero coordinates with Anderson
-   extrapolation in between;
-3. one pass over all features (or nothing in covariance mode) gives the
-   full gradient: features violating the KKT condition ``|g_j| <= l1_j``
-   join the working set and step 2 repeats; otherwise the full duality gap
-   certifies the solution.
-
-With numba the loop over lams runs compiled (`_path_numba`) and hands a
-lam that stalls for ``_CHUNK`` epochs back to `solve_lam` here. Single fits
-add a final "polish": with the support and signs known, the optimum solves a
-small linear system exactly, so estimators return the solution to round-off
-and not just to the gap tolerance.
+The per-lam loop (warm starts, path prediction, strong rules, KKT checks,
+duality gap) lives once, in `_cd_path`, compiled with numba or run as
+Python (`_kernels`). `solve_path` here hands it the packed problem, and
+when a lam stalls for ``_CHUNK`` epochs (strongly correlated features) it
+tries the exact "polish" and resumes the loop there with a doubled budget.
+Single fits polish every lam: with the support and signs known, the optimum
+solves a small linear system exactly, so estimators return the solution to
+round-off and not just to the gap tolerance.
 """
 
 from __future__ import annotations
@@ -32,7 +20,6 @@ import scipy.linalg as sla
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _kernels
-from ._cd_numpy import _dual_terms, gap_terms
 from ._problem import LSProblem
 
 # glmnet computes lam_max for ridge-like alphas with alpha = 1e-3 (no finite lam_max at 0).
@@ -133,132 +120,46 @@ def free_features(b, l1, l2, usable, positive) -> np.ndarray:
     return np.flatnonzero(free)
 
 
-def _full_gap(prob, state, l1, l2, positive, form_b, usable) -> float:
+def free_arrays(prob: LSProblem, free: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(GU, free, fpos)`` of the kernels' exact gap: ``GU = X~^T W X~[:, free]`` (p, u),
+    ``fpos[j]`` the position of j in ``free`` or -1 (empty when there are none)."""
+    free = np.asarray(free, dtype=np.int64)
+    if free.shape[0] == 0:
+        return np.zeros((prob.p, 0)), free, np.empty(0, dtype=np.int64)
+    fpos = np.full(prob.p, -1, dtype=np.int64)
+    fpos[free] = np.arange(free.shape[0])
+    return np.ascontiguousarray(cross_products(prob, free)), free, fpos
+
+
+def kernel_data(prob: LSProblem, free: np.ndarray) -> tuple:
+    """The problem packed for the kernels: `_kernels.Gram` or `_kernels.Data`."""
+    GU, fr, fpos = free_arrays(prob, free)
+    if prob.kind == "gram":
+        return _kernels.Gram(prob.G, prob.q, prob.zz, prob.H, GU, fr, fpos)
+    return _kernels.Data(prob.flat, prob.n, prob.data, prob.indices, prob.indptr, prob.sparse,
+                         prob.w, prob.wsum, prob.zc, prob.H, prob.m, prob.q, GU, fr, fpos)
+
+
+def _full_gap(prob, state, l1, l2, positive, form_b, usable, D=None) -> float:
     """Duality gap over all usable features, exact with unpenalised features.
 
     An unpenalised feature's dual constraint is ``X~_j^T W theta = 0``; the
-    scaled residual meets it only once that feature is fitted, so a gap from
-    the raw residual can pass (or turn negative) while it is not. The dual
-    point is therefore built from the residual projected off the free
-    columns, ``r~ = r - X~_U c`` with ``c = (X~_U^T W X~_U)^+ X~_U^T W r``,
-    which is always feasible for them; the primal keeps ``r``. Then::
-
-        gap = (||r||^2 + sum l2 b^2)/2 + sum l1|b| - sig zc.r~ + sig^2 (||r~||^2 + sum l2 b^2)/2
-
-    (formulation A) and the matching change of formulation B, both equal to
-    `gap_terms` when the free features are fitted (``r~ = r``).
+    scaled residual meets it only once that feature is fitted, so the dual
+    point is built from the residual projected off the free columns (see
+    `_cd.gap_core`): the gap is then never negative and an unfitted free
+    feature cannot pass. ``D``: the packed problem, if already built.
     """
+    if D is None:
+        D = kernel_data(prob, free_features(state.b, l1, l2, usable, positive))
     rr, zr = state.rr_zr(prob)
-    b = state.b
-    U = free_features(b, l1, l2, usable, positive)
-    g = state.g
-    if U.shape[0] == 0:
-        terms = _dual_terms(g[usable], b[usable], l1[usable], l2[usable], positive, form_b)
-        return gap_terms(rr, zr, *terms, form_b)
-    GU = cross_products(prob, U)
-    c = _solve_free(GU[U], g[U])
-    rrt, zrt, gt = rr - float(c @ g[U]), zr - float(c @ prob.q[U]), g - GU @ c
-    dn, l1n, l2n, pen_b = _dual_terms(gt[usable], b[usable], l1[usable], l2[usable], positive,
-                                      form_b)
-    if form_b:
-        return 0.5 * (rr + l2n + rrt) + l1n - zrt + pen_b
-    sig = 1.0 if dn <= 1.0 else 1.0 / dn
-    return 0.5 * (rr + l2n) + l1n - sig * zrt + 0.5 * sig * sig * (rrt + l2n)
-
-
-def _violators(state, l1, ws_mask, usable, positive, limit) -> np.ndarray:
-    g = state.g if positive else np.abs(state.g)
-    viol = np.flatnonzero(usable & ~ws_mask & (g > l1 * (1 + 1e-12)))
-    if viol.shape[0] > limit:  # keep the working set small: the worst offenders first
-        ratio = g[viol] / np.maximum(l1[viol], 1e-300)
-        viol = viol[np.argsort(-ratio)[:limit]]
-    return viol
-
-
-def _run_kernel(prob, state, ws, l1, l2, positive, form_b, max_epochs, tol_abs):
+    idx = np.flatnonzero(usable).astype(np.int64)
     K = _kernels.kernels()
-    if prob.kind == "gram":
-        return K.cd_gram(prob.G, prob.q, prob.zz, state.g, state.b, ws, l1, l2, positive,
-                         form_b, max_epochs, tol_abs)
-    g_ws = state.g[ws]  # when current, the kernel skips its first pass
-    out = K.cd_residual(prob.flat, prob.n, prob.data, prob.indices, prob.indptr, prob.sparse,
-                        prob.w, prob.wsum, prob.zc, state.r, state.st, state.b, ws, l1, l2,
-                        prob.H, prob.m, positive, form_b, max_epochs, tol_abs, g_ws,
-                        state.g_ready)
-    state.g = prob.grad(state.r, state.st[0])  # the KKT pass over all features
-    state.g_ready = True
-    return out
+    return float(K.gap_core(rr, zr, D, state.b, idx, l1, l2, positive, form_b,
+                            np.ascontiguousarray(state.g[idx])))
 
 
-def predict(prob, state, b_prev, f, l1, l2, usable) -> bool:
-    """Path prediction ``b + f (b - b_prev)`` on the support, kept if the objective drops.
-
-    Between knots the lasso path is linear in lam (the elastic net's is
-    smooth), so extrapolating from the last two solutions is a better warm
-    start than the last one alone. Signs that would flip become zeros.
-    """
-    b = state.b
-    bp = np.where(b != 0, b + f * (b - b_prev), 0.0)
-    bp[(bp > 0) != (b > 0)] = 0.0
-    bp[~usable] = 0.0
-    idx = np.flatnonzero(bp != b)
-    if idx.shape[0] == 0:
-        return False
-    d = bp[idx] - b[idx]
-    r = state.r - prob.columns(idx) @ d  # columns are centred: the offset s is unchanged
-    rs_old, rs_new = state.r + state.st[0], r + state.st[0]
-    w = prob.w if prob.w.shape[0] else 1.0
-
-    def objective(rs, bb):
-        return 0.5 * float(rs @ (w * rs)) + float(l1 @ np.abs(bb) + 0.5 * l2 @ (bb * bb))
-
-    if objective(rs_new, bp) >= objective(rs_old, b):
-        return False
-    state.b, state.r, state.g_ready = bp, r, False
-    return True
-
-
-def solve_lam(prob, state, l1, l2, strong_l1, positive, form_b, tol_abs, max_iter, usable,
-              prediction=None):
-    """Solve one lam from ``state`` (in place). Returns (gap, epochs).
-
-    ``prediction = (b_prev, f)`` enables the path prediction (`predict`).
-    """
-    g = state.g if positive else np.abs(state.g)
-    ws_mask = usable & ((state.b != 0) | (l1 == 0) | (g >= strong_l1))
-    epochs = 0
-    gap = _full_gap(prob, state, l1, l2, positive, form_b, usable)
-    if gap <= tol_abs:  # the previous solution is already good enough here
-        return gap, 0
-    if prediction is not None and prob.kind != "gram" and not positive:
-        predict(prob, state, prediction[0], prediction[1], l1, l2, usable)
-    tol_k = tol_abs
-    chunk = _CHUNK
-    while True:
-        ws = np.flatnonzero(ws_mask).astype(np.int64)
-        budget = min(chunk, max_iter - epochs)
-        ep, _ = _run_kernel(prob, state, ws, l1, l2, positive, form_b, budget, tol_k)
-        epochs += int(ep)
-        gap = _full_gap(prob, state, l1, l2, positive, form_b, usable)
-        if gap <= tol_abs or epochs >= max_iter:
-            return gap, epochs
-        viol = _violators(state, l1, ws_mask, usable, positive, max(100, ws.shape[0]))
-        if viol.shape[0] == 0 and ep >= budget:
-            # coordinate descent is crawling (correlated features): with the support
-            # settled, one exact solve on it usually finishes the job
-            gap = polish(prob, state, l1, l2, positive, form_b, usable, gap)
-            if gap <= tol_abs:
-                return gap, epochs
-            chunk *= 2
-        elif viol.shape[0] == 0:
-            # the kernel's gap met tol only up to round-off: ask for more; a kernel that
-            # did no epoch at all has a working-set gap that cannot see what is left
-            # (free features' dual constraint): make it run its budget
-            tol_k = -1.0 if ep == 0 else tol_k * 0.5
-        ws_mask[viol] = True
-
-
-def polish(prob: LSProblem, state: _State, l1, l2, positive, form_b, usable, gap) -> float:
+def polish(prob: LSProblem, state: _State, l1, l2, positive, form_b, usable, gap,
+           D=None) -> float:
     """Solve the optimality system on the support exactly; keep it if it is better.
 
     With support A and signs s_A fixed, the KKT conditions are linear:
@@ -299,24 +200,11 @@ def polish(prob: LSProblem, state: _State, l1, l2, positive, form_b, usable, gap
     else:
         trial.r = prob.zc - XA @ bA
         trial.g = prob.grad(trial.r, 0.0)
-    new_gap = _full_gap(prob, trial, l1, l2, positive, form_b, usable)
+    new_gap = _full_gap(prob, trial, l1, l2, positive, form_b, usable, D)
     if new_gap <= gap:
         state.b, state.r, state.g, state.st = trial.b, trial.r, trial.g, trial.st
         return new_gap
     return gap
-
-
-def _run_path_driver(drv, prob, state, lams, lam_prev, l1u, l2u, positive, form_b, tol_abs,
-                     chunk, coefs, gaps, n_iters, start) -> int:
-    lams = np.ascontiguousarray(lams, dtype=np.float64)
-    if prob.kind == "gram":
-        return int(drv.path_gram(prob.G, prob.q, prob.zz, state.g, state.b, lams, l1u, l2u,
-                                 positive, form_b, tol_abs, chunk, coefs, gaps, n_iters, start))
-    return int(drv.path_residual(
-        prob.flat, prob.n, prob.data, prob.indices, prob.indptr, prob.sparse, prob.w,
-        prob.wsum, prob.zc, state.r, state.st, state.b, state.g, prob.H, prob.m, lams,
-        -1.0 if lam_prev is None else float(lam_prev), l1u, l2u, positive, form_b, tol_abs,
-        chunk, coefs, gaps, n_iters, start))
 
 
 def solve_path(
@@ -347,46 +235,50 @@ def solve_path(
     form_b = alpha == 0.0
     tol_abs = max(tol * prob.zz, 1e-300)
     L = lams.shape[0]
+    lams = np.ascontiguousarray(lams, dtype=np.float64)
     coefs = np.empty((prob.p, L))
     gaps = np.empty(L)
     n_iters = np.zeros(L, dtype=np.int64)
     unconverged = []
     l1u, l2u = prob.wsum * alpha * w1, prob.wsum * (1.0 - alpha) * w2
-    # the compiled driver's gap has no free-feature term: unpenalised features take the
-    # Python loop, whose `_full_gap` is exact for them
-    has_free = bool(np.any(usable & (l1u == 0) & (l2u == 0)))
-    drv = None if do_polish or has_free else _kernels.path_driver()
-    chunk = min(_CHUNK, max_iter)
-    k = 0
+    D = kernel_data(prob, np.flatnonzero(usable & (l1u == 0) & (l2u == 0)))
+    drv = _kernels.path_driver()
+    k, done, chunk = 0, 0, min(_CHUNK, max_iter)
     while k < L:
-        done = 0
-        if drv is not None:  # compiled loop over lams; stops early at a stalled lam
-            k_new = _run_path_driver(drv, prob, state, lams, lam_prev, l1u, l2u, positive,
-                                     form_b, tol_abs, chunk, coefs, gaps, n_iters, k)
-            if k_new > k:
-                lam_prev = float(lams[k_new - 1])
-            k = k_new
-            if k >= L:
-                break
-            done = int(n_iters[k])
-        lam = float(lams[k])
-        l1, l2 = lam * l1u, lam * l2u
-        if lam_prev is None:  # no previous solution: grow the working set from the KKT check
-            strong = np.full(prob.p, np.inf)
+        stop = k + 1 if do_polish else L
+        opts = _kernels.Opts(positive, form_b, tol_abs, max(min(chunk, max_iter - done), 1))
+        if prob.kind == "gram":
+            k_new = drv.path_gram(D, state.g, state.b, lams, l1u, l2u, opts, coefs, gaps,
+                                  n_iters, k, stop)
         else:
-            strong = l1u * (2.0 * lam - lam_prev)
-        pred = None
-        if k >= 2 and done == 0 and lams[k - 2] > lams[k - 1]:  # warm start = solution k-1
-            pred = (coefs[:, k - 2], (lam - lams[k - 1]) / (lams[k - 1] - lams[k - 2]))
-        gap, ep = solve_lam(prob, state, l1, l2, strong, positive, form_b, tol_abs,
-                            max(max_iter - done, 1), usable, pred)
-        if do_polish:
-            gap = polish(prob, state, l1, l2, positive, form_b, usable, gap)
-        coefs[:, k] = state.b
-        gaps[k] = gap
-        n_iters[k] = done + ep
+            k_new = drv.path_residual(D, state.r, state.st, state.b, state.g, lams,
+                                      -1.0 if lam_prev is None else float(lam_prev), l1u, l2u,
+                                      opts, coefs, gaps, n_iters, k, stop)
+        k_new = int(k_new)
+        stalled = k_new < stop
+        last = k_new if stalled else k_new - 1
+        if last >= k:
+            n_iters[k] += done
+        if k_new > k:
+            done, chunk = 0, min(_CHUNK, max_iter)
+            if stalled:
+                lam_prev = float(lams[k_new - 1])
+        if not stalled and not do_polish:
+            k = k_new
+            lam_prev = float(lams[k - 1])
+            continue
+        lam = float(lams[last])
+        l1, l2 = lam * l1u, lam * l2u
+        gap = polish(prob, state, l1, l2, positive, form_b, usable, float(gaps[last]), D)
+        if stalled and gap > tol_abs and int(n_iters[last]) < max_iter:
+            done, chunk = int(n_iters[last]), chunk * 2  # resume this lam, longer budget
+            k = last
+            continue
+        coefs[:, last] = state.b
+        gaps[last] = gap
         lam_prev = lam
-        k += 1
+        k = last + 1
+        done, chunk = 0, min(_CHUNK, max_iter)
     for k in np.flatnonzero(gaps > tol_abs):
         unconverged.append((float(lams[k]), float(gaps[k])))
     gaps = gaps / prob.wsum

@@ -1,23 +1,35 @@
-"""Choose the coordinate-descent kernels: numba when installed, numpy otherwise.
+"""One kernel source, two backends: numba when installed, plain numpy otherwise.
 
-The numba kernels are the default because they are many times faster
-(``benchmarks/bench_linear.py --backends``); the numpy kernels run the same
-algorithm with one BLAS-1 call per coordinate and keep the package usable
-without numba. numba is imported on the first fit, not with the package.
-`use_backend` switches for tests and benchmarks.
+The coordinate-descent kernels (`_cd`, `_cd_gram`) and the per-lam path
+loop (`_cd_path`) are written once. Each source file is loaded as two module
+instances, e.g. ``gradwise.linear._cd_numba`` (every function compiled by
+``numba.njit(cache=True, nogil=True)``) and ``gradwise.linear._cd_numpy``
+(the same functions run as Python). A source reads its flavour from its
+module name (`is_jit`) and gets its decorators from `decorators`; only the
+few innermost primitives (`_cd_prims`: a column dot product, a residual
+norm, the strong-rule scan) are written twice, as explicit loops for numba
+and as vectorised numpy for Python, so that the fallback does not crawl
+through scalar loops.
+
+numba is the default because it is many times faster
+(``benchmarks/bench_linear.py --backends``); it is imported on the first fit,
+not with the package. ``GRADWISE_LINEAR_BACKEND=numpy`` forces the numpy
+backend for a process; `use_backend` switches inside one (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-from collections.abc import Iterator
-from types import ModuleType, SimpleNamespace
+import os
+import sys
+from collections import namedtuple
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 from gradwise._optional import require
-from gradwise.errors import unknown
-
-from . import _cd_numpy
+from gradwise.errors import ConfigError, unknown
 
 
 def _has_numba() -> bool:
@@ -28,35 +40,84 @@ def _has_numba() -> bool:
 
 
 BACKENDS = ("numba", "numpy") if _has_numba() else ("numpy",)
-_choice = [BACKENDS[0]]
-_loaded: dict[str, object] = {}
+ENV_VAR = "GRADWISE_LINEAR_BACKEND"
 
 
-def _numba() -> tuple[SimpleNamespace, ModuleType]:
-    """(kernels namespace, path drivers), imported and cached on first use."""
-    if "numba" not in _loaded:
-        from . import _cd_numba, _cd_numba_gram, _path_numba
-
-        kernels = SimpleNamespace(cd_residual=_cd_numba.cd_residual,
-                                  cd_gram=_cd_numba_gram.cd_gram,
-                                  grad_dense=_cd_numba.grad_dense)
-        _loaded["numba"] = (kernels, _path_numba)
-    return _loaded["numba"]
-
-
-def kernels() -> ModuleType | SimpleNamespace:
-    """The kernels in use now: ``cd_residual``, ``cd_gram`` and ``grad_dense``."""
-    return _numba()[0] if _choice[0] == "numba" else _cd_numpy
+def _default() -> str:
+    name = os.environ.get(ENV_VAR, "").strip().lower()
+    if not name:
+        return BACKENDS[0]
+    if name == "numba" and name not in BACKENDS:
+        require("numba", "fast", "the numba backend")
+    if name not in BACKENDS:
+        raise ConfigError(f"{ENV_VAR}={name!r} is not a backend; choose one of {BACKENDS}")
+    return name
 
 
-def path_driver() -> ModuleType | None:
-    """The compiled per-lam loop (`_path_numba`) with the numba backend, else None."""
-    return _numba()[1] if _choice[0] == "numba" else None
+_choice: list[str] = []
 
 
 def backend() -> str:
     """Name of the backend in use: ``"numba"`` or ``"numpy"``."""
+    if not _choice:
+        _choice.append(_default())
     return _choice[0]
+
+
+def is_jit(module_name: str) -> bool:
+    """Whether the kernel module instance ``module_name`` is the compiled one."""
+    return module_name.endswith("_numba")
+
+
+def backend_of(jit: bool) -> str:
+    """The backend name of a compiled (True) or plain (False) kernel instance."""
+    return "numba" if jit else "numpy"
+
+
+def _identity(fn: Callable) -> Callable:
+    return fn
+
+
+def decorators(jit: bool) -> tuple[Callable, Callable]:
+    """``(njit, njit_fast)`` for a kernel source: numba's, or the identity.
+
+    ``njit_fast`` also lets LLVM reassociate floating-point sums, which
+    vectorises the dot-product reductions. Every compile is cached on disk.
+    """
+    if not jit:
+        return _identity, _identity
+    import numba
+
+    opts = {"cache": True, "nogil": True, "error_model": "numpy"}
+    return numba.njit(**opts), numba.njit(fastmath={"reassoc", "contract"}, **opts)
+
+
+def load(stem: str, name: str) -> ModuleType:
+    """The ``name`` backend's instance of the kernel source ``stem`` (``"_cd"``, ``"_cd_path"``)."""
+    full = f"{__package__}.{stem}_{name}"
+    mod = sys.modules.get(full)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(full, Path(__file__).with_name(stem + ".py"))
+        if spec is None or spec.loader is None:  # pragma: no cover - files ship with the package
+            raise ImportError(f"kernel source {stem}.py is missing")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[full] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[full]
+            raise
+    return mod
+
+
+def kernels() -> ModuleType:
+    """The kernels in use now (`_cd`): ``cd_residual``, ``cd_gram``, ``grad_dense``, ..."""
+    return load("_cd", backend())
+
+
+def path_driver() -> ModuleType:
+    """The per-lam path loop (`_cd_path`) of the backend in use."""
+    return load("_cd_path", backend())
 
 
 @contextlib.contextmanager
@@ -66,9 +127,19 @@ def use_backend(name: str) -> Iterator[None]:
         require("numba", "fast", "the numba backend")
     if name not in BACKENDS:
         raise unknown("backend", name, BACKENDS)
-    previous = _choice[0]
+    previous = backend()
     _choice[0] = name
     try:
         yield
     finally:
         _choice[0] = previous
+
+
+# The arrays the kernels read, packed so that no kernel takes dozens of arguments.
+# Residual mode (X dense as its column-major ravel, or CSC arrays with sparse=True):
+# X~ = X - 1 m^T is never formed; the residual is stored as r + s, s = m . b.
+Data = namedtuple("Data", "X n data indices indptr sparse w wsum zc H m q GU free fpos")
+# Covariance mode: G = X~^T W X~, q = X~^T W zc, zz = zc^T W zc (glmnet's covariance updates).
+Gram = namedtuple("Gram", "G q zz H GU free fpos")
+# Per-path settings of the path loop: stop at gap <= tol, at most chunk epochs per lam.
+Opts = namedtuple("Opts", "positive form_b tol chunk")

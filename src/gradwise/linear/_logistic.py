@@ -26,10 +26,12 @@ from scipy.special import xlogy
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _kernels
-from ._cd_numpy import _gap_given_g as gap_terms_from_g
 from ._logistic_objective import duality_gap, loss, penalty, probs, recentre
 from ._logistic_polish import newton_polish
 
+_NO_INT = np.empty(0, dtype=np.int64)
+_NO_FLOAT = np.empty(0)
+_NO_GU = np.zeros((0, 0))
 _PMIN = 1e-10  # curvature floor p(1-p) for saturated probabilities (glmnet uses 1e-5)
 
 
@@ -125,19 +127,20 @@ def _class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive, fit_intercept, 
     if data.sparse:
         X, d, ind, ptr = np.empty(0), data.X.data, data.X.indices, data.X.indptr
     else:
-        X, d, ind, ptr = data.X.ravel(order="F"), np.empty(0), np.empty(0, np.int64), np.empty(
-            0, np.int64)
+        X, d, ind, ptr = data.X.ravel(order="F"), np.empty(0), _NO_INT, _NO_INT
+    D = _kernels.Data(X, data.n, d, ind, ptr, data.sparse, v, vsum, zc, H, m, _NO_FLOAT,
+                      _NO_GU, _NO_INT, _NO_INT)
     g_ws = np.asarray(data.columns(ws)[1] @ (v * r)).ravel()  # sum(v r) = 0: centred already
     form_b = bool(np.all(l1 == 0))
     # inexact Newton: solve the quadratic model to a fraction of its own starting gap
-    gap0 = gap_terms_from_g(v, zc, r, 0.0, b, ws, l1, l2, positive, form_b, g_ws)
+    gap0 = K.gap_given_g(D, r, 0.0, b, ws, l1, l2, positive, form_b, g_ws)
     tol_k = max(min(0.1 * gap0, tol_in), 1e-3 * tol_floor)
     if np.any((l1[ws] == 0) & (l2[ws] == 0)):
-        # the kernel's gap cannot see an unfitted free feature (its dual constraint is
+        # this gap cannot see an unfitted free feature (its dual constraint is
         # X_j^T theta = 0): a fixed number of epochs instead, the outer gap decides
         tol_k, max_epochs = -1.0, min(max_epochs, 50)
-    K.cd_residual(X, data.n, d, ind, ptr, data.sparse, v, vsum, zc, r, np.zeros(1), b, ws, l1,
-                  l2, H, m, positive, form_b, max_epochs, tol_k, g_ws)
+    K.cd_residual(D, r, np.zeros(1), b, ws, l1, l2, positive, form_b, max_epochs, tol_k, g_ws,
+                  True)
     new_b0 = (v @ zeta) / vsum - m @ b if fit_intercept else 0.0
     return b - B[k], new_b0 - b0[k]
 

@@ -6,7 +6,7 @@ A `LSProblem` holds everything the coordinate-descent kernels need for::
 
 Dense X is copied once into a centred Fortran-ordered float64 array (the
 kernels read columns). Sparse X stays sparse: its centring is implicit
-(``m`` is passed to the kernels, see `_cd_numpy`). When n >> p the problem
+(``m`` is passed to the kernels, see `_cd`). When n >> p the problem
 switches to covariance mode: only ``G = X~^T W X~`` and ``q = X~^T W zc`` are
 kept and every coordinate update costs O(p) (glmnet's covariance updates).
 
@@ -164,10 +164,12 @@ def make_problem(
             H, q, _EMPTY_2D, _sd(H, wsum, raw_mean - x_mean, const),
         )
 
-    Xc = np.asfortranarray(X, dtype=np.float64)
-    if fit_intercept:
-        Xc = np.asfortranarray(Xc - x_mean)
-    elif not Xc.flags.writeable:  # numba compiles read-only arrays separately
+    if fit_intercept:  # centred into a Fortran-ordered copy in one pass
+        Xc = np.empty((n, p), dtype=np.float64, order="F")
+        np.subtract(X, x_mean, out=Xc)
+    else:
+        Xc = np.asfortranarray(X, dtype=np.float64)
+    if not Xc.flags.writeable:  # numba compiles read-only arrays separately
         Xc = Xc.copy(order="F")
     q = Xc.T @ wz
     if use_gram:

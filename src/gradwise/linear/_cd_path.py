@@ -1,0 +1,158 @@
+"""The per-lam path loop, one source for the numba and the numpy backends.
+
+For each lam of a decreasing grid (glmnet's recipe, Tibshirani et al. 2012):
+
+0. if the previous solution already has a duality gap <= tol here, keep it;
+   otherwise try the path prediction ``b + f (b - b_prev)`` (`predict_step`);
+1. the sequential strong rule picks the working set (`_cd.strong_set`);
+2. coordinate descent (`_cd.cd_residual`) solves the working-set problem;
+3. one pass over all features gives the full gradient and the full gap:
+   KKT violators join the working set and step 2 repeats.
+
+In covariance mode (`path_gram`) ``h = q - G b`` is the full gradient, so
+the kernel's gap over every usable feature is the full gap already.
+A lam that does not converge within ``opts.chunk`` epochs ends the run
+early: `_enet.solve_path` polishes it and resumes here. Loaded by `_kernels`
+as a compiled and a plain instance, each calling its own `_cd`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._kernels import backend_of, decorators, is_jit, load
+
+JIT = is_jit(__name__)
+njit, _ = decorators(JIT)
+cd = load("_cd", backend_of(JIT))
+cg = load("_cd_gram", backend_of(JIT))
+
+
+@njit
+def path_gram(Gm, h, b, lams, l1u, l2u, opts, coefs, gaps, iters, start, stop):
+    """Covariance mode over lams[start:stop]; returns the first lam left unconverged
+    (or ``stop``). ``h`` and ``b`` are updated in place."""
+    p = h.shape[0]
+    ws = cd.where(Gm.H > 0.0)
+    l1 = np.empty(p)
+    l2 = np.empty(p)
+    for k in range(start, stop):
+        cd.scale_into(l1, lams[k], l1u)
+        cd.scale_into(l2, lams[k], l2u)
+        ep, gap = cg.cd_gram(Gm, h, b, ws, l1, l2, opts.positive, opts.form_b, opts.chunk,
+                             opts.tol)
+        coefs[:, k] = b
+        gaps[k] = gap
+        iters[k] = ep
+        if gap > opts.tol:
+            return k
+    return stop
+
+
+@njit
+def predict_step(D, r, st, b, b2, f, l1, l2, usable, r_tmp, bp):
+    """Extrapolate the path: ``b + f (b - b2)`` on the support, kept if the objective drops.
+
+    Between knots the lasso path is linear in lam (and the elastic net's
+    smooth), so extrapolating from the last two solutions is a far better
+    warm start than the last solution alone. Coordinates whose sign would
+    flip are set to zero. Returns True when the prediction replaced (b, r, s).
+    """
+    changed = False
+    for t in range(usable.shape[0]):
+        j = usable[t]
+        v = b[j]
+        if v != 0.0:
+            v = v + f * (v - b2[j])
+            if (v > 0.0) != (b[j] > 0.0):
+                v = 0.0
+        bp[j] = v
+        if v != b[j]:
+            changed = True
+    if not changed:
+        return False
+    cd._copy(r_tmp, r)
+    s_new = st[0]
+    for t in range(usable.shape[0]):
+        j = usable[t]
+        d = bp[j] - b[j]
+        if d != 0.0:
+            cd._col_axpy(D, j, d, r_tmp)
+            s_new += d * D.m[j]
+    nu = usable.shape[0]
+    old = 0.5 * cd._res_norms(D.w, D.zc, r, st[0])[0] + cd.penalty(b, usable, nu, l1, l2)
+    new = 0.5 * cd._res_norms(D.w, D.zc, r_tmp, s_new)[0] + cd.penalty(bp, usable, nu, l1, l2)
+    if new >= old:
+        return False
+    cd._copy(r, r_tmp)
+    st[0] = s_new
+    for t in range(nu):
+        b[usable[t]] = bp[usable[t]]
+    return True
+
+
+@njit
+def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, iters, start,
+                  stop):
+    """Residual mode over lams[start:stop] (steps 0-3 above); returns the first lam left
+    unconverged (or ``stop``). ``r``, ``st``, ``b`` and the full gradient ``g`` (current
+    on entry) are updated in place; ``lam_prev < 0`` means no previous lam."""
+    p = b.shape[0]
+    usable = cd.where(D.H > 0.0)
+    nu = usable.shape[0]
+    l1 = np.empty(p)
+    l2 = np.empty(p)
+    in_ws = np.zeros(p, dtype=np.bool_)
+    viol = np.empty(p, dtype=np.int64)
+    g_use = np.empty(nu)
+    b_last = b.copy()  # solutions at the last two lams, for the path prediction
+    b_last2 = np.zeros(p)
+    lam_pp = -1.0
+    r_tmp = np.empty(r.shape[0])
+    bp = np.empty(p)
+    tol = opts.tol
+    for k in range(start, stop):
+        lam = lams[k]
+        cd.scale_into(l1, lam, l1u)
+        cd.scale_into(l2, lam, l2u)
+        nws = cd.strong_set(in_ws, usable, g, b, l1, l1u, lam, lam_prev, opts.positive)
+        epochs = 0
+        tol_k = tol
+        cd.gather(g_use, g, usable)  # the previous solution may already do here
+        gap = cd.gap_given_g(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
+        g_ready = True
+        if gap > tol and lam_pp > lam_prev and not opts.positive:
+            f = (lam - lam_prev) / (lam_prev - lam_pp)
+            if predict_step(D, r, st, b, b_last2, f, l1, l2, usable, r_tmp, bp):
+                g_ready = False  # the kernel's first gap check recomputes g on ws
+        while gap > tol:
+            ws = cd.where(in_ws)
+            g_ws = np.empty(nws)
+            cd.gather(g_ws, g, ws)
+            ep, _ = cd.cd_residual(D, r, st, b, ws, l1, l2, opts.positive, opts.form_b,
+                                   opts.chunk - epochs, tol_k, g_ws, g_ready)
+            g_ready = True
+            epochs += ep
+            gap = cd.gap_ws(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
+            cd.scatter(g, usable, g_use)
+            if gap <= tol or epochs >= opts.chunk:
+                break
+            nv = cd.kkt_violators(viol, in_ws, usable, g, l1, opts.positive)
+            if nv == 0:
+                # the kernel met tol only up to round-off: ask for more; one that did no
+                # epoch at all must run its budget
+                tol_k = -1.0 if ep == 0 else tol_k * 0.5
+                continue
+            for t in range(nv):  # all violators join (glmnet); the strong rule keeps them few
+                in_ws[viol[t]] = True
+            nws += nv
+        coefs[:, k] = b
+        gaps[k] = gap
+        iters[k] = epochs
+        if gap > tol:
+            return k
+        cd._copy(b_last2, b_last)
+        cd._copy(b_last, b)
+        lam_pp = lam_prev
+        lam_prev = lam
+    return stop

@@ -1,0 +1,289 @@
+"""The innermost kernel primitives, written twice: loops for numba, numpy for Python.
+
+Everything else in `_cd`, `_cd_gram` and `_cd_path` is one source for both
+backends; these few functions (a column dot product, a residual norm, the
+strong-rule and KKT scans) are where a scalar Python loop would crawl, so
+the plain instance gets their vectorised numpy form. Both forms compute the
+same quantities; ``D`` is a `_kernels.Data`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._kernels import decorators, is_jit
+
+JIT = is_jit(__name__)
+njit, njit_fast = decorators(JIT)
+
+if JIT:
+    # Column slices, not X[j * n + i]: a computed index may be negative as far as
+    # numba knows, and its wraparound check stops LLVM from vectorising the loop (6x).
+    @njit_fast
+    def _dot_arrays(X, n, data, indices, indptr, sparse, w, j, r):
+        acc = 0.0
+        if sparse:
+            a, e = indptr[j], indptr[j + 1]
+            d = data[a:e]
+            ix = indices[a:e]
+            if w.shape[0] == 0:
+                for k in range(e - a):
+                    acc += d[k] * r[ix[k]]
+            else:
+                for k in range(e - a):
+                    i = ix[k]
+                    acc += d[k] * w[i] * r[i]
+        else:
+            col = X[j * n:(j + 1) * n]
+            if w.shape[0] == 0:
+                for i in range(n):
+                    acc += col[i] * r[i]
+            else:
+                for i in range(n):
+                    acc += col[i] * w[i] * r[i]
+        return acc
+
+    @njit
+    def _axpy_arrays(X, n, data, indices, indptr, sparse, j, delta, r):
+        if sparse:
+            a, e = indptr[j], indptr[j + 1]
+            d = data[a:e]
+            ix = indices[a:e]
+            for k in range(e - a):
+                r[ix[k]] -= delta * d[k]
+        else:
+            col = X[j * n:(j + 1) * n]
+            for i in range(n):
+                r[i] -= delta * col[i]
+
+    @njit
+    def _col_dot(D, j, r):
+        """sum_i X_ij w_i r_i (raw X, no centring)."""
+        return _dot_arrays(D.X, D.n, D.data, D.indices, D.indptr, D.sparse, D.w, j, r)
+
+    @njit
+    def _col_axpy(D, j, delta, r):
+        """r -= delta * X[:, j]."""
+        _axpy_arrays(D.X, D.n, D.data, D.indices, D.indptr, D.sparse, j, delta, r)
+
+    @njit_fast
+    def _res_norms(w, zc, r, s):
+        """(||r + s||_W^2, zc^T W (r + s))."""
+        rr = 0.0
+        zr = 0.0
+        if w.shape[0] == 0:
+            for i in range(r.shape[0]):
+                ri = r[i] + s
+                rr += ri * ri
+                zr += zc[i] * ri
+        else:
+            for i in range(r.shape[0]):
+                ri = r[i] + s
+                rr += w[i] * ri * ri
+                zr += w[i] * zc[i] * ri
+        return rr, zr
+
+    @njit_fast
+    def _dot(a, b):
+        acc = 0.0
+        for i in range(a.shape[0]):
+            acc += a[i] * b[i]
+        return acc
+
+    @njit
+    def _copy(dst, src):
+        for i in range(src.shape[0]):
+            dst[i] = src[i]
+
+    @njit
+    def _row_axpy(h, d, G, j):
+        """h -= d * G[j] (G symmetric: row j is column j)."""
+        for i in range(h.shape[0]):
+            h[i] -= d * G[j, i]
+
+    @njit_fast
+    def _grad_cols(D, r, s, idx, out):
+        """out[k] = centred gradient X~_j^T W (r + s) for j = idx[k]."""
+        for k in range(idx.shape[0]):
+            j = idx[k]
+            out[k] = _col_dot(D, j, r) + s * D.wsum * D.m[j]
+
+    @njit
+    def _dual_terms(g, b, ws, l1, l2, positive, form_b):
+        """(dn, sum l1|b|, sum l2 b^2, ridge term) of the gap over ws, g on ws."""
+        dn = 0.0
+        l1n = 0.0
+        l2n = 0.0
+        pen_b = 0.0
+        for k in range(ws.shape[0]):
+            j = ws[k]
+            bj = b[j]
+            l1n += l1[j] * abs(bj)
+            l2n += l2[j] * bj * bj
+            if form_b:
+                if l2[j] > 0.0:
+                    v = (g[k] if positive else abs(g[k])) - l1[j]
+                    if v > 0.0:
+                        pen_b += 0.5 * v * v / l2[j]
+            elif l1[j] > 0.0:
+                v = g[k] - l2[j] * bj
+                v = v if positive else abs(v)
+                dn = max(dn, v / l1[j])
+        return dn, l1n, l2n, pen_b
+
+    @njit_fast
+    def grad_dense(X, n, wr, out):
+        """out = X^T wr, column by column (X column-major, flattened); one core, no BLAS."""
+        for j in range(out.shape[0]):
+            col = X[j * n:(j + 1) * n]
+            acc = 0.0
+            for i in range(n):
+                acc += col[i] * wr[i]
+            out[j] = acc
+    @njit
+    def scale_into(dst, c, src):
+        """dst = c * src."""
+        for i in range(src.shape[0]):
+            dst[i] = c * src[i]
+
+    @njit
+    def gather(dst, src, idx):
+        """dst[k] = src[idx[k]]."""
+        for k in range(idx.shape[0]):
+            dst[k] = src[idx[k]]
+
+    @njit
+    def scatter(dst, idx, src):
+        """dst[idx[k]] = src[k]."""
+        for k in range(idx.shape[0]):
+            dst[idx[k]] = src[k]
+
+    @njit
+    def strong_set(in_ws, usable, g, b, l1, l1u, lam, lam_prev, positive):
+        """Working set of the sequential strong rule (Tibshirani et al. 2012); its size.
+
+        j enters when ``|g_j(lam_prev)| >= (2 lam - lam_prev) l1u_j``, and every
+        non-zero and unpenalised feature; ``lam_prev < 0``: none by the rule.
+        """
+        for j in range(in_ws.shape[0]):
+            in_ws[j] = False
+        nws = 0
+        for t in range(usable.shape[0]):
+            j = usable[t]
+            gj = g[j] if positive else abs(g[j])
+            strong = np.inf if lam_prev < 0.0 else (2.0 * lam - lam_prev) * l1u[j]
+            if b[j] != 0.0 or l1[j] == 0.0 or gj >= strong:
+                in_ws[j] = True
+                nws += 1
+        return nws
+
+    @njit
+    def kkt_violators(viol, in_ws, usable, g, l1, positive):
+        """Usable features outside the working set with ``|g_j| > l1_j``: into viol; count."""
+        nv = 0
+        for t in range(usable.shape[0]):
+            j = usable[t]
+            gj = g[j] if positive else abs(g[j])
+            if not in_ws[j] and gj > l1[j] * (1.0 + 1e-12):
+                viol[nv] = j
+                nv += 1
+        return nv
+
+    @njit
+    def where(mask):
+        """Indices of the True entries (int64)."""
+        c = 0
+        for j in range(mask.shape[0]):
+            if mask[j]:
+                c += 1
+        out = np.empty(c, dtype=np.int64)
+        c = 0
+        for j in range(mask.shape[0]):
+            if mask[j]:
+                out[c] = j
+                c += 1
+        return out
+else:
+    def _col_dot(D, j, r):
+        if D.sparse:
+            a, e = D.indptr[j], D.indptr[j + 1]
+            rows = D.indices[a:e]
+            rv = r[rows] if D.w.shape[0] == 0 else r[rows] * D.w[rows]
+            return float(D.data[a:e] @ rv)
+        v = D.X[j * D.n:(j + 1) * D.n]
+        return float(v @ (r if D.w.shape[0] == 0 else D.w * r))
+
+    def _col_axpy(D, j, delta, r):
+        if D.sparse:
+            a, e = D.indptr[j], D.indptr[j + 1]
+            r[D.indices[a:e]] -= delta * D.data[a:e]
+        else:
+            r -= delta * D.X[j * D.n:(j + 1) * D.n]
+
+    def _res_norms(w, zc, r, s):
+        rs = r + s
+        wr = rs if w.shape[0] == 0 else w * rs
+        return float(rs @ wr), float(zc @ wr)
+
+    def _dot(a, b):
+        return float(a @ b)
+
+    def _copy(dst, src):
+        dst[:] = src
+
+    def _row_axpy(h, d, G, j):
+        h -= d * G[j]
+
+    def _grad_cols(D, r, s, idx, out):
+        wr = r if D.w.shape[0] == 0 else D.w * r
+        if D.sparse:
+            p = D.indptr.shape[0] - 1
+            cols = np.repeat(np.arange(p), np.diff(D.indptr))
+            full = np.bincount(cols, weights=D.data * wr[D.indices], minlength=p)
+            out[:] = full[idx] + s * D.wsum * D.m[idx]
+        else:
+            out[:] = D.X.reshape((-1, D.n))[idx] @ wr + s * D.wsum * D.m[idx]
+
+    def _dual_terms(g, b, ws, l1, l2, positive, form_b):
+        bw, l1w, l2w = b[ws], l1[ws], l2[ws]
+        l1n, l2n = float(l1w @ np.abs(bw)), float(l2w @ (bw * bw))
+        if form_b:
+            v = (g if positive else np.abs(g)) - l1w
+            pos = (l2w > 0) & (v > 0)
+            return 0.0, l1n, l2n, float(0.5 * np.sum(v[pos] ** 2 / l2w[pos]))
+        v = g - l2w * bw
+        v = v if positive else np.abs(v)
+        pen = l1w > 0
+        return (float(np.max(v[pen] / l1w[pen])) if pen.any() else 0.0), l1n, l2n, 0.0
+
+    def grad_dense(X, n, wr, out):
+        """out = X^T wr (BLAS gemv) for X column-major, flattened."""
+        np.dot(X.reshape((out.shape[0], n)), wr, out=out)
+
+
+    def scale_into(dst, c, src):
+        np.multiply(src, c, out=dst)
+
+    def gather(dst, src, idx):
+        dst[:] = src[idx]
+
+    def scatter(dst, idx, src):
+        dst[idx] = src
+
+    def strong_set(in_ws, usable, g, b, l1, l1u, lam, lam_prev, positive):
+        gu = g[usable] if positive else np.abs(g[usable])
+        keep = (b[usable] != 0) | (l1[usable] == 0)
+        if lam_prev >= 0.0:
+            keep |= gu >= (2.0 * lam - lam_prev) * l1u[usable]
+        in_ws[:] = False
+        in_ws[usable[keep]] = True
+        return int(keep.sum())
+
+    def kkt_violators(viol, in_ws, usable, g, l1, positive):
+        gu = g[usable] if positive else np.abs(g[usable])
+        v = usable[~in_ws[usable] & (gu > l1[usable] * (1.0 + 1e-12))]
+        viol[:v.shape[0]] = v
+        return v.shape[0]
+
+    def where(mask):
+        return np.flatnonzero(mask).astype(np.int64)
