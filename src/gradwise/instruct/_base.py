@@ -156,6 +156,26 @@ def _rows(tokenizer: Any, texts: Sequence[str], max_length: int) -> torch.Tensor
     return torch.tensor(flat[: n * max_length]).view(n, max_length)
 
 
+def init_chat_embeddings(model: Any, tokenizer: Any) -> None:
+    """Start the chat tokens that pretraining never saw from embeddings they stand for.
+
+    The corpus holds no ``<|im_start|>``/``<|im_end|>``, so their rows of the
+    (tied) embedding are still random: an end of turn would have a near-zero
+    logit that LoRA, which leaves the embedding alone, cannot raise, and a
+    tuned model would never stop. As is usual when tokens are added to a
+    pretrained model (Hewitt 2021, "Initializing new word embeddings for
+    pretrained language models"), ``<|im_end|>`` gets the embedding of EOS
+    (both end a text; generation stops at either) and ``<|im_start|>`` the
+    mean of the embeddings of the tokens seen in pretraining.
+    """
+    emb = model.get_input_embeddings().weight
+    specials = {tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    seen = [i for i in range(emb.shape[0]) if i not in specials]
+    with torch.no_grad():
+        emb[tokenizer.convert_tokens_to_ids("<|im_end|>")] = emb[tokenizer.eos_token_id]
+        emb[tokenizer.convert_tokens_to_ids("<|im_start|>")] = emb[seen].mean(0)
+
+
 @dataclass
 class BaseModelInfo:
     """What :func:`init_base` built: where, how big, and how pretraining went."""
@@ -311,6 +331,7 @@ def init_base(
             device=device,
             log=on_step,
         )
+    init_chat_embeddings(model, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     seconds = time.perf_counter() - start
     stats = {"n_parameters": n_params, "steps": steps, "seconds": round(seconds, 2)}

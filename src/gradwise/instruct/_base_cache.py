@@ -38,7 +38,7 @@ from gradwise.instruct._base import BaseModelInfo, init_base
 # Bump when a change to the code that builds a base model (tokenizer, corpus,
 # config, pretraining loop) changes what a recipe builds: old entries are then
 # never found again.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 #: init_base's settings that make up a recipe (``device``, ``log`` and
 #: ``progress`` change how it is built, not what).
