@@ -135,8 +135,11 @@ def instruct(
 
         if out is None:
             raise ConfigError("instruct init-base needs --out DIR")
-        init_base(out)
-        typer.echo(f"base model: {out}")
+        info = init_base(out, progress=progress)
+        typer.echo(
+            f"base model: {out} ({info.n_parameters:,} parameters, {info.steps} steps, "
+            f"loss {info.losses[0]:.2f} -> {info.losses[-1]:.2f}, {info.seconds:.0f} s)"
+        )
         return
     from gradwise.config import load_config
     from gradwise.instruct import InstructConfig

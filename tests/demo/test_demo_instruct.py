@@ -1,4 +1,4 @@
-"""The "instruct" demo section, quick version: pretrain, tune with LoRA, measure, report."""
+"""The "instruct" demo section, quick version: base from the cache, tune with LoRA, report."""
 
 from __future__ import annotations
 
@@ -8,17 +8,28 @@ import pytest
 
 
 @pytest.mark.slow
-def test_quick_instruct_demo_tunes_and_reports(tmp_path):
+def test_quick_instruct_section_answers_stops_and_reuses_its_base(tmp_path, monkeypatch):
+    from gradwise.demo._instruct import PLANS
     from gradwise.demo._registry import run_section
+    from gradwise.instruct import cached_base
 
-    r = run_section("instruct", tmp_path, quick=True)
-    for key in ("exact_match_before", "exact_match_after"):
-        assert 0.0 <= r[key] <= 1.0
-    # two quick epochs already move teacher-forced response accuracy upwards
-    assert r["token_accuracy_after"] > r["token_accuracy_before"]
-    report = tmp_path / "report.html"
+    monkeypatch.setenv("GRADWISE_CACHE_DIR", str(tmp_path / "cache"))
+    r = run_section("instruct", tmp_path / "a", quick=True)
+    assert not r["base_cached"]
+    # the base model continues a prompt with more "facts" and never answers exactly
+    assert r["exact_match_before"] <= 0.1
+    assert r["token_accuracy_after"] > r["token_accuracy_before"] + 0.3
+    # tuned, it answers and stops at the end of its turn: short answers, not a
+    # run to max_new_tokens (the longest reference of these tasks has 7 characters)
+    gens = [json.loads(line) for line in (tmp_path / "a" / "generations.jsonl").open()]
+    assert sum(len(g["prediction"]) <= 8 for g in gens) >= 0.8 * len(gens)
+    report = tmp_path / "a" / "report.html"
     assert r["report"] == str(report) and report.is_file()
     assert "Generations (held-out)" in report.read_text()
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
     assert results["data"]["packed_attention"] == "varlen"
-    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert (tmp_path / "a" / "adapter" / "adapter_config.json").is_file()
+    # the section's base model is in the cache: a second run does not pretrain
+    plan = PLANS["quick"]
+    hit = cached_base(seed=0, tasks=plan["tasks"], **plan["base"])
+    assert hit.cached and hit.path.parent == tmp_path / "cache" / "base-models"

@@ -141,3 +141,34 @@ def test_corpus_states_facts_of_every_task():
     facts = {TASKS["reverse"].fact({"w": w, "lower": w.lower()}, p) for p in range(3)}
     big = " ".join(corpus(3000, seed=2))
     assert any(f in big for f in facts)  # every fact appears in a large enough corpus
+
+
+def test_chat_tokens_start_from_the_embeddings_they_stand_for(tmp_path):
+    # pretraining never sees <|im_start|>/<|im_end|>: end of turn takes EOS's
+    # embedding (so a tuned model's stop token has EOS's logit), start of turn the mean
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    info = init_base(
+        tmp_path / "b",
+        hidden=16,
+        layers=1,
+        heads=2,
+        vocab_size=300,
+        max_length=32,
+        documents=50,
+        steps=2,
+        batch_size=2,
+    )
+    model = AutoModelForCausalLM.from_pretrained(info.path)
+    tok = AutoTokenizer.from_pretrained(info.path)
+    emb = model.get_input_embeddings().weight
+    end, start = tok.convert_tokens_to_ids(["<|im_end|>", "<|im_start|>"])
+    torch.testing.assert_close(emb[end], emb[tok.eos_token_id])
+    specials = set(
+        tok.convert_tokens_to_ids(["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"])
+    )
+    seen = [i for i in range(emb.shape[0]) if i not in specials]
+    torch.testing.assert_close(emb[start], emb[seen].mean(0))
+    with torch.no_grad():  # tied: the output logits of EOS and end of turn are equal
+        logits = model(input_ids=torch.tensor([[tok.eos_token_id, start]])).logits
+    torch.testing.assert_close(logits[..., end], logits[..., tok.eos_token_id])

@@ -1,14 +1,17 @@
 """Demo section "instruct": instruction tuning a tiny causal LM with LoRA.
 
 1. Pretrain a tiny Llama-style base model on sentences that state the facts
-   of ten small tasks over a closed world of made-up words and small numbers
-   ("BAKO backwards is OKAB.", "7 plus 9 is 16.").
+   of small tasks over a closed world of made-up words and small numbers
+   ("BAKO backwards is OKAB.", "7 plus 9 is 16."). The model is built once
+   per recipe and reused from the cache (:func:`gradwise.instruct.cached_base`).
 2. Draw instructions for the same tasks ("Reverse the word: BAKO"), holding
-   out 20 items per task whose instruction is never trained.
+   out some items per task whose instruction is never trained.
 3. Measure held-out exact match of the base model (it knows the facts but
    has never seen an instruction, so it does not answer and stop),
    instruction-tune it with LoRA, and measure again: the format learned on
    some facts carries over to the held-out ones.
+
+The full section's lesson: held-out exact match 0% before, about 75% after.
 """
 
 from __future__ import annotations
@@ -22,52 +25,96 @@ from gradwise._optional import require
 from gradwise.demo._registry import register
 
 PLANS: dict[str, dict[str, Any]] = {
-    # the full lesson: about 2 minutes of pretraining and 3 of tuning on 2 cores
+    # the full lesson: all ten tasks; about 4 minutes of pretraining (once per
+    # recipe, then loaded from the cache) and 3 of tuning on 2 cores
     "full": {
-        "base": {"hidden": 128, "layers": 4, "heads": 4, "documents": 20_000, "steps": 500},
+        "tasks": None,
+        "base": {
+            "hidden": 128,
+            "layers": 4,
+            "heads": 4,
+            "vocab_size": 384,
+            "max_length": 128,
+            "documents": 20_000,
+            "steps": 500,
+            "batch_size": 32,
+            "lr": 3e-3,
+        },
         "n_train": 100,
         "n_test": 20,
         "epochs": 20,
         "batch_size": 16,
         "lr": 3e-3,
         "r": 16,
+        "max_new_tokens": 16,
     },
-    # the tour's version: the same steps, smaller
+    # the tour's version: six tasks, a smaller base and a short tuning. It does
+    # not yet show the full section's claim: held-out exact match goes from 0%
+    # to about 18% (count is learned, the letter tasks are not); see docs/instruct.md
     "quick": {
-        "base": {"hidden": 64, "layers": 2, "heads": 2, "documents": 4_000, "steps": 150},
+        "tasks": ["first", "last", "count", "spell", "larger", "next"],
+        "base": {
+            "hidden": 64,
+            "layers": 2,
+            "heads": 2,
+            "vocab_size": 320,
+            "max_length": 64,
+            "documents": 3_000,
+            "steps": 300,
+            "batch_size": 32,
+            "lr": 1e-2,
+        },
         "n_train": 40,
-        "n_test": 5,
-        "epochs": 2,
-        "batch_size": 16,
-        "lr": 3e-3,
+        "n_test": 10,
+        "epochs": 12,
+        "batch_size": 8,
+        "lr": 1e-2,
         "r": 8,
+        "max_new_tokens": 12,
     },
 }
 
 
 def run_demo(
-    out_dir: Path, plan: dict[str, Any], *, device: str = "cpu", verbose: bool = True
+    out_dir: Path,
+    plan: dict[str, Any],
+    *,
+    seed: int = 0,
+    cache: str | Path | None = None,
+    device: str = "cpu",
+    verbose: bool = True,
 ) -> dict[str, Any]:
-    """Pretrain, measure, tune, measure; returns the headline numbers."""
-    from gradwise.instruct import init_base, instruction_set, task_of, write_jsonl
+    """Build (or reuse) the base, measure, tune, measure; returns the headline numbers.
+
+    ``seed`` seeds the base model's recipe, the train/held-out split and the
+    tuning; ``cache`` is the base-model cache root (default: the user's).
+    """
+    from gradwise.instruct import cached_base, instruction_set, task_of, write_jsonl
     from gradwise.instruct._config import InstructConfig
     from gradwise.recipes.instruct import sft
 
     say = print if verbose else (lambda *a, **k: None)
     out_dir = Path(out_dir)
+    tasks = plan["tasks"]
 
-    # 1. the base model: tokenizer + pretraining on task facts
+    # 1. the base model: tokenizer + pretraining on task facts, once per recipe
     start = time.perf_counter()
-    base_dir = out_dir / "base"
-    info = init_base(base_dir, device=device, **plan["base"])
+    info = cached_base(
+        cache=cache, device=device, progress=verbose, seed=seed, tasks=tasks, **plan["base"]
+    )
     t_base = time.perf_counter() - start
+    how = (
+        f"reused from the cache ({info.path}; built in {info.seconds:.0f} s)"
+        if info.cached
+        else f"pretrained in {t_base:.0f} s, cached at {info.path}"
+    )
     say(
         f"   base model: {info.n_parameters:,} parameters, {info.steps} pretraining steps, "
-        f"loss {info.losses[0]:.2f} -> {info.losses[-1]:.2f} in {t_base:.0f} s"
+        f"loss {info.losses[0]:.2f} -> {info.losses[-1]:.2f}; {how}"
     )
 
-    # 2. instruction data: ten task types, held-out prompts per task
-    train, test = instruction_set(plan["n_train"], plan["n_test"], seed=0)
+    # 2. instruction data: per task, held-out items whose instruction is never trained
+    train, test = instruction_set(plan["n_train"], plan["n_test"], tasks=tasks, seed=seed)
     write_jsonl(train, out_dir / "data" / "train.jsonl")
     write_jsonl(test, out_dir / "data" / "test.jsonl")
 
@@ -76,7 +123,7 @@ def run_demo(
         {
             "name": out_dir.name,
             "runs_dir": str(out_dir.parent),
-            "model": {"path": str(base_dir)},
+            "model": {"path": str(info.path)},
             "data": {
                 "train": str(out_dir / "data" / "train.jsonl"),
                 "val": str(out_dir / "data" / "test.jsonl"),
@@ -90,11 +137,15 @@ def run_demo(
                 "epochs": plan["epochs"],
                 "batch_size": plan["batch_size"],
                 "device": device,
-                "seed": 0,
+                "seed": seed,
                 "progress": verbose,
                 "checkpoint": False,
             },
-            "eval": {"max_examples": None, "max_new_tokens": 16, "batch_size": 64},
+            "eval": {
+                "max_examples": None,
+                "max_new_tokens": plan["max_new_tokens"],
+                "batch_size": 64,
+            },
             "save": "adapter",
         }
     )
@@ -107,7 +158,8 @@ def run_demo(
     for ex, g in zip(test, result.generations):
         per_task[task_of(ex)].append(g["prediction"].strip() == g["reference"].strip())
     say(
-        f"   held-out exact match: before {before['exact_match']:.1%} -> after {after['exact_match']:.1%}"
+        f"   held-out exact match ({len(test)} instructions never trained): "
+        f"before {before['exact_match']:.1%} -> after {after['exact_match']:.1%}"
     )
     say(
         "   per task after: "
@@ -120,6 +172,8 @@ def run_demo(
         "exact_match_after": after["exact_match"],
         "token_accuracy_before": before["token_accuracy"],
         "token_accuracy_after": after["token_accuracy"],
+        "per_task_after": {k: sum(v) / len(v) for k, v in sorted(per_task.items())},
+        "base_cached": info.cached,
         "pretrain_seconds": round(t_base, 1),
         "tune_seconds": round(t_tune, 1),
         "report": str(result.run_dir / "report.html"),

@@ -25,6 +25,7 @@ joins them with the gradwise Trainer and LoRA:
 
 from gradwise.instruct._attention import PackedAttention, packed_attention
 from gradwise.instruct._base import BaseModelInfo, init_base, pretrain, tiny_config, train_tokenizer
+from gradwise.instruct._base_cache import cache_dir, cached_base, recipe_key
 from gradwise.instruct._config import InstructConfig
 from gradwise.instruct._data import Example, InstructData, parse_records, read_jsonl, write_jsonl
 from gradwise.instruct._evaluate import EvalResult, evaluate, exact_match
@@ -72,6 +73,8 @@ __all__ = [
     "TokenizedExample",
     "TokenizerTemplate",
     "block_causal_mask",
+    "cache_dir",
+    "cached_base",
     "causal_lm_loss",
     "collate_packed",
     "collate_padded",
@@ -89,6 +92,7 @@ __all__ = [
     "parse_records",
     "pretrain",
     "read_jsonl",
+    "recipe_key",
     "render_boundaries",
     "task_of",
     "tiny_config",

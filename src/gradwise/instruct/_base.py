@@ -14,7 +14,8 @@ base model:
    next-token cross-entropy, AdamW and a warmup-cosine learning rate;
 3. both are saved with ``save_pretrained``: an ordinary Hugging Face
    directory that ``AutoModelForCausalLM.from_pretrained`` and
-   ``AutoTokenizer.from_pretrained`` load.
+   ``AutoTokenizer.from_pretrained`` load, with ``pretraining.json`` (the
+   parameter count, steps, seconds and every step's loss).
 
 The corpus states facts of the tasks in :mod:`._tasks` as plain sentences,
 so the base model knows them but has never seen an instruction.
@@ -22,6 +23,7 @@ so the base model knows them but has never seen an instruction.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -154,6 +156,26 @@ def _rows(tokenizer: Any, texts: Sequence[str], max_length: int) -> torch.Tensor
     return torch.tensor(flat[: n * max_length]).view(n, max_length)
 
 
+def init_chat_embeddings(model: Any, tokenizer: Any) -> None:
+    """Start the chat tokens that pretraining never saw from embeddings they stand for.
+
+    The corpus holds no ``<|im_start|>``/``<|im_end|>``, so their rows of the
+    (tied) embedding are still random: an end of turn would have a near-zero
+    logit that LoRA, which leaves the embedding alone, cannot raise, and a
+    tuned model would never stop. As is usual when tokens are added to a
+    pretrained model (Hewitt 2021, "Initializing new word embeddings for
+    pretrained language models"), ``<|im_end|>`` gets the embedding of EOS
+    (both end a text; generation stops at either) and ``<|im_start|>`` the
+    mean of the embeddings of the tokens seen in pretraining.
+    """
+    emb = model.get_input_embeddings().weight
+    specials = {tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    seen = [i for i in range(emb.shape[0]) if i not in specials]
+    with torch.no_grad():
+        emb[tokenizer.convert_tokens_to_ids("<|im_end|>")] = emb[tokenizer.eos_token_id]
+        emb[tokenizer.convert_tokens_to_ids("<|im_start|>")] = emb[seen].mean(0)
+
+
 @dataclass
 class BaseModelInfo:
     """What :func:`init_base` built: where, how big, and how pretraining went."""
@@ -163,6 +185,7 @@ class BaseModelInfo:
     steps: int
     seconds: float
     losses: list[float] = field(default_factory=list)
+    cached: bool = False  # True when :func:`~._base_cache.cached_base` reused a saved model
 
 
 def pretrain(
@@ -239,9 +262,12 @@ def init_base(
     batch_size: int = 32,
     lr: float = 3e-3,
     seed: int = 0,
+    tasks: Sequence[str] | None = None,
     texts: Sequence[str] | None = None,
     device: str = "cpu",
     log: Callable[[int, float], None] | None = None,
+    progress: bool = False,
+    extra_files: dict[str, str] | None = None,
 ) -> BaseModelInfo:
     """Train a tokenizer, pretrain a tiny causal LM and save both to ``out_dir``.
 
@@ -254,8 +280,14 @@ def init_base(
         documents: size of the generated corpus (see :func:`~._tasks.corpus`);
             ignored when ``texts`` gives a corpus.
         steps, batch_size, lr: pretraining budget.
+        tasks: the task names whose facts make the corpus (default: all ten).
+        texts: a corpus of your own instead of the generated one.
         device: where to pretrain (``"cpu"``, ``"cuda"``); the saved model is the same.
         log: called as ``log(step, loss)`` after every step.
+        progress: show a progress bar (a terminal) or a line per tenth of the
+            steps (a log) on stderr.
+        extra_files: ``{name: text}`` written into ``out_dir`` with the model,
+            inside the same atomic swap.
 
     >>> info = init_base("runs/base")  # doctest: +SKIP
     >>> AutoModelForCausalLM.from_pretrained(info.path)  # doctest: +SKIP
@@ -265,7 +297,9 @@ def init_base(
 
     start = time.perf_counter()
     torch.manual_seed(seed)
-    texts = list(texts) if texts is not None else task_corpus(documents, seed=seed)
+    if texts is None:
+        texts = task_corpus(documents, tasks=list(tasks) if tasks else None, seed=seed)
+    texts = list(texts)
     tokenizer = train_tokenizer(texts, vocab_size)
     config = tiny_config(
         arch,
@@ -280,22 +314,118 @@ def init_base(
     )
     model = AutoModelForCausalLM.from_config(config)
     rows = _rows(tokenizer, texts, max_length)
-    losses = pretrain(
-        model, rows, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, log=log
-    )
-    path = save_pretrained_atomic(model, tokenizer, out_dir)
+    with PretrainProgress(steps, enabled=progress) as bar:
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update(step, loss)
+            if log is not None:
+                log(step, loss)
+
+        losses = pretrain(
+            model,
+            rows,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            device=device,
+            log=on_step,
+        )
+    init_chat_embeddings(model, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
-    return BaseModelInfo(path, n_params, steps, time.perf_counter() - start, losses)
+    seconds = time.perf_counter() - start
+    stats = {"n_parameters": n_params, "steps": steps, "seconds": round(seconds, 2)}
+    files = {"pretraining.json": json.dumps({**stats, "losses": [round(x, 5) for x in losses]})}
+    path = save_pretrained_atomic(model, tokenizer, out_dir, {**files, **(extra_files or {})})
+    return BaseModelInfo(path, n_params, steps, seconds, losses)
 
 
-def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
-    """``save_pretrained`` model and tokenizer into a sibling temp dir, then swap it in."""
+class PretrainProgress:
+    """Pretraining progress on stderr: a ``rich`` bar with the loss on a terminal,
+    else one line per tenth of the steps (a log is read by line); silent when
+    ``enabled`` is False. A context manager; ``update(step, loss)`` after each step.
+    """
+
+    def __init__(self, steps: int, enabled: bool = True) -> None:
+        self.steps, self.enabled = steps, enabled
+        self._bar: Any = None
+        self._task: Any = None
+        self._console: Any = None
+        self._start = 0.0
+        self._next = 0.0
+
+    def __enter__(self) -> PretrainProgress:
+        if not self.enabled:
+            return self
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._console = Console(stderr=True)
+        self._start = time.monotonic()
+        if self._console.is_terminal:
+            self._bar = Progress(
+                TextColumn("[bold]pretraining"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self._console,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("", total=self.steps, loss="-")
+        return self
+
+    def update(self, step: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            now = time.monotonic()
+            if now >= self._next or step + 1 == self.steps:
+                self._bar.update(self._task, completed=step + 1, loss=f"{loss:.3f}")
+                self._next = now + 0.2
+        elif (step + 1) % max(1, self.steps // 10) == 0 or step + 1 == self.steps:
+            elapsed = time.monotonic() - self._start
+            self._console.print(
+                f"pretraining step {step + 1}/{self.steps}  loss {loss:.3f}  {elapsed:.1f}s",
+                soft_wrap=True,
+                highlight=False,
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            if exc[0] is None:
+                self._console.print(
+                    f"pretrained {self.steps} steps in {time.monotonic() - self._start:.1f}s",
+                    highlight=False,
+                )
+
+
+def save_pretrained_atomic(
+    model: Any, tokenizer: Any, out_dir: str | Path, extra_files: dict[str, str] | None = None
+) -> Path:
+    """``save_pretrained`` model and tokenizer into a sibling temp dir, then swap it in.
+
+    ``extra_files`` (``{name: text}``) are written into the same temp dir, so
+    the directory appears with all of them or not at all.
+    """
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    for name, text in (extra_files or {}).items():
+        (tmp / name).write_text(text, encoding="utf-8")
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
