@@ -13,7 +13,12 @@ from pathlib import Path
 import matplotlib
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gradwise"
-RENAMES_ALLOWED = {"_io.py", "instruct/_base.py"}  # the helper; save_pretrained_atomic (a directory)
+RENAMES_ALLOWED = {
+    "_io.py",  # the helper
+    "instruct/_base.py",  # save_pretrained_atomic swaps a directory
+    "instruct/_base_cache.py",  # a cache entry: a directory renamed into place
+    "train/_dcp.py",  # a sharded checkpoint: a directory written by every rank, renamed by one
+}
 
 
 def _calls(path: Path):

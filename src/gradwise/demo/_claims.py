@@ -20,7 +20,7 @@ them::
     print(claims_table(rows))
 
 A section whose optional dependency is missing is reported as
-``skipped (needs gradwise[EXTRA])``.
+``skipped (needs gradwise[<extra>])``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class SectionClaims:
     needs: tuple[tuple[str, str], ...] = field(default=())
 
     def missing(self) -> str | None:
-        """``"skipped (needs gradwise[EXTRA])"`` when a needed module is absent, else None."""
+        """``"skipped (needs gradwise[<extra>])"`` when a needed module is absent, else None."""
         for module, extra in self.needs:
             if importlib.util.find_spec(module) is None:
                 return f"skipped (needs gradwise[{extra}])"

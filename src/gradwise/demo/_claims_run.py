@@ -95,7 +95,7 @@ def check_claims(
     Returns:
         One row per claim (:func:`gradwise.demo._claims.summarize`): ``claim``,
         ``text``, ``runs``, ``worst`` margin, ``status`` (``"pass"``,
-        ``"FAIL"`` or ``"skipped (needs gradwise[EXTRA])"``) and ``seconds``.
+        ``"FAIL"`` or ``"skipped (needs gradwise[<extra>])"``) and ``seconds``.
 
     Raises:
         ClaimCheckError: a worker process failed; the message holds its log's end.
