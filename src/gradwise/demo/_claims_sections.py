@@ -58,7 +58,7 @@ def finetune(seed: int, work_dir: Path) -> dict[str, float]:
     for key, label in (("full", "full"), ("head", "head-only"), ("gradual", "gradual+discr")):
         res = run(parse_config(_seeded(configs[label], seed), FinetuneConfig), progress=False)
         out[f"{key}_accuracy"] = float(res.results["test"]["accuracy"])
-        out[f"{key}_change"] = float(res.forgetting["change"])
+        out[f"{key}_change"] = float(res.forgetting["change"]) if res.forgetting else float("nan")
     return out
 
 

@@ -36,7 +36,7 @@ def regularization_for_regression(
         summary[f"{name}_nonzero"] = f"{nz}/{X.shape[1]}"
         summary[f"{name}_precision"] = float(rec["precision"])
         summary[f"{name}_recall"] = float(rec["recall"])
-    images = [
+    images: list[Any] = [
         plotting.plot_coefficients(fitted, out_dir / "coefficients.png"),
         plotting.plot_cv(fitted["lasso"], out_dir / "lasso_cv.png"),
     ]

@@ -129,12 +129,13 @@ class GradualUnfreezing(Callback):
 
     def _setup(self, model: nn.Module) -> None:
         spec = self._group_spec
-        if spec is not None and all(isinstance(g, LayerGroup) for g in spec):
+        given = [g for g in spec if isinstance(g, LayerGroup)] if spec is not None else []
+        if spec is not None and len(given) == len(spec):
             # By name: FSDP replaces the parameter objects the groups were built from.
             named = dict(model.named_parameters())
             self.groups = [
                 dataclasses.replace(g, params=tuple((n, named.get(n, p)) for n, p in g.params))
-                for g in spec  # type: ignore[union-attr]
+                for g in given
             ]
         else:
             self.groups = layer_groups(model, spec)  # type: ignore[arg-type]

@@ -322,7 +322,7 @@ def _sft(
         plain = load_model(cfg)[0]
         if lora_cfg is not None:
             glora.inject(plain, lora_cfg)
-        model = gather_into(trainer.model, CausalLMAdapter(plain)).lm
+        model = gather_into(trainer.model, CausalLMAdapter(plain)).lm  # type: ignore[assignment]
 
     # 9. evaluate the tuned model on the held-out set
     generations: list[dict[str, str]] = []

@@ -87,7 +87,7 @@ class ScheduledLR(LRScheduler):
         if config is not None:
             config = dict(config)
             self.schedule = build_schedule(config.pop("name"), **config)
-        set_lr(self.optimizer, self.get_last_lr())
+        set_lr(self.optimizer, [float(lr) for lr in self.get_last_lr()])
 
 
 def _has_config(schedule: Callable[[int], float]) -> bool:

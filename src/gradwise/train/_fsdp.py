@@ -172,7 +172,7 @@ def checkpoint_activations(module: nn.Module) -> None:
             return inner(*args, **kwargs)
         return checkpoint(inner, *args, use_reentrant=False, **kwargs)
 
-    module.forward = forward  # type: ignore[method-assign]
+    module.forward = forward
 
 
 def check_optimizer(optimizer: torch.optim.Optimizer) -> None:
@@ -293,4 +293,5 @@ def full_state_dict(sharded: nn.Module) -> dict[str, torch.Tensor]:
     """The full (unsharded) state dict of an FSDP model, on every rank (a collective call)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(sharded, options=StateDictOptions(full_state_dict=True))
+    state = get_model_state_dict(sharded, options=StateDictOptions(full_state_dict=True))
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -30,6 +30,8 @@ def adapter_layout(model: nn.Module) -> dict[str, Any] | None:
         if state is None or not state.configs:
             continue
         name = state.active
+        if name is None:
+            continue
         config = state.configs[name]
         base = getattr(getattr(owner, "config", None), "name_or_path", None) or None
         entries, layers = _entries(owner, name, config)

@@ -43,7 +43,7 @@ def _clone(obj: Any) -> Any:
     if isinstance(obj, dict):
         out = kind((k, _clone(v)) for k, v in obj.items())
         if hasattr(obj, "_metadata"):
-            out._metadata = obj._metadata  # type: ignore[attr-defined]
+            out._metadata = obj._metadata
         return out
     if isinstance(obj, list):
         return [_clone(v) for v in obj]
