@@ -48,7 +48,9 @@ def _pg():
 
 # -- part 1: FSDP / DDP ------------------------------------------------------------------
 
-WIDTH, LAYERS = 1024, 12  # 12.6M parameters: 50 MB fp32; AdamW's two moments 100 MB
+LAYERS = 12
+# 1024 wide: 12.6M parameters, 50 MB fp32, AdamW's two moments 100 MB (--width; the ranks read it here)
+WIDTH = int(os.environ.get("BENCH_DISTRIBUTED_WIDTH", "1024"))
 
 
 def rank_main(mode: str, steps: int, out: Path) -> None:
@@ -228,9 +230,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--part", choices=("all", "fsdp", "sweep"), default="all")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--width", type=int, default=None, help="layer width of the FSDP/DDP model (default 1024)")
     ap.add_argument("--rank-of", choices=("ddp", "fsdp"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.width:
+        os.environ["BENCH_DISTRIBUTED_WIDTH"] = str(args.width)
+        global WIDTH
+        WIDTH = args.width
     steps = args.steps or (3 if args.quick else 5)
     if args.rank_of:
         rank_main(args.rank_of, steps, args.out)
