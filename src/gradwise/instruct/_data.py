@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, overload
 
 from gradwise.errors import DataError
 from gradwise.train._io import atomic_write
@@ -104,7 +104,13 @@ class InstructData(Sequence[Example]):
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> Example: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Example]: ...
+
+    def __getitem__(self, i: int | slice) -> Example | list[Example]:
         return self.examples[i]
 
     def __iter__(self) -> Iterator[Example]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -175,7 +175,7 @@ class _Items(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> Any:
         return self.items[i]
 
 
@@ -208,7 +208,7 @@ def make_loader(
             raise DataError("packing needs max_length (the length of a packed row)")
         rows = [[examples[i] for i in r] for r in pack([len(e) for e in examples], max_length)]
 
-        def collate(batch):
+        def collate(batch: list[list[TokenizedExample]]) -> dict[str, Tensor] | tuple[dict[str, Tensor], Tensor]:
             out = collate_packed(
                 batch,
                 pad_id,
@@ -226,7 +226,7 @@ def make_loader(
             generator=generator,
         )
 
-    def collate_pad(batch):
+    def collate_pad(batch: list[TokenizedExample]) -> dict[str, Tensor] | tuple[dict[str, Tensor], Tensor]:
         out = collate_padded(batch, pad_id, pad_to_multiple_of)
         return (out, out["labels"]) if pairs else out
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +18,9 @@ from ._validation import (
     validate_data,
     validate_params,
 )
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags  # scikit-learn >= 1.6
 
 # Constraints every glmnet-style estimator shares.
 COMMON_CONSTRAINTS: dict[str, list[Any]] = {
@@ -35,7 +38,7 @@ ALPHA = [Interval(Real, 0, 1, closed="both")]
 class GlmnetBase(BaseEstimator):
     """Base of the estimators: sparse-input tag and the fit preamble."""
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
@@ -43,7 +46,8 @@ class GlmnetBase(BaseEstimator):
     def _more_tags(self) -> dict[str, Any]:  # pragma: no cover - scikit-learn < 1.6
         return {"X_types": ["2darray", "sparse"]}
 
-    def _prepare_fit(self, X, y, sample_weight, **kw):
+    def _prepare_fit(self, X: Any, y: Any, sample_weight: Any,
+                     **kw: Any) -> tuple[np.ndarray | sp.spmatrix, np.ndarray, np.ndarray | None]:
         """Validate parameters and data; X as float64 (CSC when sparse)."""
         validate_params(self)
         X, y = validate_data(self, X, y, reset=True, **kw)
@@ -57,7 +61,7 @@ class GlmnetBase(BaseEstimator):
 class LinearPredictMixin:
     """``predict`` / ``decision_function`` = X @ coef_.T + intercept_."""
 
-    def _linear(self, X) -> np.ndarray:
+    def _linear(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False)
         return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_

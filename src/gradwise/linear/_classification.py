@@ -29,7 +29,8 @@ def encode_targets(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return classes, np.eye(classes.shape[0])[codes]
 
 
-def logit_weights(data: LogitData, penalty_factor: Any, standardize: bool):
+def logit_weights(data: LogitData, penalty_factor: Any,
+                  standardize: bool) -> tuple[np.ndarray, np.ndarray]:
     """(w1, w2) penalty weights as in `_problem.penalty_weights`."""
     from ._validation import check_penalty_factor
 

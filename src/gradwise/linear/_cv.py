@@ -19,7 +19,14 @@ from ._classification import (
     to_original_intercept,
 )
 from ._enet import lam_grid, lam_max, solve_path
-from ._logistic import fit_logistic, logistic_lam_max, logistic_path, make_logit_data
+from ._logistic import (
+    LogitData,
+    LogitResult,
+    fit_logistic,
+    logistic_lam_max,
+    logistic_path,
+    make_logit_data,
+)
 from ._path import fit_path, prepare
 from ._problem import gram_fold_problems, make_problem, penalty_weights, take_rows, uses_gram
 from ._validation import Interval, Options, check_penalty_factor
@@ -37,7 +44,7 @@ def one_se_rule(lams: np.ndarray, cv_mean: np.ndarray, cv_se: np.ndarray) -> tup
     return i_min, int(within.min())
 
 
-def _rows(X, idx):
+def _rows(X: np.ndarray | sp.spmatrix, idx: np.ndarray) -> np.ndarray | sp.spmatrix:
     if sp.issparse(X):
         return sp.csc_matrix(X.tocsr()[idx])
     return X[idx]
@@ -48,7 +55,7 @@ def _wmean(v: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     return v.mean(axis=0) if w is None else (w @ v) / w.sum()
 
 
-def _summarise(errors: np.ndarray):
+def _summarise(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, std and standard error over folds of errors (n_folds, L)."""
     k = errors.shape[0]
     mean = errors.mean(axis=0)
@@ -66,7 +73,7 @@ _CV_CONSTRAINTS = {
 }
 
 
-def _check_alphas(est) -> list[float]:
+def _check_alphas(est: Any) -> list[float]:
     from ._path import check_alpha
 
     a = est.alpha
@@ -76,7 +83,8 @@ def _check_alphas(est) -> list[float]:
 class _CVResultMixin:
     """Stores the CV curves of the chosen alpha and picks lam_min / lam_1se."""
 
-    def _store_cv(self, alphas, lam_grids, errs_per_alpha):
+    def _store_cv(self, alphas: list[float], lam_grids: list[np.ndarray],
+                  errs_per_alpha: list[np.ndarray]) -> tuple[int, int]:
         means = [_summarise(e) for e in errs_per_alpha]
         best = int(np.argmin([m[0].min() for m in means]))
         mean, std, se = means[best]
@@ -276,7 +284,8 @@ class LogisticRegressionCV(LogisticRegression, _CVResultMixin):
         self.tol = tol
         self.max_iter = max_iter
 
-    def _score_fold(self, Xte, Yte, results, data) -> np.ndarray:
+    def _score_fold(self, Xte: np.ndarray | sp.spmatrix, Yte: np.ndarray, results: list[LogitResult],
+                    data: LogitData) -> np.ndarray:
         """(n_test, L) per-sample loss for each lam."""
         etas = np.stack([
             np.asarray(Xte @ r.coef.T) + to_original_intercept(data, r.coef, r.intercept)

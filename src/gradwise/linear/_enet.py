@@ -109,7 +109,8 @@ def _solve_free(GUU: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(GUU, rhs, rcond=None)[0]
 
 
-def free_features(b, l1, l2, usable, positive) -> np.ndarray:
+def free_features(b: np.ndarray, l1: np.ndarray, l2: np.ndarray, usable: np.ndarray,
+                  positive: bool) -> np.ndarray:
     """Features with no penalty at all: their KKT condition is gradient = 0.
 
     Under ``positive`` only those away from the bound b = 0 are free.
@@ -140,7 +141,8 @@ def kernel_data(prob: LSProblem, free: np.ndarray) -> tuple:
                          prob.w, prob.wsum, prob.zc, prob.H, prob.m, prob.q, GU, fr, fpos)
 
 
-def _full_gap(prob, state, l1, l2, positive, form_b, usable, D=None) -> float:
+def _full_gap(prob: LSProblem, state: _State, l1: np.ndarray, l2: np.ndarray, positive: bool,
+              form_b: bool, usable: np.ndarray, D: tuple | None = None) -> float:
     """Duality gap over all usable features, exact with unpenalised features.
 
     An unpenalised feature's dual constraint is ``X~_j^T W theta = 0``; the
@@ -158,8 +160,8 @@ def _full_gap(prob, state, l1, l2, positive, form_b, usable, D=None) -> float:
                             np.ascontiguousarray(state.g[idx])))
 
 
-def polish(prob: LSProblem, state: _State, l1, l2, positive, form_b, usable, gap,
-           D=None) -> float:
+def polish(prob: LSProblem, state: _State, l1: np.ndarray, l2: np.ndarray, positive: bool,
+           form_b: bool, usable: np.ndarray, gap: float, D: tuple | None = None) -> float:
     """Solve the optimality system on the support exactly; keep it if it is better.
 
     With support A and signs s_A fixed, the KKT conditions are linear:

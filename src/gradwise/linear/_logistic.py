@@ -18,7 +18,9 @@ over the classes, each with its own diagonal curvature (glmnet's
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,7 +61,8 @@ class LogitData:
                                       out)
         return out
 
-    def columns(self, idx: np.ndarray):
+    def columns(self, idx: np.ndarray) -> tuple[np.ndarray | sp.spmatrix, np.ndarray | sp.spmatrix,
+                                                np.ndarray | sp.spmatrix]:
         """X[:, idx], cached: the working set changes far less often than it is used."""
         key = idx.tobytes()
         if key not in self._cache:
@@ -83,7 +86,7 @@ class LogitData:
         return np.asarray(subT @ v).ravel(), np.asarray(sqT @ v).ravel()
 
 
-def make_logit_data(X, sw: np.ndarray | None, fit_intercept: bool) -> LogitData:
+def make_logit_data(X: np.ndarray | sp.spmatrix, sw: np.ndarray | None, fit_intercept: bool) -> LogitData:
     n, p = X.shape
     w = np.ones(n) if sw is None else sw
     wsum = w.sum()
@@ -102,8 +105,10 @@ def make_logit_data(X, sw: np.ndarray | None, fit_intercept: bool) -> LogitData:
     return LogitData(Xc, False, n, p, w, mean, np.sqrt(np.maximum(var, 0.0)))
 
 
-def _class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive, fit_intercept, tol_in,
-                tol_floor, max_epochs):
+def _class_step(data: LogitData, k: int, eta: np.ndarray, P: np.ndarray, Y: np.ndarray,
+                B: np.ndarray, b0: np.ndarray, ws: np.ndarray, l1: np.ndarray, l2: np.ndarray,
+                positive: bool, fit_intercept: bool, tol_in: float, tol_floor: float,
+                max_epochs: int) -> tuple[np.ndarray, float]:
     """Penalised IRLS step for class k on the working set: (direction dB_k, db0_k)."""
     pk = P[:, k]
     curv = np.maximum(pk * (1.0 - pk), _PMIN)
@@ -193,7 +198,7 @@ def fit_logistic(
     B[:, ~usable] = 0.0
     tol_abs = max(tol * null_dev, 1e-300)
 
-    def eta_of(B_, b0_):
+    def eta_of(B_: np.ndarray, b0_: np.ndarray) -> np.ndarray:
         eta = np.empty((data.n, Kc))
         nz = np.flatnonzero(np.any(B_ != 0, axis=0))
         for k in range(Kc):
@@ -204,7 +209,8 @@ def fit_logistic(
     ws_mask = usable & (np.any(B != 0, axis=0) | (l1 == 0))
     free = np.flatnonzero(usable & (l1 == 0) & (l2 == 0))
 
-    def certificate(eta_, P_, B_, b0_):
+    def certificate(eta_: np.ndarray, P_: np.ndarray, B_: np.ndarray,
+                    b0_: np.ndarray) -> tuple[float, np.ndarray]:
         g, V_ = duality_gap(data, eta_, P_, Y, B_, b0_, l1, l2, positive, binary)
         if free.shape[0] == 0:
             return g, V_
@@ -246,7 +252,7 @@ def fit_logistic(
         P = probs(eta, binary)
         gap, _ = certificate(eta, P, B, b0)
     if polish and gap > 0.0:
-        def objective(B_, b0_):
+        def objective(B_: np.ndarray, b0_: np.ndarray) -> float:
             return loss(eta_of(B_, b0_), Y, sw, binary) + penalty(B_, l1, l2)
 
         B2, b02 = newton_polish(data, Y, B, b0, l1, l2, objective, fit_intercept, binary)
@@ -266,7 +272,9 @@ def fit_logistic(
     return LogitResult(B, b0, max(gap, 0.0) / swsum, it)
 
 
-def _line_search(data, eta, Y, B, b0, k, dB, db0, ws, l1, l2, binary):
+def _line_search(data: LogitData, eta: np.ndarray, Y: np.ndarray, B: np.ndarray, b0: np.ndarray,
+                 k: int, dB: np.ndarray, db0: float, ws: np.ndarray, l1: np.ndarray,
+                 l2: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backtracking (Armijo) on the true objective along class k's Newton direction."""
     if not np.any(dB) and db0 == 0.0:
         return B, b0, eta
@@ -326,7 +334,8 @@ def nullprobs(data: LogitData, Y: np.ndarray, fit_intercept: bool) -> np.ndarray
     return np.broadcast_to(freq, Y.shape)
 
 
-def logistic_lam_max(data, Y, alpha, w1, positive, fit_intercept) -> float:
+def logistic_lam_max(data: LogitData, Y: np.ndarray, alpha: float, w1: np.ndarray, positive: bool,
+                     fit_intercept: bool) -> float:
     """Smallest lam with every penalised coefficient zero.
 
     ``max_jk |X_j^T sw (Y_k - p0_k)| / (n alpha w1_j)``, with ``p0`` the fit of
@@ -355,7 +364,8 @@ def logistic_lam_max(data, Y, alpha, w1, positive, fit_intercept) -> float:
     return lm if lm > 0 else 1.0
 
 
-def logistic_path(data, Y, lams, alpha, w1, w2, **kw) -> list[LogitResult]:
+def logistic_path(data: LogitData, Y: np.ndarray, lams: Iterable[float], alpha: float,
+                  w1: np.ndarray, w2: np.ndarray, **kw: Any) -> list[LogitResult]:
     """Warm-started fits along decreasing ``lams``."""
     out: list[LogitResult] = []
     coef, b0 = None, None

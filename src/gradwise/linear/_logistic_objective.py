@@ -6,11 +6,16 @@ models the softmax with one row per class (glmnet's symmetric form).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.special import expit, xlogy
 
+if TYPE_CHECKING:
+    from ._logistic import LogitData
 
-def penalty(B, l1, l2) -> float:
+
+def penalty(B: np.ndarray, l1: np.ndarray, l2: np.ndarray) -> float:
     """sum_k sum_j l1_j |B_kj| + l2_j / 2 B_kj^2 (unnormalised weights)."""
     return float(np.sum(np.abs(B) @ l1) + 0.5 * np.sum((B * B) @ l2))
 
@@ -36,7 +41,9 @@ def probs(eta: np.ndarray, binary: bool) -> np.ndarray:
     return P / P.sum(axis=1, keepdims=True)
 
 
-def duality_gap(data, eta, P, Y, B, b0, l1, l2, positive, binary) -> tuple[float, np.ndarray]:
+def duality_gap(data: LogitData, eta: np.ndarray, P: np.ndarray, Y: np.ndarray, B: np.ndarray,
+                b0: np.ndarray, l1: np.ndarray, l2: np.ndarray, positive: bool,
+                binary: bool) -> tuple[float, np.ndarray]:
     """Fenchel duality gap (unnormalised) and the gradient X^T sw (Y - P), (K, p).
 
     With the intercept held at b0, the dual point ``theta = s * sw (Y - P)``
@@ -106,7 +113,8 @@ def penalty_shift(B: np.ndarray, l1: np.ndarray, l2: np.ndarray) -> np.ndarray:
     return c
 
 
-def recentre(data, B, eta, l1, l2):
+def recentre(data: LogitData, B: np.ndarray, eta: np.ndarray, l1: np.ndarray,
+             l2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Move each column of B by the shift that minimises the penalty (glmnet).
 
     The softmax loss does not change when every class's coefficient of a

@@ -17,19 +17,27 @@ duality gap is not larger.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.linalg as sla
+
+if TYPE_CHECKING:
+    from ._logistic import LogitData
 
 _MAX_WORK = 5e8  # n * (unknowns)^2 flops allowed to build the Hessian
 
 
-def _design(data, A: np.ndarray, fit_intercept: bool) -> np.ndarray:
+def _design(data: LogitData, A: np.ndarray, fit_intercept: bool) -> np.ndarray:
     Z = data.X[:, A]
     Z = Z.toarray() if hasattr(Z, "toarray") else np.asarray(Z)
     return np.column_stack([np.ones(data.n), Z]) if fit_intercept else Z
 
 
-def newton_polish(data, Y, B, b0, l1, l2, objective, fit_intercept, binary, steps=8):
+def newton_polish(data: LogitData, Y: np.ndarray, B: np.ndarray, b0: np.ndarray, l1: np.ndarray,
+                  l2: np.ndarray, objective: Callable[[np.ndarray, np.ndarray], float],
+                  fit_intercept: bool, binary: bool, steps: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``steps`` Newton iterations on the support; returns improved (B, b0)."""
     K = B.shape[0]
     A = np.flatnonzero((np.any(B != 0, axis=0) | (l1 == 0)) & (data.sd > 0))
@@ -41,7 +49,7 @@ def newton_polish(data, Y, B, b0, l1, l2, objective, fit_intercept, binary, step
     l1A, l2A = l1[A], l2[A]
     off = int(fit_intercept)
 
-    def unpack(theta):
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         T = theta.reshape(K, m)
         B2 = B.copy()
         B2[:, A] = T[:, off:]

@@ -15,7 +15,7 @@ one with ``|.|`` replaced by the row norm.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,8 +29,12 @@ from ._base import ALPHA, COMMON_CONSTRAINTS, LAM, GlmnetBase
 from ._enet import ALPHA_FLOOR
 from ._validation import check_penalty_factor, validate_data
 
+if TYPE_CHECKING:
+    from sklearn.utils import Tags  # scikit-learn >= 1.6
 
-def _gap(Y, R, B, l1, l2):
+
+def _gap(Y: np.ndarray, R: np.ndarray, B: np.ndarray, l1: np.ndarray,
+         l2: np.ndarray) -> tuple[float, float, float, float]:
     rr = float(np.sum(R * R))
     yr = float(np.sum(Y * R))
     l1n = float(l1 @ np.linalg.norm(B, axis=1))
@@ -38,7 +42,8 @@ def _gap(Y, R, B, l1, l2):
     return rr, yr, l1n, l2n
 
 
-def duality_gap(X, Y, R, B, l1, l2) -> float:
+def duality_gap(X: np.ndarray, Y: np.ndarray, R: np.ndarray, B: np.ndarray, l1: np.ndarray,
+                l2: np.ndarray) -> float:
     """Gap of the multiplied-out problem ``1/2 ||R||^2 + sum l1 ||B_j|| + l2/2 ||B_j||^2``."""
     rr, yr, l1n, l2n = _gap(Y, R, B, l1, l2)
     V = X.T @ R - l2[:, None] * B
@@ -47,7 +52,8 @@ def duality_gap(X, Y, R, B, l1, l2) -> float:
     return 0.5 * (1.0 + s * s) * (rr + l2n) - s * yr + l1n
 
 
-def _epoch(X, R, B, H, l1, l2, ws) -> float:
+def _epoch(X: np.ndarray, R: np.ndarray, B: np.ndarray, H: np.ndarray, l1: np.ndarray,
+           l2: np.ndarray, ws: np.ndarray) -> float:
     dmax = 0.0
     for j in ws:
         if H[j] <= 0.0:
@@ -64,7 +70,8 @@ def _epoch(X, R, B, H, l1, l2, ws) -> float:
     return dmax
 
 
-def solve(X, Y, B, l1, l2, tol_abs, max_iter, strong) -> tuple[float, int]:
+def solve(X: np.ndarray, Y: np.ndarray, B: np.ndarray, l1: np.ndarray, l2: np.ndarray,
+          tol_abs: float, max_iter: int, strong: np.ndarray) -> tuple[float, int]:
     """Block CD from ``B`` (in place) on a working set grown by the KKT check."""
     H = np.einsum("ij,ij->j", X, X)
     R = Y - X @ B
@@ -199,7 +206,7 @@ class MultiTaskElasticNet(MultiOutputMixin, RegressorMixin, GlmnetBase):
         self.n_iter_ = epochs
         return self
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         tags.target_tags.multi_output = True

@@ -40,7 +40,9 @@ def check_grid(n_lams: Any, eps: Any) -> None:
         raise ConfigError(f"eps must be in (0, 1); got {eps!r}")
 
 
-def prepare(X, y, sample_weight, fit_intercept, standardize, penalty_factor, gram="auto"):
+def prepare(X: np.ndarray | sp.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None,
+            fit_intercept: bool, standardize: bool, penalty_factor: Any,
+            gram: bool | str = "auto") -> tuple[LSProblem, np.ndarray, np.ndarray]:
     """Validated problem and penalty weights: (LSProblem, w1, w2)."""
     prob = make_problem(X, y, sample_weight, fit_intercept, gram=gram)
     pf = check_penalty_factor(penalty_factor, prob.p)
@@ -101,7 +103,8 @@ def early_stop_index(ratios: np.ndarray) -> int | None:
     return None
 
 
-def fit_path_early_stop(prob, w1, w2, alpha, lams, **solver) -> PathResult:
+def fit_path_early_stop(prob: LSProblem, w1: np.ndarray, w2: np.ndarray, alpha: float,
+                        lams: np.ndarray, **solver: Any) -> PathResult:
     """`fit_path` on ``lams`` that stops where glmnet's path stop fires.
 
     The lams are solved in small blocks (warm-started); after each block the

@@ -18,7 +18,9 @@ which is how `penalty_weights` folds it in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -108,14 +110,14 @@ def centred_sd(H: np.ndarray, wsum: float, offset: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(H / wsum - offset * offset, 0.0))
 
 
-def _weighted_mean(X, w: np.ndarray | None) -> np.ndarray:
+def _weighted_mean(X: np.ndarray | sp.spmatrix, w: np.ndarray | None) -> np.ndarray:
     if w is None:
         return np.asarray(X.mean(axis=0)).ravel()
     return np.asarray(X.T @ w).ravel() / w.sum()
 
 
 def make_problem(
-    X,
+    X: Any,
     y: np.ndarray,
     sample_weight: np.ndarray | None,
     fit_intercept: bool,
@@ -192,13 +194,14 @@ def _constant_columns(H: np.ndarray, wsum: float, x_mean: np.ndarray) -> np.ndar
     return H <= 1e-12 * raw + 1e-300
 
 
-def _sd(H, wsum, offset, const) -> np.ndarray:
+def _sd(H: np.ndarray, wsum: float, offset: np.ndarray, const: np.ndarray) -> np.ndarray:
     sd = centred_sd(H, wsum, offset)
     sd[const] = 0.0
     return sd
 
 
-def _gram_problem(n, p, w, wsum, x_mean, y_mean, zz, G, q, raw_mean) -> LSProblem:
+def _gram_problem(n: int, p: int, w: np.ndarray, wsum: float, x_mean: np.ndarray, y_mean: float,
+                  zz: float, G: np.ndarray, q: np.ndarray, raw_mean: np.ndarray) -> LSProblem:
     G = np.ascontiguousarray(G, dtype=np.float64)
     H = np.diag(G).copy()
     const = _constant_columns(H, wsum, x_mean)
@@ -254,12 +257,15 @@ def take_rows(A: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return A[idx]
 
 
-def uses_gram(X, n_train: int) -> bool:
+def uses_gram(X: np.ndarray | sp.spmatrix, n_train: int) -> bool:
     """Whether `make_problem(..., gram="auto")` picks covariance mode for these sizes."""
     return not sp.issparse(X) and n_train > X.shape[1] and X.shape[1] <= GRAM_MAX_FEATURES
 
 
-def gram_fold_problems(X, y, w, fit_intercept, folds):
+def gram_fold_problems(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray | None, fit_intercept: bool,
+    folds: Iterable[tuple[np.ndarray, np.ndarray]],
+) -> tuple[LSProblem, list[LSProblem], np.ndarray, np.ndarray]:
     """The all-data problem and one per CV fold in covariance mode, from one Gram matrix.
 
     A training fold's Gram matrix is the full one minus its test rows'
@@ -274,12 +280,13 @@ def gram_fold_problems(X, y, w, fit_intercept, folds):
     mu = (ww @ X) / ww.sum() if fit_intercept else np.zeros(p)
     Xc = np.asarray(X - mu if fit_intercept else X, dtype=np.float64)
 
-    def sums(A, wa, ya):
+    def sums(A: np.ndarray, wa: np.ndarray, ya: np.ndarray) -> list[Any]:  # arrays and floats
         Aw = A if w is None else A * np.sqrt(wa)[:, None]
         return [Aw.T @ Aw, A.T @ (wa * ya), A.T @ wa, float(wa @ ya), float(wa @ (ya * ya)),
                 float(wa.sum())]
 
-    def build(G, xty, sx, sy, syy, W, count):
+    def build(G: np.ndarray, xty: np.ndarray, sx: np.ndarray, sy: float, syy: float, W: float,
+              count: int) -> LSProblem:
         if fit_intercept:
             m, ybar = sx / W, sy / W
             G = G - W * np.outer(m, m)

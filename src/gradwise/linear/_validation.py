@@ -103,7 +103,8 @@ def validate_params(estimator: Any) -> None:
             raise InvalidParameterError(f"{name}: parameter {param!r} must be {what}; got {v!r}")
 
 
-def validate_data(estimator: Any, X: Any, y: Any = "no_validation", *, reset: bool, **kw: Any):
+def validate_data(estimator: Any, X: Any, y: Any = "no_validation", *, reset: bool,
+                  **kw: Any) -> Any:
     """scikit-learn's input validation (NaN/inf, shapes, n_features_in_)."""
     kw.setdefault("accept_sparse", ("csc", "csr"))
     kw.setdefault("dtype", (np.float64, np.float32))

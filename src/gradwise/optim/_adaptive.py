@@ -51,7 +51,7 @@ class ScaleByNadam(Transform):
         z = torch.zeros_like(param, memory_format=torch.preserve_format)
         return NadamState(_step_counter(param), _scalar(1.0, param), z, torch.zeros_like(z))
 
-    def update(self, u: Tensor, state: NadamState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: NadamState, param: Tensor, group: Group) -> tuple[Tensor, NadamState]:
         b1, b2 = self.option(group, "betas")
         psi = self.option(group, "momentum_decay")
         step, mu_product, m, v = state
@@ -113,7 +113,7 @@ class ScaleByRadam(Transform):
         z = torch.zeros_like(param, memory_format=torch.preserve_format)
         return RadamState(_step_counter(param), z, torch.zeros_like(z))
 
-    def update(self, u: Tensor, state: RadamState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: RadamState, param: Tensor, group: Group) -> tuple[Tensor, RadamState]:
         b1, b2 = self.option(group, "betas")
         step, m, v = state
         step += 1
@@ -171,7 +171,7 @@ class ScaleByAdamax(Transform):
         z = torch.zeros_like(param, memory_format=torch.preserve_format)
         return AdamaxState(_step_counter(param), z, torch.zeros_like(z))
 
-    def update(self, u: Tensor, state: AdamaxState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: AdamaxState, param: Tensor, group: Group) -> tuple[Tensor, AdamaxState]:
         b1, b2 = self.option(group, "betas")
         step, m, inf = state
         step += 1
@@ -218,7 +218,7 @@ class ScaleByAdadelta(Transform):
         z = torch.zeros_like(param, memory_format=torch.preserve_format)
         return AdadeltaState(_step_counter(param), z, torch.zeros_like(z))
 
-    def update(self, u: Tensor, state: AdadeltaState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: AdadeltaState, param: Tensor, group: Group) -> tuple[Tensor, AdadeltaState]:
         rho, eps = self.option(group, "rho"), self.option(group, "eps")
         step, sq, acc = state
         step += 1

@@ -38,7 +38,7 @@ class AddL2(Transform):
     mask: Mask = "auto"
     hyper = ("weight_decay",)
 
-    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group) -> tuple[Tensor, EmptyState]:
         wd = self.option(group, "weight_decay")
         return (u.add(param, alpha=wd) if wd else u), state
 
@@ -66,7 +66,7 @@ class AddDecayedWeights(Transform):
     mask: Mask = "auto"
     hyper = ("weight_decay",)
 
-    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group) -> tuple[Tensor, EmptyState]:
         wd = self.option(group, "weight_decay")
         return (u.add(param, alpha=wd) if wd else u), state
 
@@ -100,7 +100,7 @@ class Prox(Transform):
         """The penalty's mask."""
         return self.penalty.mask
 
-    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group) -> tuple[Tensor, EmptyState]:
         return u, state
 
     def apply(self, param: Tensor, step: float, factor: Factor) -> None:

@@ -167,7 +167,8 @@ def _lookahead(opt: Optimizer, j: int, params: list[torch.Tensor]) -> None:
             st[k_slow].copy_(p)
 
 
-def _build(opt: Optimizer, fast: FastPlan, group: Group, plans, params, grads, key) -> GroupCache | None:
+def _build(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan],
+           params: list[torch.Tensor], grads: list[torch.Tensor], key: tuple) -> GroupCache | None:
     with_grad = {id(p) for p in params}
     picked = [pl for p, pl in zip(group["params"], plans) if id(p) in with_grad]
     state = opt.state

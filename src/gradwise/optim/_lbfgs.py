@@ -23,7 +23,9 @@ from gradwise.errors import ConfigError
 from gradwise.optim import _validate as check
 
 
-def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
+def cubic_interpolate(x1: float | Tensor, f1: float | Tensor, g1: Tensor, x2: float | Tensor,
+                      f2: float | Tensor, g2: Tensor,
+                      bounds: tuple[float | Tensor, float | Tensor] | None = None) -> float | Tensor:
     """Minimizer of the cubic through ``(x1, f1, g1)`` and ``(x2, f2, g2)``, clipped to ``bounds``.
 
     Nocedal & Wright (3.59); the midpoint of the bounds when the cubic has no
@@ -42,8 +44,9 @@ def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     return min(max(pos, lo), hi)
 
 
-def strong_wolfe(obj: Callable, x, t, d: Tensor, f, g: Tensor, gtd, c1=1e-4, c2=0.9,
-                 tolerance_change=1e-9, max_ls=25):
+def strong_wolfe(obj: Callable, x: Any, t: float | Tensor, d: Tensor, f: float, g: Tensor, gtd: Tensor,
+                 c1: float = 1e-4, c2: float = 0.9, tolerance_change: float = 1e-9,
+                 max_ls: int = 25) -> tuple[float, Tensor, float | Tensor, int]:
     """Step ``t`` along ``d`` satisfying the strong Wolfe conditions; ``(f_new, g_new, t, evals)``.
 
     ``obj(x, t, d)`` returns the loss and flat gradient at ``x + t d``.

@@ -50,7 +50,7 @@ class ScaleByAdafactor(Transform):
             return AdafactorState(step, row, col, None)
         return AdafactorState(step, None, None, torch.zeros_like(param, memory_format=torch.preserve_format))
 
-    def update(self, u: Tensor, state: AdafactorState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: AdafactorState, param: Tensor, group: Group) -> tuple[Tensor, AdafactorState]:
         lr = check.as_float(self.option(group, "lr"))
         eps1, eps2 = self.option(group, "eps")
         if eps1 is None:
@@ -149,7 +149,7 @@ class ScaleByMuon(Transform):
     def init(self, param: Tensor) -> MuonState:
         return MuonState(torch.zeros_like(param, memory_format=torch.preserve_format))
 
-    def update(self, u: Tensor, state: MuonState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: MuonState, param: Tensor, group: Group) -> tuple[Tensor, MuonState]:
         if u.dim() != 2:
             raise ValueError(f"muon: parameters must be 2-D matrices; got shape {tuple(u.shape)}")
         o, state = self._orthogonal(u, state, group)
@@ -181,7 +181,7 @@ class MuonStep(ScaleByMuon):
     hyper = ScaleByMuon.hyper + ("lr", "weight_decay")
     moves_param = True
 
-    def update(self, u: Tensor, state: MuonState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: MuonState, param: Tensor, group: Group) -> tuple[None, MuonState]:
         o, state = self._orthogonal(u, state, group)
         lr, wd = self.option(group, "lr"), self.option(group, "weight_decay")
         # torch's order and scalar types (a Tensor lr stays a Tensor): the
@@ -240,7 +240,8 @@ def muon_step(
     return MuonStep(*args, None, check.lr("muon", lr), check.number("muon", "weight_decay", weight_decay))
 
 
-def _muon_args(momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn) -> tuple:
+def _muon_args(momentum: float, nesterov: bool, ns_coefficients: tuple[float, float, float], eps: float,
+               ns_steps: int, adjust_lr_fn: str | None) -> tuple:
     owner = "muon"
     if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
         raise ConfigError(f"{owner}: adjust_lr_fn must be None, 'original' or 'match_rms_adamw'; "

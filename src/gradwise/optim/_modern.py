@@ -38,7 +38,7 @@ class ScaleByLion(Transform):
     def init(self, param: Tensor) -> LionState:
         return LionState(torch.zeros_like(param, memory_format=torch.preserve_format))
 
-    def update(self, u: Tensor, state: LionState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: LionState, param: Tensor, group: Group) -> tuple[Tensor, LionState]:
         b1, b2 = self.option(group, "betas")
         m = state.exp_avg
         out = m.mul(b1).add_(u, alpha=1.0 - b1).sign_()
@@ -67,7 +67,7 @@ class ScaleByLars(Transform):
     mask: Mask = "auto"
     hyper = ("trust_coefficient", "weight_decay")
 
-    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group) -> tuple[Tensor, EmptyState]:
         wd = self.option(group, "weight_decay")
         w_norm = torch.linalg.norm(param)
         denom = torch.linalg.norm(u) + wd * w_norm
@@ -120,7 +120,7 @@ class ScaleByLamb(Transform):
         z = torch.zeros_like(param, memory_format=torch.preserve_format)
         return LambState(_step_counter(param), z, torch.zeros_like(z))
 
-    def update(self, u: Tensor, state: LambState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: LambState, param: Tensor, group: Group) -> tuple[Tensor, LambState]:
         b1, b2 = self.option(group, "betas")
         eps = self.option(group, "eps")
         step, m, v = state
@@ -182,7 +182,7 @@ class Lookahead(Transform):
     def init(self, param: Tensor) -> LookaheadState:
         return LookaheadState(param.detach().clone(), _step_counter(param).cpu())
 
-    def update(self, u: Tensor, state: LookaheadState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: LookaheadState, param: Tensor, group: Group) -> tuple[None, LookaheadState]:
         slow, step = state
         step += 1
         param.add_(u)

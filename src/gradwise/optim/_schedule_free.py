@@ -46,7 +46,7 @@ class ScaleBySecondMoment(Transform):
     def init(self, param: Tensor) -> SecondMomentState:
         return SecondMomentState(_step_counter(param), torch.zeros_like(param, memory_format=torch.preserve_format))
 
-    def update(self, u: Tensor, state: SecondMomentState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: SecondMomentState, param: Tensor, group: Group) -> tuple[Tensor, SecondMomentState]:
         b2 = self.option(group, "betas")[1]
         step, v = state
         step += 1
@@ -96,7 +96,7 @@ class ScheduleFreeStep(Transform):
     def init(self, param: Tensor) -> ScheduleFreeState:
         return ScheduleFreeState(param.detach().clone(memory_format=torch.preserve_format), 0, 0.0, -1.0)
 
-    def update(self, u: Tensor, state: ScheduleFreeState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: ScheduleFreeState, param: Tensor, group: Group) -> tuple[None, ScheduleFreeState]:
         z, k, wsum, lr_max = state
         warm = self.option(group, "warmup_steps")
         lr = check.as_float(self.option(group, "lr")) * ((k + 1) / warm if k < warm else 1.0)

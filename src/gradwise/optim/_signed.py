@@ -47,7 +47,7 @@ class Rprop(Transform):
         return RpropState(_step_counter(param), torch.zeros_like(param, memory_format=torch.preserve_format),
                           None)
 
-    def update(self, u: Tensor, state: RpropState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: RpropState, param: Tensor, group: Group) -> tuple[Tensor, RpropState]:
         eta_minus, eta_plus = self.option(group, "etas")
         lo, hi = self.option(group, "step_sizes")
         step, prev, size = state
@@ -127,7 +127,7 @@ class Asgd(Transform):
         return AsgdState(_step_counter(param), None, _scalar(1.0, param),
                          torch.zeros_like(param, memory_format=torch.preserve_format))
 
-    def update(self, u: Tensor, state: AsgdState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: AsgdState, param: Tensor, group: Group) -> tuple[None, AsgdState]:
         lr = check.as_float(self.option(group, "lr"))
         lambd, alpha, t0 = (self.option(group, k) for k in ("lambd", "alpha", "t0"))
         step, eta, mu, ax = state

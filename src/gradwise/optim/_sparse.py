@@ -37,7 +37,7 @@ class ScaleBySparseAdam(Transform):
         z = torch.zeros_like(param, memory_format=torch.preserve_format)
         return SparseAdamState(0, z, torch.zeros_like(z))
 
-    def update(self, u: Tensor, state: SparseAdamState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: SparseAdamState, param: Tensor, group: Group) -> tuple[Tensor, SparseAdamState]:
         if not u.is_sparse:
             raise RuntimeError("sparse_adam needs sparse gradients (nn.Embedding(sparse=True)); "
                                "use adam for dense ones")

@@ -47,7 +47,7 @@ class ScaleByMomentum(Transform):
     def init(self, param: Tensor) -> MomentumState:
         return MomentumState(None)
 
-    def update(self, u: Tensor, state: MomentumState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: MomentumState, param: Tensor, group: Group) -> tuple[Tensor, MomentumState]:
         mu = self.option(group, "momentum")
         if mu == 0:
             return u, state
@@ -107,7 +107,7 @@ class ScaleByAdam(Transform):
         vmax = torch.zeros_like(z) if self.amsgrad else None
         return AdamState(_step_counter(param), z, torch.zeros_like(z), vmax)
 
-    def update(self, u: Tensor, state: AdamState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: AdamState, param: Tensor, group: Group) -> tuple[Tensor, AdamState]:
         b1, b2 = self.option(group, "betas")
         step, m, v, vmax = state
         step += 1
@@ -174,7 +174,7 @@ class ScaleByRms(Transform):
         z = torch.zeros_like(param, memory_format=torch.preserve_format)
         return RmsState(_step_counter(param), z, torch.zeros_like(z) if self.centered else None)
 
-    def update(self, u: Tensor, state: RmsState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: RmsState, param: Tensor, group: Group) -> tuple[Tensor, RmsState]:
         alpha = self.option(group, "alpha")
         step, sq, gavg = state
         step += 1
@@ -234,7 +234,7 @@ class ScaleByAdagrad(Transform):
         acc = torch.full_like(param, self.initial_accumulator_value, memory_format=torch.preserve_format)
         return AdagradState(_step_counter(param), acc)
 
-    def update(self, u: Tensor, state: AdagradState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: AdagradState, param: Tensor, group: Group) -> tuple[Tensor, AdagradState]:
         step, acc = state
         step += 1
         acc.addcmul_(u, u, value=1)
@@ -275,7 +275,7 @@ class ScaleByLr(Transform):
     mask: Mask = None
     hyper = ("lr",)
 
-    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group):
+    def update(self, u: Tensor, state: EmptyState, param: Tensor, group: Group) -> tuple[Tensor, EmptyState]:
         # lr has one home, the param group: no fallback to self.lr, which only
         # seeds the groups when the Optimizer is built.
         lr = group.get("lr")

@@ -24,7 +24,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +61,9 @@ from gradwise.recipes._setup import (
     schedule_factory,
 )
 from gradwise.train._fsdp import gather_into, is_sharded, trainer_mode
+
+if TYPE_CHECKING:
+    from gradwise.instruct._templates import Template
 
 
 class CausalLMAdapter(nn.Module):
@@ -153,7 +156,8 @@ def load_examples(cfg: InstructConfig) -> tuple[list[Example], list[Example], di
     )
 
 
-def _eval(model, tokenizer, examples, template, cfg: InstructConfig) -> EvalResult:
+def _eval(model: nn.Module, tokenizer: Any, examples: list[Example], template: Template,
+          cfg: InstructConfig) -> EvalResult:
     e = cfg.eval
     subset = examples[: e.max_examples] if e.max_examples else examples
     return evaluate(

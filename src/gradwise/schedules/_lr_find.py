@@ -218,18 +218,18 @@ def lr_find(
 
 
 def _sweep(
-    model,
-    loss_fn,
-    batches,
-    optimizer,
-    ratios,
-    device,
-    min_lr,
-    max_lr,
-    num_steps,
-    smooth,
-    stop_factor,
-):
+    model: torch.nn.Module,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    batches: Iterator[Any],
+    optimizer: torch.optim.Optimizer,
+    ratios: list[float],
+    device: torch.device,
+    min_lr: float,
+    max_lr: float,
+    num_steps: int,
+    smooth: float,
+    stop_factor: float,
+) -> tuple[list[float], list[float], list[float], bool]:
     lrs: list[float] = []
     raw: list[float] = []
     smoothed: list[float] = []

@@ -16,10 +16,11 @@ from gradwise.errors import CheckpointError, ConfigError, DataError, HeadError, 
 from gradwise.nn._inputs import check_input_size
 from gradwise.train import _distributed
 from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
-from gradwise.train._data import LoaderBatches, is_head, make_batches
+from gradwise.train._data import LoaderBatches, TensorBatches, is_head, make_batches
 from gradwise.train._dcp import load_sharded
 from gradwise.train._loop import Run, run_eval
 from gradwise.train._rng import seed_everything
+from gradwise.train._shard import Shard
 from gradwise.train._state import EVENTS, History, TrainState
 from gradwise.train._threads import auto_threads
 from gradwise.train.metrics import Metric, get_metric
@@ -224,8 +225,9 @@ class Trainer:
         return contextlib.nullcontext
 
     def _batches(
-        self, data: Any, what: str, *, shuffle: bool, generator: Any, target=True, shard=None
-    ):
+        self, data: Any, what: str, *, shuffle: bool, generator: Any, target: bool = True,
+        shard: Shard | None = None,
+    ) -> tuple[TensorBatches | LoaderBatches, Any]:
         prepare = self.head.prepare_target if self.head is not None else None
         return make_batches(
             data,
