@@ -143,9 +143,10 @@ def test_instruct_demo_saved_config_repeats_the_run(tmp_path):
     from gradwise.recipes.instruct import sft
 
     tiny = {"base": {"hidden": 32, "layers": 1, "heads": 2, "documents": 200, "steps": 5},
-            "n_train": 10, "n_test": 1, "epochs": 1, "batch_size": 4, "lr": 3e-3, "r": 2}  # fmt: skip
+            "n_train": 10, "n_test": 1, "epochs": 1, "batch_size": 4, "lr": 3e-3, "r": 2,
+            "max_new_tokens": 4}  # fmt: skip
     out = tmp_path / "instruct"
-    run_demo(out, tiny, verbose=False)
+    run_demo(out, tiny, cache=tmp_path / "cache", verbose=False)
     saved = out / "config.yaml"
     assert yaml.safe_load(saved.read_text())["optimizer"]["name"] == "adamw"
     _repeats(saved, "instruct", lambda cfg: sft(cfg, progress=False))

@@ -244,6 +244,22 @@ def main(scenario: str, out: Path) -> None:
         record(out, "full", t)
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
+    _leave_together()
+
+
+def _leave_together() -> None:
+    # Every rank has written its records: meet once more, close the group, and
+    # exit without C++ teardown. A rank whose peer closed the gloo sockets
+    # first can otherwise abort at interpreter exit ("terminate called without
+    # an active exception") after all of its work is done.
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def run_demo(
 
     say = print if verbose else (lambda *a, **k: None)
     out_dir = Path(out_dir)
-    tasks = plan["tasks"]
+    tasks = plan.get("tasks")  # None: all ten tasks
 
     # 1. the base model: tokenizer + pretraining on task facts, once per recipe
     start = time.perf_counter()
