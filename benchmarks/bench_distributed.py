@@ -49,8 +49,8 @@ def _pg():
 # -- part 1: FSDP / DDP ------------------------------------------------------------------
 
 LAYERS = 12
-# 1024 wide: 12.6M parameters, 50 MB fp32, AdamW's two moments 100 MB (--width; the ranks read it here)
-WIDTH = int(os.environ.get("BENCH_DISTRIBUTED_WIDTH", "1024"))
+# 2048 wide: 50.4M parameters, 200 MB fp32, AdamW's two moments 400 MB (--width; the ranks read it here)
+WIDTH = int(os.environ.get("BENCH_DISTRIBUTED_WIDTH", "2048"))
 
 
 def rank_main(mode: str, steps: int, out: Path) -> None:
@@ -230,7 +230,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--part", choices=("all", "fsdp", "sweep"), default="all")
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--width", type=int, default=None, help="layer width of the FSDP/DDP model (default 1024)")
+    ap.add_argument("--width", type=int, default=None, help="layer width of the FSDP/DDP model (default 2048)")
     ap.add_argument("--rank-of", choices=("ddp", "fsdp"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()

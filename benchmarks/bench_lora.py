@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import time
 import warnings
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    # the same count for gradwise's Trainer, whose own rule would pick 1 thread for a small model
+    os.environ["GRADWISE_THREADS"] = "2"
     device = torch.device(args.device)
     import peft
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 import statistics
 import time
 import warnings
@@ -160,6 +161,8 @@ def main() -> None:
     n = args.n or (8_000 if args.quick else 60_000)
     repeats = args.repeats or (3 if args.quick else 5)
     torch.set_num_threads(args.threads)
+    # the same count for gradwise's Trainer, whose own rule would pick 1 thread for a small model
+    os.environ["GRADWISE_THREADS"] = str(args.threads)
 
     g = torch.Generator().manual_seed(0)
     X = torch.randn(n, 784, generator=g)
