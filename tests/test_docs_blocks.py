@@ -37,6 +37,7 @@ RUN = {
 _LONG = "minutes of training; the same path runs with a tiny override in its own test"
 NOT_RUN = {
     "gradwise demo": "every quick section: minutes; tests/demo runs each section",
+    "gradwise demo --check": "every section over 10 runs: long; tests/demo/test_claims.py runs the check",
     "gradwise demo train": _LONG,
     "gradwise train examples/digits.yaml": _LONG + " (tests/test_examples.py)",
     "gradwise train examples/digits.yaml --set optimizer.lr=0.01 --set model.dropout=0.3": _LONG,
