@@ -56,10 +56,10 @@ clean:
 # fresh venv beside torch 2.13.0 with no extras, run from outside the repo:
 # the whole quick tour, where a section needing an extra says which and is
 # skipped; then with [demo], the sections of WHEEL_DEMO run (quick) and the
-# demo extra's packages import. The MiniLM sections take minutes each on 2
-# cores: WHEEL_DEMO="minilm lora instruct ..." adds them.
+# demo extra's packages import: every section the tour skipped for the demo
+# extra, and a sweep one (about 3 minutes in all on 2 idle cores).
 # It builds from a copy, so no build/ or egg-info is left in the checkout.
-WHEEL_DEMO ?= instruct sparsity
+WHEEL_DEMO ?= instruct sparsity minilm lora
 .PHONY: wheel-check
 wheel-check:
 	@set -e; unset PYTHONPATH PYTHONHOME; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
