@@ -13,20 +13,25 @@ fields are that entry's arguments::
     ('adam', 20)
 
 Modules: ``_base`` (the strict base, shared field types), ``_tagged``
-(models generated from a registry), ``_optimizer``, ``_schedule``, ``_run``
-(``gradwise train``), ``_linear`` (``gradwise linear``), ``_load`` (YAML,
-overrides, errors, dump). The finetune, instruct and sweep configs check
-values with their own packages' code, so they are defined there and found
-here too, by recipe: ``run_config("finetune")`` or ``gradwise.config.FinetuneConfig``.
+(models generated from a registry), ``_optimizer``, ``_schedule``, and one
+module per recipe: ``_run`` (``gradwise train``), ``_linear``, ``_finetune``,
+``_instruct``, ``_sweep``; ``_load`` (YAML, overrides, errors, dump). Values
+that a package's own code checks (a finetune plan, an augmentation, a LoRA
+section) are checked by importing that code when a config is validated, so
+this package imports no other gradwise package at import time. A recipe's
+model is found by name too::
 
 >>> run_config("linear").__name__
 'LinearConfig'
 """
 
-import importlib
 from typing import Any
 
+from pydantic import BaseModel
+
 from gradwise.config._base import Betas, Device, Lr, ProxConfig, RunName, Strict
+from gradwise.config._finetune import FinetuneConfig
+from gradwise.config._instruct import InstructConfig
 from gradwise.config._linear import LinearConfig, LinearModelConfig
 from gradwise.config._load import (
     apply_overrides,
@@ -60,18 +65,17 @@ from gradwise.config._schedule import (
     ScheduleConfigBase,
     schedule_config,
 )
+from gradwise.config._sweep import SweepConfig, parse_sweep
 from gradwise.config._tagged import TaggedConfig
 
-# Every recipe's run config: (module, class). Imported on first use, so that
-# the packages whose code checks a config may import this one.
-RUN_CONFIGS = {
-    "train": ("gradwise.config._run", "RunConfig"),
-    "linear": ("gradwise.config._linear", "LinearConfig"),
-    "finetune": ("gradwise.finetune._config", "FinetuneConfig"),
-    "instruct": ("gradwise.instruct._config", "InstructConfig"),
-    "sweep": ("gradwise.sweep._config", "SweepConfig"),
+# Every recipe's run config, by the name of its command.
+RUN_CONFIGS: dict[str, type[BaseModel]] = {
+    "train": RunConfig,
+    "linear": LinearConfig,
+    "finetune": FinetuneConfig,
+    "instruct": InstructConfig,
+    "sweep": SweepConfig,
 }
-_LAZY = {cls: module for module, cls in RUN_CONFIGS.values()}
 
 
 def run_config(recipe: str) -> Any:
@@ -80,14 +84,7 @@ def run_config(recipe: str) -> Any:
 
     if recipe not in RUN_CONFIGS:
         raise unknown("recipe", recipe, RUN_CONFIGS)
-    module, cls = RUN_CONFIGS[recipe]
-    return getattr(importlib.import_module(module), cls)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'gradwise.config' has no attribute {name!r}")
+    return RUN_CONFIGS[recipe]
 
 
 # Kept for configs written against the dict form: ``schedule: {name: ..., ...}``.
@@ -105,6 +102,8 @@ __all__ = [
     "Device",
     "DivergenceGuardConfig",
     "EarlyStoppingConfig",
+    "FinetuneConfig",
+    "InstructConfig",
     "LinearConfig",
     "LinearModelConfig",
     "Lr",
@@ -119,6 +118,7 @@ __all__ = [
     "ScheduleConfigBase",
     "ScheduleSpec",
     "Strict",
+    "SweepConfig",
     "TaggedConfig",
     "TrainingConfig",
     "apply_overrides",
@@ -126,6 +126,7 @@ __all__ = [
     "load_config",
     "optimizer_config",
     "parse_config",
+    "parse_sweep",
     "read_yaml",
     "run_config",
     "schedule_config",

@@ -26,7 +26,8 @@ import torch
 from gradwise import data as gdata
 from gradwise import nn as gnn
 from gradwise._io import atomic_write, write_text
-from gradwise.config import dump_config
+from gradwise.config import FinetuneConfig, dump_config
+from gradwise.config._finetune import FinetuneDataConfig
 from gradwise.data._sentences import Sentences
 from gradwise.errors import ConfigError, DataError
 from gradwise.finetune import (
@@ -44,7 +45,6 @@ from gradwise.finetune import (
     swapped,
     tokenize,
 )
-from gradwise.finetune._config import FinetuneConfig, FinetuneDataConfig
 from gradwise.recipes._setup import (
     build_optimizer,
     callbacks_from_config,

@@ -35,6 +35,7 @@ from gradwise.config import (
     CallbacksConfig,
     CheckpointConfig,
     DivergenceGuardConfig,
+    InstructConfig,
     dump_config,
     parse_config,
 )
@@ -52,7 +53,6 @@ from gradwise.instruct import (
 )
 from gradwise.instruct import _varlen as varlen
 from gradwise.instruct._base import save_pretrained_atomic
-from gradwise.instruct._config import InstructConfig
 from gradwise.recipes._setup import (
     build_optimizer,
     callbacks_from_config,
