@@ -1,23 +1,24 @@
-"""One ``fit`` call: the epoch/batch/step loop, event dispatch, snapshot and resume.
+"""One ``fit`` call: the epoch/batch/step loop and event dispatch.
 
 Kept apart from :class:`Trainer` so that the trainer holds configuration and
-this module holds the state of one run. The batch loop is the hot path: it
+this module holds the state of one run; what a run saves and loads back is in
+``_resume``, the passes in eval mode in ``_eval``. The batch loop is the hot path: it
 touches callbacks only when some callback handles the event, reads no number
 back from the device, and keeps the epoch's loss sum as a device tensor.
 """
 
 from __future__ import annotations
 
-import copy
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gradwise.train._checkpoint import FORMAT
+from gradwise.train import _resume
 from gradwise.train._data import Batch, LoaderBatches, TensorBatches
+from gradwise.train._eval import run_eval
 from gradwise.train._rng import capture_rng, restore_rng
 from gradwise.train._state import EVENTS, Callback, Control, History, TrainState
 from gradwise.train.metrics import Metric
@@ -28,57 +29,6 @@ def _handles(cb: Any, event: str) -> bool:
     if method is None:
         return False
     return not (isinstance(cb, Callback) and method is getattr(Callback, event))
-
-
-def callback_keys(callbacks: Iterable[Any]) -> list[str]:
-    """Stable names for callback states in a checkpoint: class name, numbered on repeats."""
-    keys, seen = [], {}
-    for cb in callbacks:
-        name = type(cb).__name__
-        seen[name] = seen.get(name, 0) + 1
-        keys.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return keys
-
-
-def run_eval(
-    model: torch.nn.Module,
-    loss_fn: Callable[[Any, Any], Tensor],
-    batches: TensorBatches | LoaderBatches,
-    metrics: list[Metric],
-    amp: Callable[[], Any],
-    dist: Any = None,
-) -> dict[str, float]:
-    """Mean loss (weighted by batch size) and metrics over ``batches`` in eval mode.
-
-    With ``dist`` (DDP), ``batches`` is this rank's shard and the result
-    covers the shards of every rank.
-    """
-    was_training = model.training
-    model.eval()
-    for m in metrics:
-        m.reset()
-    total: Tensor | None = None
-    count = 0
-    try:
-        with torch.no_grad():
-            for inputs, target in batches.epoch(None):
-                with amp():
-                    out = model(*inputs)
-                    loss = loss_fn(out, target)
-                n = len(target)
-                part = loss.detach().double() * n
-                total = part if total is None else total + part
-                count += n
-                for m in metrics:
-                    m.update(out, target)
-    finally:
-        model.train(was_training)
-    if dist is not None:
-        loss, values = dist.totals(total, count, metrics)
-        return {"loss": loss, **values}
-    result = {"loss": float(total) / count if count else float("nan")}
-    result.update({m.name: m.compute() for m in metrics})
-    return result
 
 
 class Run:
@@ -182,14 +132,14 @@ class Run:
         self.fire("on_fit_end")
         return History(s.history, s.events)
 
-    def _rng_state(self) -> dict[str, Any]:
+    def rng_state(self) -> dict[str, Any]:
         return {
             "global": capture_rng(),
             "shuffle": self.generator.get_state(),
             "loader": None if self.loader_gen is None else self.loader_gen.get_state(),
         }
 
-    def _set_rng(self, rng: dict[str, Any]) -> None:
+    def set_rng(self, rng: dict[str, Any]) -> None:
         restore_rng(rng["global"])
         self.generator.set_state(rng["shuffle"])
         if self.loader_gen is not None and rng.get("loader") is not None:
@@ -205,7 +155,7 @@ class Run:
             for m in self.train_metrics:
                 m.reset()
             self.epoch_done = False
-            self.epoch_rng = self._rng_state()
+            self.epoch_rng = self.rng_state()
             if self.dist is not None:
                 self.dist.set_epoch(self.train, s.epoch)
             batches = self.train.epoch(self.generator)
@@ -214,14 +164,14 @@ class Run:
         # Resuming mid-epoch: rewind every generator to the epoch start so the
         # loader draws the same shuffle, skip the batches already done, then
         # jump to the generators' state at the moment of the checkpoint.
-        self._set_rng(self.epoch_rng)
+        self.set_rng(self.epoch_rng)
         if self.dist is not None:
             self.dist.set_epoch(self.train, s.epoch)
         batches = self.train.epoch(self.generator)
         self.fire("on_epoch_start")
         for _ in range(s.batch_in_epoch):
             next(batches, None)
-        self._set_rng(self.resume_rng)
+        self.set_rng(self.resume_rng)
         return batches
 
     def _train_batches(self, batches: Iterator[Batch]) -> None:
@@ -331,86 +281,12 @@ class Run:
             self.fire("on_validation_end")
         self.fire("on_epoch_end")
 
-    # -- snapshot / resume --------------------------------------------------------
+    # -- snapshot / resume (see gradwise.train._resume) ------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to continue bit for bit (see ``TrainState.snapshot``)."""
-        s = self.state
-        return {
-            "format": FORMAT,
-            "model": s.model.state_dict(),
-            "optimizer": s.optimizer.state_dict(),
-            "scheduler": None if s.scheduler is None else s.scheduler.state_dict(),
-            "position": {
-                "epoch": s.epoch,
-                "step": s.step,
-                "batch_in_epoch": s.batch_in_epoch,
-                "batches": s.batches,
-                "epoch_done": self.epoch_done,
-                "last_lr": s.last_lr,
-            },
-            "stopped": self.stop,  # a callback (early stopping) ended the run here
-            "rng": self._rng_state(),
-            "rng_epoch_start": self.epoch_rng,
-            "epoch_sums": {
-                "loss_sum": None if self.loss_sum is None else self.loss_sum.clone(),
-                "count": self.count,
-                "elapsed": self.elapsed,
-                "metrics": [_metric_state(m) for m in self.train_metrics],
-            },
-            **self._rank_marker(),
-            "loss": s.loss,
-            "history": [dict(r) for r in s.history],
-            "events": [dict(e) for e in s.events],
-            "callbacks": {
-                key: cb.state_dict() if hasattr(cb, "state_dict") else {}
-                for key, cb in zip(callback_keys(self.callbacks), self.callbacks)
-            },
-        }
-
-    def _rank_marker(self) -> dict[str, Any]:
-        # Under DDP the Checkpoint callback gathers every rank's RNGs and sums.
-        if self.dist is None:
-            return {}
-        return {"distributed": {"rank": self.dist.rank, "world_size": self.dist.world}}
+        return _resume.snapshot(self)
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         """Load a snapshot (already read and checked by ``load_checkpoint``)."""
-        s = self.state
-        s.model.load_state_dict(ckpt["model"])
-        s.optimizer.load_state_dict(ckpt["optimizer"])
-        if s.scheduler is not None and ckpt["scheduler"] is not None:
-            s.scheduler.load_state_dict(ckpt["scheduler"])
-        pos = ckpt["position"]
-        s.epoch, s.step = pos["epoch"], pos["step"]
-        s.batch_in_epoch, s.batches = pos["batch_in_epoch"], pos["batches"]
-        s.last_lr = pos["last_lr"]
-        s.loss = None if ckpt["loss"] is None else ckpt["loss"].to(s.device)
-        s.history[:] = ckpt["history"]
-        s.metrics = dict(s.history[-1]) if s.history else {}
-        s.resumed = True
-        s.events[:] = ckpt["events"]
-        saved = ckpt["callbacks"]
-        for key, cb in zip(callback_keys(self.callbacks), self.callbacks):
-            if saved.get(key) and hasattr(cb, "load_state_dict"):
-                cb.load_state_dict(saved[key])
-        self.epoch_done = pos["epoch_done"]
-        self.stop = bool(ckpt.get("stopped", False))  # resuming a stopped run trains no more
-        if self.epoch_done:
-            self._set_rng(ckpt["rng"])
-            return
-        sums = ckpt["epoch_sums"]
-        self.loss_sum = None if sums["loss_sum"] is None else sums["loss_sum"].to(s.device)
-        self.count, self.elapsed = sums["count"], sums["elapsed"]
-        for m, ms in zip(self.train_metrics, sums["metrics"]):
-            m.reset()
-            if ms is not None:
-                m.load_state_dict(
-                    {**ms, "sums": {k: v.to(s.device) for k, v in ms["sums"].items()}}
-                )
-        self.epoch_rng, self.resume_rng = ckpt["rng_epoch_start"], ckpt["rng"]
-
-
-def _metric_state(m: Metric) -> dict[str, Any] | None:
-    get = getattr(m, "state_dict", None)
-    return copy.copy(get()) if get is not None else None
+        _resume.restore(self, ckpt)

@@ -12,13 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from gradwise import _validate as check
-from gradwise.errors import CheckpointError, ConfigError, DataError, HeadError, unknown
+from gradwise.errors import ConfigError, DataError, HeadError, unknown
 from gradwise.nn._inputs import check_input_size
-from gradwise.train import _distributed
-from gradwise.train._checkpoint import load_checkpoint, resolve_checkpoint
+from gradwise.train import _distributed, _resume
 from gradwise.train._data import LoaderBatches, TensorBatches, is_head, make_batches
-from gradwise.train._dcp import load_sharded
-from gradwise.train._loop import Run, run_eval
+from gradwise.train._eval import run_eval, run_predict
+from gradwise.train._loop import Run
 from gradwise.train._rng import seed_everything
 from gradwise.train._shard import Shard
 from gradwise.train._state import EVENTS, History, TrainState
@@ -334,26 +333,7 @@ class Trainer:
             amp=self._amp(),
             dist=dist,
         )
-        path = None
-        if resume is not None:
-            path = (
-                resolve_checkpoint(resume)
-                if dist is None
-                else dist.resolve(resume, resolve_checkpoint)
-            )
-            ckpt = load_checkpoint(path)
-            rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
-            ckpt = _distributed.for_rank(ckpt, path, rank, world)
-            try:
-                if ckpt.get("sharded"):  # FSDP's DCP shards, resharded to this run
-                    ckpt["model"], ckpt["optimizer"] = load_sharded(
-                        path, self.model, self.optimizer
-                    )
-                run.restore(ckpt)
-            except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-                raise CheckpointError(
-                    f"checkpoint {str(path)!r} does not fit this model/optimizer: {exc}"
-                ) from exc
+        path = None if resume is None else _resume.resume(run, resume, dist)
         if dist is not None:
             run.ddp = dist.wrap(self.model)
         try:
@@ -401,25 +381,7 @@ class Trainer:
         batches, _ = self._batches(data, "predict", shuffle=False, generator=None, target=False)
         if isinstance(batches, LoaderBatches):
             batches.prepare = None
-        amp, model = self._amp(), self.model
-        was_training = model.training
-        model.eval()
-        outs = []
-        try:
-            with torch.no_grad():
-                for inputs, _ in batches.epoch(None):
-                    with amp():
-                        out = model(*inputs)
-                    if kind == "probs":
-                        out = self.head.probs(out)
-                    elif kind == "labels":
-                        out = self.head.predict(out)
-                    if out.dtype in (torch.bfloat16, torch.float16):
-                        out = out.float()
-                    outs.append(out.cpu())
-        finally:
-            model.train(was_training)
-        return torch.cat(outs)
+        return run_predict(self.model, batches, self._amp(), self.head, kind)
 
 
 def _is_factory(obj: Any) -> bool:
