@@ -104,7 +104,7 @@ class ParamSpec(_Spec):
         """The values to check up front: every listed value, or both ends of a range."""
         if self.values is not None:
             return list(self.values)
-        if self.type == "int":
+        if self.type == "int" and self.low is not None and self.high is not None:  # a range
             return [int(self.low), int(self.high)]
         return [self.low, self.high]
 

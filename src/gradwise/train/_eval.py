@@ -53,7 +53,7 @@ def run_eval(
     if dist is not None:
         loss, values = dist.totals(total, count, metrics)
         return {"loss": loss, **values}
-    result = {"loss": float(total) / count if count else float("nan")}
+    result = {"loss": float(total) / count if total is not None and count else float("nan")}
     result.update({m.name: m.compute() for m in metrics})
     return result
 

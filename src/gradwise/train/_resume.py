@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 def callback_keys(callbacks: Iterable[Any]) -> list[str]:
     """Stable names for callback states in a checkpoint: class name, numbered on repeats."""
-    keys, seen = [], {}
+    keys: list[str] = []
+    seen: dict[str, int] = {}
     for cb in callbacks:
         name = type(cb).__name__
         seen[name] = seen.get(name, 0) + 1
@@ -109,8 +110,9 @@ def restore(run: Run, ckpt: dict[str, Any]) -> None:
     run.count, run.elapsed = sums["count"], sums["elapsed"]
     for m, ms in zip(run.train_metrics, sums["metrics"]):
         m.reset()
-        if ms is not None:
-            m.load_state_dict({**ms, "sums": {k: v.to(s.device) for k, v in ms["sums"].items()}})
+        load = getattr(m, "load_state_dict", None)  # saved by metrics with a state_dict
+        if ms is not None and load is not None:
+            load({**ms, "sums": {k: v.to(s.device) for k, v in ms["sums"].items()}})
     run.epoch_rng, run.resume_rng = ckpt["rng_epoch_start"], ckpt["rng"]
 
 
