@@ -18,8 +18,9 @@ module per recipe: ``_run`` (``gradwise train``), ``_linear``, ``_finetune``,
 ``_instruct``, ``_sweep``; ``_load`` (YAML, overrides, errors, dump). Values
 that a package's own code checks (a finetune plan, an augmentation, a LoRA
 section) are checked by importing that code when a config is validated, so
-this package imports no other gradwise package at import time. A recipe's
-model is found by name too::
+importing this package imports only the optimizer and schedule registries,
+never finetune, instruct, sweep, lora or train. A recipe's model is found by
+name too::
 
 >>> run_config("linear").__name__
 'LinearConfig'
