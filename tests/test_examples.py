@@ -81,9 +81,8 @@ def test_sweep_example_trial_config_repeats_the_trial(name, tmp_path):
 # Each section's recipe run writes runs/NAME/config.yaml; that file is a fixed point of
 # dump -> load -> dump, and running it again gives a byte-identical results.json. The
 # sections' own configs are used, shortened (fewer epochs and rows): the claim is about
-# the saved config, whatever the length. The "minilm" section is left out: one run of
-# its recipe on MiniLM takes minutes on 2 cores; its configs are finetune configs like
-# the "finetune" section's, checked here.
+# the saved config, whatever the length. The "minilm" section's configs (MiniLM
+# fine-tunes, slower) are checked in tests/recipes/test_rerun_saved_configs.py.
 
 
 def _repeats(saved: Path, recipe: str, rerun) -> None:
