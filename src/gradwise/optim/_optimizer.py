@@ -117,7 +117,8 @@ class Optimizer(torch.optim.Optimizer):
         # NAdam, ...) run on torch's multi-tensor functional form instead.
         self._delegate = _delegate.match(leaves) if self._fast is None and foreach is not False else None
         self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
-        self._fast_cache: dict[int, _dispatch.GroupCache] = {}
+        # Per group: the fused path's GroupCache or the delegate's DelegateCache.
+        self._fast_cache: dict[int, Any] = {}
         super().__init__(params, hyper)
 
     # -- per-parameter plans (masks and penalty factors) --------------------
