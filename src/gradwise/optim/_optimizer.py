@@ -281,10 +281,12 @@ class Optimizer(torch.optim.Optimizer):
             if new is not st:
                 d.update((k, _as_complex(v, p)) for k, v in zip(keys, new) if v is not None)
             return u
-        st = leaf.State(*[d.get(k) for k in keys])
+        st = leaf.State(*map(d.get, keys)) if keys else _EMPTY
         u, new = leaf.update(u, st, p, group)
         if new is not st:
-            d.update((k, v) for k, v in zip(keys, new) if v is not None)
+            for k, v in zip(keys, new):
+                if v is not None:
+                    d[k] = v
         return u
 
     def _finish(self, tail: tuple[int, int, int | None] | None, p: Tensor, u: Tensor | None,
@@ -309,6 +311,9 @@ class Optimizer(torch.optim.Optimizer):
             if wd:
                 p.mul_(1 - lr * wd)
         p.add_(u, alpha=-lr)
+
+_EMPTY = EmptyState()
+
 
 def _tail(leaves: Sequence[Transform]) -> tuple[int, int, int | None] | None:
     """``(first folded leaf, scale_by_lr, add_decayed_weights or None)`` when the chain ends so.
