@@ -84,3 +84,26 @@ def test_prox_plan_equals_prox_many(pen, backend):
         plan(step)
         pen.prox_many(ys, step, factors)
     assert all(torch.equal(x, y) for x, y in zip(xs, ys))
+
+
+def test_a_numba_that_does_not_import_leaves_torchs_kernel(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_kernel(name, *args, **kwargs):
+        if name.endswith("_shrink_numba"):
+            raise ImportError("numba: this NumPy is not supported")
+        return real_import(name, *args, **kwargs)
+
+    _shrink._kernel.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", no_kernel)
+    monkeypatch.setattr(_shrink, "_use_numba", [True])
+    try:
+        xs = [torch.full((5,), 2.0) for _ in range(6)]
+        batch = ShrinkBatch(xs, [1.0] * 6)
+        batch(0.5)
+        assert batch._batches == [] and all(torch.equal(x, torch.full((5,), 1.5)) for x in xs)
+    finally:
+        monkeypatch.undo()
+        _shrink._kernel.cache_clear()

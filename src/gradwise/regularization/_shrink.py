@@ -67,10 +67,14 @@ _use_numba = [has_numba()]  # tests switch it off to run the torch path
 
 
 @functools.cache
-def _kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
-    # Imported on first use: numba's import alone takes about a second.
-    from gradwise.regularization._shrink_numba import shrink
-
+def _kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
+    # Imported on first use: numba's import alone takes about a second. A
+    # numba that is installed but does not import (a NumPy it does not
+    # support) leaves every tensor on torch's kernel instead of failing a step.
+    try:
+        from gradwise.regularization._shrink_numba import shrink
+    except ImportError:
+        return None
     return shrink
 
 
@@ -102,7 +106,7 @@ class _Batch:
         else:
             np.multiply(self.factors, l1, out=self.scaled)
             self.thresholds[:] = self.scaled
-        _kernel()(self.addresses, self.sizes, self.thresholds)
+        _kernel()(self.addresses, self.sizes, self.thresholds)  # type: ignore[misc]
 
 
 class ShrinkBatch:
@@ -148,7 +152,7 @@ class ShrinkBatch:
                 rest.append((x, f))
         self._batches = []
         for dtype, (xs, fs) in picked.items():
-            if len(xs) >= MIN_BATCH:
+            if len(xs) >= MIN_BATCH and _kernel() is not None:
                 self._batches.append(_Batch(xs, fs, _NP_DTYPES[dtype]))
             else:
                 rest.extend(zip(xs, fs))
