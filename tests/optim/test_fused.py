@@ -125,3 +125,59 @@ def test_step_counters_advance_only_for_params_with_grads():
         assert [opt.state[p]["step"].item() for p in ps] == [5, 3, 4]
         out.append(torch.stack([p.detach() for p in ps]))
     assert (out[0] - out[1]).abs().max().item() < 1e-12
+
+
+class _Wide(nn.Module):
+    """Many small layers and one large one: the prox runs in several segments."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        sizes = [(9, 7)] * 30 + [(400, 400)] + [(60, 50)] * 50 + [(3,)] * 5
+        self.ws = nn.ParameterList(nn.Parameter(0.02 * torch.randn(s, generator=g, dtype=dtype)) for s in sizes)
+        self.norm = nn.LayerNorm(7).to(dtype)  # 'auto' masks leave it out of decay and prox
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("shrink_backend", ["numba", "torch"])
+def test_fused_prox_l1_equals_torch_fused_adamw_then_softshrink(dtype, amsgrad, shrink_backend, monkeypatch):
+    # The prox runs segment by segment, interleaved with the kernel and, for
+    # the small tensors, in one numba call per segment; the weights must be
+    # bit for bit those of torch's fused AdamW followed by softshrink.
+    from gradwise.regularization import _shrink
+
+    if shrink_backend == "numba" and not _shrink.has_numba():
+        pytest.skip("numba (the fast extra) is not installed")
+    monkeypatch.setattr(_shrink, "_use_numba", [shrink_backend == "numba"])
+    ours, ref = _Wide(dtype), _Wide(dtype)
+    lam, factor = 1.0, {"ws.3*": 2.0, "ws.5": 0.0}
+    opt = go.adamw(ours.named_parameters(), lr=1e-2, weight_decay=0.1, amsgrad=amsgrad,
+                   prox=L1(lam, factor=factor), fused=True)
+    named = list(ref.named_parameters())
+    auto = [p for _, p in named if p.dim() >= 2]  # what mask='auto' selects, for decay and prox
+    torch_opt = torch.optim.AdamW(
+        [{"params": auto}, {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0}],
+        lr=1e-2, weight_decay=0.1, amsgrad=amsgrad, fused=True,
+    )
+    g = torch.Generator().manual_seed(1)
+    for step in range(4):
+        lr = 1e-2 / (step + 1)  # a schedule: the threshold moves
+        for grp in (*opt.param_groups, *torch_opt.param_groups):
+            grp["lr"] = lr
+        for p, q in zip(ours.parameters(), ref.parameters()):
+            p.grad = torch.randn(p.shape, generator=g, dtype=dtype)
+            q.grad = p.grad.clone()
+        opt.step()
+        torch_opt.step()
+        with torch.no_grad():
+            for n, q in named:
+                if q.dim() >= 2:
+                    f = 2.0 if n.startswith("ws.3") else 0.0 if n == "ws.5" else 1.0
+                    torch.nn.functional.softshrink(q, lr * lam * f, out=q)
+    for p, q in zip(ours.parameters(), ref.parameters()):
+        assert torch.equal(p, q)
+    cache = next(iter(opt._fast_cache.values()))
+    segs = next(iter(cache.segments.values()))
+    assert len(segs) > 3 and any(len(s.idx) == 1 and s.lists[0][0].numel() == 160000 for s in segs)
+    assert (ours.ws[40] == 0).float().mean() > 0.1

@@ -151,8 +151,8 @@ def test_elastic_net_prox_minimizes_its_objective(v, lam, alpha, step):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_in_place_softshrink_wrapper_equals_torchs_softshrink(dtype):
     # The one place torch's softshrink kernel is called with out=x (through
-    # torch.ops); this fails loudly if that operator changes.
-    from gradwise.regularization._penalties import softshrink_
+    # torch.nn.functional.softshrink); this fails loudly if that changes.
+    from gradwise.regularization._shrink import softshrink_
 
     x = torch.randn(1000, dtype=dtype, generator=torch.Generator().manual_seed(0))
     ref = nn.functional.softshrink(x, 0.3)

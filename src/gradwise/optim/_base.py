@@ -84,7 +84,12 @@ class Transform:
 
     def option(self, group: Group, key: str) -> Any:
         """The group's value of option ``key``, or this transform's own."""
-        return group.get(key, getattr(self, key))
+        # Every Optimizer group holds its chain's options: the lookup that
+        # succeeds first, getattr only for a group that lacks the key.
+        try:
+            return group[key]
+        except KeyError:
+            return getattr(self, key)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))  # type: ignore[arg-type]

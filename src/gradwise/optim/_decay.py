@@ -142,16 +142,20 @@ def prox(penalty: Penalty) -> Prox:
 def prox_runner(prox: Prox, params: Sequence[Tensor], factors: Sequence[Factor]) -> Callable[[float], None]:
     """``apply_prox`` on fixed ``(params, factors)``, with its choices made once.
 
-    The fused path calls the result on every step with the group's ``lr`` (a
-    float): the checks of ``apply_prox`` (Tensor factors, a batched
-    ``prox_many``, one factor shared by every tensor) are done here, at cache
-    build time, so a step over hundreds of small tensors pays one kernel
-    launch per tensor and nothing else.
+    The fused and delegate paths call the result on every step with the
+    group's ``lr`` (a float): the checks of ``apply_prox`` (Tensor factors, a
+    batched ``prox_many``, one factor shared by every tensor) are done here,
+    at cache build time. A penalty with a ``prox_plan`` (``ElasticNet`` and
+    its ``L1``, ``L2``) builds its own runner, which thresholds the small
+    tensors in one call (``gradwise.regularization._shrink``).
     """
     params, factors = list(params), list(factors)
     many = getattr(prox.penalty, "prox_many", None)
     if many is None or any(isinstance(f, Tensor) for f in factors):
         return lambda lr: apply_prox(prox, (params, factors), lr)
+    plan = getattr(prox.penalty, "prox_plan", None)
+    if plan is not None:  # ElasticNet's: the small tensors' soft-threshold in one call
+        return plan(params, factors)
     shared = factors[0] if factors and all(f == factors[0] for f in factors) else None
     if shared is not None:
         return lambda lr: many(params, lr, shared)

@@ -28,6 +28,7 @@ dampening or Nesterov in RMSprop); the optimizer then takes the reference path.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -92,76 +93,124 @@ def _functional(algo: str) -> Any:
     return getattr(importlib.import_module(f"torch.optim.{algo}"), algo)
 
 
+class DelegateCache(NamedTuple):
+    """What one group's delegated step needs, built once and reused while valid.
+
+    Valid while the group, its parameters with gradients and the options that
+    shape the state (RMSprop's momentum on/off and centered) stay the same;
+    the optimizer drops it when the reference path or ``load_state_dict``
+    touches the state, as it drops the fused path's cache.
+    """
+
+    group: Group
+    key: tuple
+    params: list[torch.Tensor]
+    lists: list[list[torch.Tensor]]  # the functional's state lists, in its order
+    f: Any  # torch.optim.<algo>.<algo>
+    foreach: bool
+    prox: Callable[[float], None] | None
+
+
 def run(opt: Optimizer, plan: DelegatePlan, group: Group, plans: list[ParamPlan]) -> bool:
     """Do ``group``'s step with torch's functional form; False (nothing done) if it cannot."""
     lr = group["lr"]
     if isinstance(lr, torch.Tensor):
         return False
-    leaves = opt.leaves
     wd = float(group.get("weight_decay", 0.0)) if plan.decay is not None else 0.0
-    if wd and not _unmasked(leaves[plan.decay]):  # type: ignore[index]
+    mom = float(group["momentum"]) if plan.momentum is not None else 0.0
+    if plan.momentum is not None and mom and (group.get("dampening", 0.0) or group.get("nesterov", False)):
         return False
-    if plan.momentum is not None and group["momentum"] and (group.get("dampening", 0.0) or group.get("nesterov", False)):
-        return False
-    params, grads, picked = [], [], []
-    for p, pl in zip(group["params"], plans):
-        if p.grad is not None:
+    params, grads = [], []
+    for p in group["params"]:
+        g = p.grad
+        if g is not None:
             params.append(p)
-            grads.append(p.grad)
-            picked.append(pl)
+            grads.append(g)
     if not params:
         return True
+    if wd and not _unmasked(opt.leaves[plan.decay]):  # type: ignore[index]
+        return False
+    key = (bool(mom), bool(group.get("centered", False)))
+    cache = opt._fast_cache.get(id(group))
+    if (
+        cache is None
+        or cache.group is not group
+        or cache.key != key
+        or len(cache.params) != len(params)
+        or any(a is not b for a, b in zip(cache.params, params))
+    ):
+        cache = _build(opt, plan, group, plans, params, key)
+        if cache is None:
+            return False
+        opt._fast_cache[id(group)] = cache  # type: ignore[assignment]
+    dtype, device = params[0].dtype, params[0].device
+    for g in grads:
+        if g.dtype is not dtype or g.is_sparse or g.device != device:
+            return False
+    flags = {"foreach": cache.foreach, "maximize": bool(group.get("maximize", False)), "has_complex": False}
+    f, lists = cache.f, cache.lists
+    if plan.algo == "rmsprop":
+        f(params, grads, *lists, lr=lr, alpha=group["alpha"], eps=group["eps"], weight_decay=wd,
+          momentum=mom, centered=key[1], **flags)
+    elif plan.algo == "adamax":
+        b1, b2 = group["betas"]
+        f(params, grads, *lists, eps=group["eps"], beta1=b1, beta2=b2, lr=lr, weight_decay=wd, **flags)
+    elif plan.algo == "adadelta":
+        f(params, grads, *lists, lr=lr, rho=group["rho"], eps=group["eps"], weight_decay=wd, **flags)
+    elif plan.algo == "nadam":
+        b1, b2 = group["betas"]
+        f(params, grads, *lists, decoupled_weight_decay=plan.decoupled, beta1=b1, beta2=b2, lr=lr,
+          weight_decay=wd, momentum_decay=group["momentum_decay"], eps=group["eps"], **flags)
+    elif plan.algo == "radam":
+        b1, b2 = group["betas"]
+        f(params, grads, *lists, decoupled_weight_decay=plan.decoupled, beta1=b1, beta2=b2, lr=lr,
+          weight_decay=wd, eps=group["eps"], **flags)
+    if cache.prox is not None:
+        cache.prox(lr)
+    return True
+
+
+def _build(opt: Optimizer, plan: DelegatePlan, group: Group, plans: list[ParamPlan],
+           params: list[torch.Tensor], key: tuple) -> DelegateCache | None:
     p0 = params[0]
     dtype, device = p0.dtype, p0.device
     if not dtype.is_floating_point or not (p0.is_cpu or p0.is_cuda):
-        return False
-    for p, g in zip(params, grads):
-        if p.dtype is not dtype or g.dtype is not dtype or g.is_sparse or p.device != device or g.device != device:
-            return False
+        return None
+    if any(p.dtype is not dtype or p.device != device for p in params):
+        return None
+    with_grad = {id(p) for p in params}
+    picked = [pl for p, pl in zip(group["params"], plans) if id(p) in with_grad]
     state = opt.state
     for p, pl in zip(params, picked):
         if not state[p]:
             opt.init_state(p, pl, state[p])
     keys = opt._keys[plan.core]
     col = {k: [state[p].get(k) for p in params] for k in keys}
-    f = _functional(plan.algo)
-    # On CUDA torch's multi-tensor kernels win; on CPU they loop over the
-    # tensors in C++ and allocate their intermediates, which pays for small
-    # tensors only (benchmarks/bench_optim.py): there the per-tensor form runs.
-    foreach = p0.is_cuda or sum(p.numel() for p in params) < _FOREACH_NUMEL * len(params)
-    flags = {"foreach": foreach, "maximize": bool(group.get("maximize", False)), "has_complex": False}
     if plan.algo == "rmsprop":
-        mom = float(group["momentum"]) if plan.momentum is not None else 0.0
         bufs: list[torch.Tensor] = []
-        if mom:
+        if key[0]:
             (k_buf,) = opt._keys[plan.momentum]  # type: ignore[index]
             for p in params:
                 if state[p].get(k_buf) is None:  # torch starts from zeros; equal to a first copy
                     state[p][k_buf] = torch.zeros_like(p, memory_format=torch.preserve_format)
             bufs = [state[p][k_buf] for p in params]
-        centered = bool(group["centered"])
-        if centered and any(a is None for a in col["grad_avg"]):
-            return False
-        f(params, grads, col["square_avg"], col["grad_avg"] if centered else [], bufs, col["step"],
-          lr=lr, alpha=group["alpha"], eps=group["eps"], weight_decay=wd, momentum=mom,
-          centered=centered, **flags)
+        if key[1] and any(a is None for a in col["grad_avg"]):
+            return None
+        lists = [col["square_avg"], col["grad_avg"] if key[1] else [], bufs, col["step"]]
     elif plan.algo == "adamax":
-        b1, b2 = group["betas"]
-        f(params, grads, col["exp_avg"], col["exp_inf"], col["step"], eps=group["eps"], beta1=b1, beta2=b2,
-          lr=lr, weight_decay=wd, **flags)
+        lists = [col["exp_avg"], col["exp_inf"], col["step"]]
     elif plan.algo == "adadelta":
-        f(params, grads, col["square_avg"], col["acc_delta"], col["step"], lr=lr, rho=group["rho"],
-          eps=group["eps"], weight_decay=wd, **flags)
+        lists = [col["square_avg"], col["acc_delta"], col["step"]]
     elif plan.algo == "nadam":
-        b1, b2 = group["betas"]
-        f(params, grads, col["exp_avg"], col["exp_avg_sq"], col["mu_product"], col["step"],
-          decoupled_weight_decay=plan.decoupled, beta1=b1, beta2=b2, lr=lr, weight_decay=wd,
-          momentum_decay=group["momentum_decay"], eps=group["eps"], **flags)
-    elif plan.algo == "radam":
-        b1, b2 = group["betas"]
-        f(params, grads, col["exp_avg"], col["exp_avg_sq"], col["step"], decoupled_weight_decay=plan.decoupled,
-          beta1=b1, beta2=b2, lr=lr, weight_decay=wd, eps=group["eps"], **flags)
+        lists = [col["exp_avg"], col["exp_avg_sq"], col["mu_product"], col["step"]]
+    else:
+        lists = [col["exp_avg"], col["exp_avg_sq"], col["step"]]
+    # On CUDA torch's multi-tensor kernels win; on CPU they loop over the
+    # tensors in C++ and allocate their intermediates, which pays for small
+    # tensors only (benchmarks/bench_optim.py): there the per-tensor form runs.
+    foreach = p0.is_cuda or sum(p.numel() for p in params) < _FOREACH_NUMEL * len(params)
+    prox = None
     if opt.prox is not None:
         pairs = [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None]
-        prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs])(lr)
-    return True
+        prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs])
+    return DelegateCache(group, key, params, lists, _functional(plan.algo), foreach, prox)

@@ -76,6 +76,21 @@ def match(leaves: tuple[Transform, ...]) -> FastPlan | None:
     return FastPlan(adam, core, decay, decoupled, adagrad, ahead)
 
 
+# With a prox after Adam(W) on CPU, the kernel runs on runs of consecutive
+# parameters of about this many elements, each followed by its own proximal
+# step while its weights are still in cache (benchmarks/bench_optim.py: 1M
+# parameters in 200 tensors).
+SEGMENT_NUMEL = 131072
+
+
+class Segment(NamedTuple):
+    """A run of a group's parameters that one kernel call steps before its prox."""
+
+    idx: list[int]  # positions in the group's parameters with gradients
+    lists: list[list[torch.Tensor]]  # params, m, v, vmax, steps of those positions
+    prox: Callable[[float], None] | None
+
+
 class GroupCache(NamedTuple):
     """What one group's fused step needs, built once and reused while valid.
 
@@ -91,6 +106,10 @@ class GroupCache(NamedTuple):
     state: list[list[torch.Tensor]]  # adam: m, v, vmax, steps; sgd: buffers
     steps: torch.Tensor | None  # adam: the group's step counters, one buffer
     prox: Callable[[float], None] | None  # the proximal step, given the group's lr
+    decayed: tuple[list[int], list[int]] | None = None  # positions the decay mask selects, and not
+    # Adam with a prox on CPU: segments per decay subset (None: all), built on
+    # first use; the prox then runs segment by segment, not after the kernel.
+    segments: dict[Any, list[Segment]] | None = None
 
 
 def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) -> bool:
@@ -144,12 +163,12 @@ def run(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan]) ->
     if fast.adagrad:
         _adagrad(fast, group, cache, grads)
     elif fast.adam:
-        _adam(fast, group, cache, grads)
+        _adam(opt, fast, group, cache, grads)
     else:
         _sgd(opt, fast, group, cache, grads)
     if fast.lookahead is not None:
         _lookahead(opt, fast.lookahead, cache.params)
-    if cache.prox is not None:
+    if cache.prox is not None and cache.segments is None:
         cache.prox(lr)
     return True
 
@@ -217,19 +236,55 @@ def _build(opt: Optimizer, fast: FastPlan, group: Group, plans: list[ParamPlan],
     if opt.prox is not None:
         pairs = [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None]
         prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs])
-    return GroupCache(group, key, params, picked, lists, steps_buf, prox)
+    decayed = None
+    if fast.decay is not None:
+        on = [i for i, pl in enumerate(picked) if pl.active[fast.decay]]
+        off = [i for i, pl in enumerate(picked) if not pl.active[fast.decay]]
+        decayed = (on, off)
+    # Segments need a prox that takes any subset (float factors, no Tensor
+    # ones) and no lookahead, which must see the kernel's step before the prox.
+    segmented = (
+        fast.adam and prox is not None and fast.lookahead is None and params[0].is_cpu
+        and not any(isinstance(pl.factor, torch.Tensor) for pl in picked)
+    )
+    return GroupCache(group, key, params, picked, lists, steps_buf, prox, decayed, {} if segmented else None)
 
 
-def _split(fast: FastPlan, group: Group, plans: list[ParamPlan]) -> list[tuple[list[int] | None, float]]:
+def _segments(opt: Optimizer, cache: GroupCache, idx: list[int] | None) -> list[Segment]:
+    # Runs of consecutive positions of idx (None: all) of about SEGMENT_NUMEL
+    # elements; a tensor at least that large is a run of its own.
+    segs = cache.segments.get(None if idx is None else tuple(idx))  # type: ignore[union-attr]
+    if segs is not None:
+        return segs
+    order = range(len(cache.params)) if idx is None else idx
+    runs: list[list[int]] = []
+    size = 0
+    for i in order:
+        n = cache.params[i].numel()
+        if not runs or size + n > SEGMENT_NUMEL:
+            runs.append([])
+            size = 0
+        runs[-1].append(i)
+        size += n
+    segs = []
+    for run in runs:
+        lists = [[xs[i] for i in run] if xs else [] for xs in (cache.params, *cache.state)]
+        pairs = [(cache.params[i], cache.plans[i].factor) for i in run if cache.plans[i].factor is not None]
+        prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs]) if pairs else None  # type: ignore[arg-type]
+        segs.append(Segment(run, lists, prox))
+    cache.segments[None if idx is None else tuple(idx)] = segs  # type: ignore[index]
+    return segs
+
+
+def _split(fast: FastPlan, group: Group, cache: GroupCache) -> list[tuple[list[int] | None, float]]:
     # One kernel call takes one weight_decay: call it once for the parameters
     # the decay mask selects and once (with 0) for the others. None = all.
     wd = group["weight_decay"] if fast.decay is not None else 0.0
     if not wd:
         return [(None, 0.0)]
-    on = [i for i, pl in enumerate(plans) if pl.active[fast.decay]]  # type: ignore[index]
-    if len(on) == len(plans):
+    on, off = cache.decayed  # type: ignore[misc]
+    if not off:
         return [(None, wd)]
-    off = [i for i, pl in enumerate(plans) if not pl.active[fast.decay]]  # type: ignore[index]
     return [(s, w) for s, w in ((on, wd), (off, 0.0)) if s]
 
 
@@ -237,27 +292,36 @@ def _pick(xs: list[Any], idx: list[int] | None) -> list[Any]:
     return xs if idx is None else [xs[i] for i in idx]
 
 
-def _adam(fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Tensor]) -> None:
+def _adam(opt: Optimizer, fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Tensor]) -> None:
     ms, vs, vmaxs, steps = cache.state
     params = cache.params
     amsgrad = cache.key[0]
     b1, b2 = group["betas"]
+    lr = group["lr"]
     kernel = torch._fused_adamw_ if fast.decoupled else torch._fused_adam_
+    opts = dict(lr=lr, beta1=b1, beta2=b2, eps=group["eps"], amsgrad=amsgrad,
+                maximize=bool(group.get("maximize", False)))
     cache.steps.add_(1)  # type: ignore[union-attr]
-    for idx, wd in _split(fast, group, cache.plans):
-        kernel(
-            _pick(params, idx), _pick(grads, idx), _pick(ms, idx), _pick(vs, idx),
-            _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx),
-            lr=group["lr"], beta1=b1, beta2=b2, weight_decay=wd, eps=group["eps"],
-            amsgrad=amsgrad, maximize=bool(group.get("maximize", False)),
-        )
+    for idx, wd in _split(fast, group, cache):
+        if cache.segments is None:
+            kernel(
+                _pick(params, idx), _pick(grads, idx), _pick(ms, idx), _pick(vs, idx),
+                _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx), weight_decay=wd, **opts,
+            )
+            continue
+        # Step a run of parameters, then its prox while its weights are in cache.
+        for seg in _segments(opt, cache, idx):
+            p_, m_, v_, vmax_, s_ = seg.lists
+            kernel(p_, [grads[i] for i in seg.idx], m_, v_, vmax_, s_, weight_decay=wd, **opts)
+            if seg.prox is not None:
+                seg.prox(lr)
 
 
 def _adagrad(fast: FastPlan, group: Group, cache: GroupCache, grads: list[torch.Tensor]) -> None:
     sums, steps = cache.state
     lr = group["lr"]
     cache.steps.add_(1)  # type: ignore[union-attr]
-    for idx, wd in _split(fast, group, cache.plans):
+    for idx, wd in _split(fast, group, cache):
         ps = _pick(cache.params, idx)
         if fast.decoupled and wd:
             # Decoupled: w <- w (1 - lr wd) first, the decay kept out of the sums.
@@ -282,7 +346,7 @@ def _sgd(opt: Optimizer, fast: FastPlan, group: Group, cache: GroupCache, grads:
             bufs[i] = opt.state[p][k_buf] = torch.empty_like(grads[i])
     damp = group["dampening"] if mu else 0.0
     nesterov = bool(group["nesterov"]) if mu else False
-    for idx, wd in _split(fast, group, cache.plans):
+    for idx, wd in _split(fast, group, cache):
         ps = _pick(params, idx)
         if fast.decoupled and wd:
             # SGDW: w <- w (1 - lr wd) - lr b, the decay kept out of the buffer.

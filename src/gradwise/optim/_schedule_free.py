@@ -98,13 +98,15 @@ class ScheduleFreeStep(Transform):
 
     def update(self, u: Tensor, state: ScheduleFreeState, param: Tensor, group: Group) -> tuple[None, ScheduleFreeState]:
         z, k, wsum, lr_max = state
-        warm = self.option(group, "warmup_steps")
-        lr = check.as_float(self.option(group, "lr")) * ((k + 1) / warm if k < warm else 1.0)
+        opt = self.option
+        warm = opt(group, "warmup_steps")
+        lr = opt(group, "lr")
+        lr = (lr.item() if isinstance(lr, Tensor) else float(lr)) * ((k + 1) / warm if k < warm else 1.0)
         lr_max = max(lr, lr_max)
-        weight = ((k + 1) ** self.option(group, "r")) * (lr_max ** self.option(group, "weight_lr_power"))
+        weight = ((k + 1) ** opt(group, "r")) * (lr_max ** opt(group, "weight_lr_power"))
         wsum = wsum + weight
         ckp1 = weight / wsum if wsum else 0.0
-        beta = self.option(group, "momentum")
+        beta = opt(group, "momentum")
         param.lerp_(z, ckp1).add_(u, alpha=lr * (beta * (1 - ckp1) - 1))
         z.sub_(u, alpha=lr)
         return None, ScheduleFreeState(z, k + 1, wsum, lr_max)

@@ -28,27 +28,11 @@ from torch import Tensor, nn
 
 from gradwise.errors import ConfigError, unknown
 from gradwise.regularization._masks import Mask, check_mask, named_tensors, selects
+from gradwise.regularization._shrink import _SOFTSHRINK, ShrinkBatch
 
 Factor = float | Tensor
 FactorSpec = Mapping[str, Factor] | Callable[[str | None, Tensor], Factor] | None
 Params = nn.Module | Iterable[Tensor] | Iterable[tuple[str, Tensor]]
-
-
-
-def softshrink_(x: Tensor, t: float) -> Tensor:
-    """``x <- S(x, t) = sign(x) max(|x| - t, 0)`` in place, in one pass over ``x``.
-
-    torch's softshrink kernel through its public operator registry
-    (``torch.ops.aten.softshrink.out``) with ``out=x``: one read and one write
-    per element, a third of the traffic of ``x.copy_(F.softshrink(x, t))`` or
-    ``x.sub_(x.clamp(-t, t))``, which is what keeps a proximal step cheap
-    next to AdamW's fused kernel. tests/regularization checks it against
-    ``torch.nn.functional.softshrink``.
-    """
-    return _SOFTSHRINK_OUT(x, t, out=x)
-
-
-_SOFTSHRINK_OUT = torch.ops.aten.softshrink.out
 
 
 @runtime_checkable
@@ -214,7 +198,7 @@ class ElasticNet:
         l1, l2 = step * self.l1, step * self.l2
         # One loop per part, the op bound once: with hundreds of small
         # tensors the Python overhead per call is most of the cost.
-        shrink = _SOFTSHRINK_OUT
+        shrink = _SOFTSHRINK
         if isinstance(factors, (int, float)):
             if l1:
                 t = l1 * factors
@@ -231,6 +215,35 @@ class ElasticNet:
         if l2:
             for x, f in zip(tensors, factors):
                 x.div_(1.0 + l2 * f)
+
+    def prox_plan(self, tensors: Sequence[Tensor], factors: Sequence[float]) -> Callable[[float], None]:
+        """``prox_many`` on fixed tensors and float factors, as a function of the step.
+
+        The optimizer builds it once per param group and calls it with the
+        group's ``lr`` on every step. The soft-threshold runs through
+        :class:`~gradwise.regularization._shrink.ShrinkBatch`: the small CPU
+        tensors in one call instead of one kernel launch each. Results equal
+        ``prox_many(tensors, step, factors)``.
+
+        Example:
+            >>> import torch
+            >>> ws = [torch.tensor([0.3, -2.0])]
+            >>> L1(0.5).prox_plan(ws, [1.0])(1.0); ws
+            [tensor([ 0.0000, -1.5000])]
+        """
+        tensors, factors = list(tensors), [float(f) for f in factors]
+        shrink = ShrinkBatch(tensors, factors)
+
+        def run(step: float) -> None:
+            # Read lam and alpha on each call, as prox_many does.
+            l1, l2 = step * self.l1, step * self.l2
+            if l1:
+                shrink(l1)
+            if l2:
+                for x, f in zip(tensors, factors):
+                    x.div_(1.0 + l2 * f)
+
+        return run
 
 
 class L1(ElasticNet):
