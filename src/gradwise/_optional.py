@@ -8,7 +8,7 @@ extra          installs
 =============  ===========================================================
 ``hf``         transformers, tokenizers (Hugging Face models, instruct)
 ``sweep``      optuna (``gradwise sweep``)
-``fast``       numba (compiled kernels of ``gradwise.linear``)
+``fast``       numba (compiled kernels of ``gradwise.linear``, the prox-L1 batch of small tensors)
 ``tensorboard`` tensorboard (``MetricsLogger(tensorboard=True)``)
 ``postgres``   psycopg (sweeps on a PostgreSQL database)
 ``demo``       everything ``gradwise demo`` runs, the packaged MiniLM too
