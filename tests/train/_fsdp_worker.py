@@ -228,7 +228,9 @@ def lr_find_case(rank: int | None, optimizer: str):
     from gradwise.train._fsdp import shard
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(D, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, K))
+    model = nn.Sequential(
+        nn.Linear(D, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, K)
+    )
     if optimizer == "sgd":
         opt = sgd(model.named_parameters(), lr=0.1, momentum=0.9)
     else:
