@@ -213,3 +213,35 @@ def test_load_sweep_config_with_overrides(tmp_path, base):
     assert cfg.sweep.params["model.dropout"].values == [0.0, 0.5]
     with pytest.raises(ConfigError, match="sweep.n_trials"):
         load_sweep_config(path, ["sweep.n_trials=0"])
+
+
+def test_a_trial_is_its_training_run(tmp_path, base, monkeypatch):
+    """No report.html per trial (trial_reports off), CPU seconds kept, no should_prune reads
+    without a pruner, and the data loaded once per worker before the first trial."""
+    import gradwise.recipes.train as recipe
+
+    loads = []
+    real_load = recipe.load_table
+    monkeypatch.setattr(recipe, "load_table", lambda cfg: loads.append(1) or real_load(cfg))
+    asked = []
+    real_ask = optuna.trial.Trial.should_prune
+    monkeypatch.setattr(
+        optuna.trial.Trial, "should_prune", lambda t: asked.append(1) or real_ask(t)
+    )
+    params = {"optimizer.lr": {"values": LRS}}
+    cfg = parse_sweep(base(sweep={"method": "grid", "params": params, "pruner": "none"}))
+    result = run_sweep(cfg, verbose=False)
+    assert len(result.trials) == 2 and asked == []
+    assert len(loads) == 1 + 2  # the worker's warm-up, then each trial's run
+    for t in study_of(cfg).get_trials():
+        run = t.user_attrs["run"]
+        assert 0 < run["cpu_seconds"] and 0 < run["seconds"]
+        trial_dir = cfg.run_dir / "trials" / f"trial-{t.number:04d}"
+        assert (trial_dir / "results.json").is_file() and (trial_dir / "config.yaml").is_file()
+        assert not (trial_dir / "report.html").exists()
+    assert (cfg.run_dir / "report.html").is_file()  # the sweep's own report
+    # with a pruner, each epoch asks it
+    cfg = parse_sweep(base(name="pr", sweep={"method": "grid", "params": params,
+                                             "pruner": "median"}))  # fmt: skip
+    run_sweep(cfg, verbose=False)
+    assert len(asked) == 2 * cfg.training.epochs

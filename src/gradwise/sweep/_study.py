@@ -127,6 +127,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _warm_up(cfg: SweepConfig) -> None:
+    """Import the training recipe and load the base config's data once, before any trial.
+
+    A worker's first trial would otherwise carry seconds of imports (torch's
+    and scikit-learn's modules, the dataset's loader) while holding a trial
+    open in the study; a broken data path fails here, before a trial exists.
+    """
+    from gradwise.recipes.train import load_table
+
+    load_table(cfg.data)
+
+
 def work(
     raw: dict[str, Any],
     url: str,
@@ -157,6 +169,7 @@ def work(
                 sampler=make_sampler(cfg.sweep), pruner=make_pruner(cfg.sweep),
             )  # fmt: skip
         objective = Objective(cfg, cfg.run_dir, verbose=verbose)
+        _warm_up(cfg)
         total = cfg.sweep.total_trials
         while True:
             _fail_dead_local(study, storage)
