@@ -67,3 +67,17 @@ def test_two_ranks_suggest_what_one_process_does(tmp_path):
         # the sharded weights are back where they started, as the plain ones are
         for k, v in model.state_dict().items():
             assert torch.equal(got["state"][k], v), k
+
+
+def test_an_optimizer_needing_whole_tensors_is_refused(one_rank_group):
+    from gradwise import optim
+    from gradwise.schedules import lr_find
+
+    model, _ = worker.lr_find_case(0, "sgd")
+    lamb = optim.lamb(list(model.named_parameters()), lr=1e-3)
+    weights = {k: v.full_tensor().clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError, match=r"lr_find on a sharded \(FSDP\) model cannot run the "
+                       r"optimizer lamb"):  # fmt: skip
+        lr_find(model, torch.nn.CrossEntropyLoss(), worker.lr_find_batches(0), lamb)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v.full_tensor(), weights[k])  # refused before any step

@@ -181,6 +181,8 @@ def lr_find(
             f"lr_find: device={device!r} would move a sharded (FSDP) model; it runs where its "
             "shards are, so leave device unset"
         )
+    if group is not None:
+        _check_sharded_optimizer(optimizer)
     snapshot = _snapshot(model)
     opt_state = None if own_optimizer else copy.deepcopy(optimizer.state_dict())
     rng = _rng_state(target)
@@ -283,6 +285,17 @@ def _sharded_group(model: torch.nn.Module) -> Any:
         if isinstance(p, DTensor):
             return p.device_mesh.get_group()
     return None
+
+
+def _check_sharded_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer whose update needs whole tensors (muon, lamb, ...) on shards."""
+    from gradwise.train._fsdp import check_optimizer
+
+    try:
+        check_optimizer(optimizer)
+    except ConfigError as exc:
+        text = str(exc).replace("Trainer: distributed='fsdp'", "lr_find on a sharded (FSDP) model")
+        raise ConfigError(text) from None
 
 
 def _global_loss(loss: torch.Tensor, group: Any) -> float:
