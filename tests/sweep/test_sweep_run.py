@@ -245,3 +245,20 @@ def test_a_trial_is_its_training_run(tmp_path, base, monkeypatch):
                                              "pruner": "median"}))  # fmt: skip
     run_sweep(cfg, verbose=False)
     assert len(asked) == 2 * cfg.training.epochs
+
+
+def test_gradwise_threads_holds_for_the_whole_worker(tmp_path, no_trial_reports, base, monkeypatch):
+    """GRADWISE_THREADS=N sets torch's threads for all of a worker's work (not only inside fit)."""
+    import gradwise.recipes.train as recipe
+
+    seen = []
+    real = recipe.prepare
+    monkeypatch.setattr(
+        recipe, "prepare", lambda cfg: seen.append(torch.get_num_threads()) or real(cfg)
+    )
+    monkeypatch.setenv("GRADWISE_THREADS", "2")
+    cfg = parse_sweep(base(sweep={"method": "grid", "params": {"optimizer.lr": {"values": LRS}}}))
+    assert torch.get_num_threads() == 1  # the suite's own setting
+    run_sweep(cfg, verbose=False)
+    assert seen == [2, 2]  # data, model and optimizer built outside fit
+    assert torch.get_num_threads() == 1  # the caller's count is back

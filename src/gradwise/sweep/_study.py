@@ -149,12 +149,27 @@ def work(
 ) -> int:
     """One worker: run trials until the study is complete; returns how many it trained.
 
-    ``study`` and the ``storage`` it was opened on: both, or neither (then opened on ``url``).
+    ``threads``: torch's thread count for the worker (``GRADWISE_THREADS=N``
+    wins over it). ``study`` and the ``storage`` it was opened on: both, or
+    neither (then opened on ``url``).
     """
     import torch
 
+    from gradwise.train._threads import threads_override
+
+    chosen = threads_override()  # GRADWISE_THREADS=N: the whole worker, evaluation included
+    if isinstance(chosen, int):
+        threads = chosen
+    before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    try:
+        return _work(raw, url, verbose, study, storage)
+    finally:
+        torch.set_num_threads(before)  # a worker in the caller's process leaves it as it was
+
+
+def _work(raw: dict[str, Any], url: str, verbose: bool, study: Any, storage: Any) -> int:
     optuna = optuna_module()
     from optuna.trial import TrialState
 
