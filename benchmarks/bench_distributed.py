@@ -12,9 +12,9 @@ time. It prints FSDP / DDP for each (memory goal <= 0.6).
 Part 2 (``--part sweep``), the sweep throughput. A throwaway PostgreSQL
 server (``initdb`` + ``pg_ctl`` on 127.0.0.1, as in the tests; Debian's
 ``postgresql`` package and ``psycopg[binary]`` needed) holds the study. A
-random sweep (digits, an MLP of 128×128 hidden units, 8 epochs: a trial is
-about 1.5 s of training CPU, so training, not the per-trial fixed costs,
-dominates) runs once with 1 worker process and once with 2, each started
+random sweep (digits, an MLP of 128×128 hidden units, 24 epochs: a trial is
+about 1 s of CPU, nearly all of it training, so the per-trial fixed costs do
+not dominate) runs once with 1 worker process and once with 2, each started
 separately with ``gradwise sweep --storage URL`` as on separate machines,
 with ``GRADWISE_THREADS=1`` (several workers share the cores). Throughput is
 counted from the database: finished trials divided by the time from the
@@ -353,7 +353,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--trials", type=int, default=None)
-    ap.add_argument("--epochs", type=int, default=8, help="epochs per sweep trial")
+    ap.add_argument("--epochs", type=int, default=24, help="epochs per sweep trial")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--part", choices=("all", "fsdp", "sweep"), default="all")
     ap.add_argument("--steps", type=int, default=None)
