@@ -262,3 +262,19 @@ def test_gradwise_threads_holds_for_the_whole_worker(tmp_path, no_trial_reports,
     run_sweep(cfg, verbose=False)
     assert seen == [2, 2]  # data, model and optimizer built outside fit
     assert torch.get_num_threads() == 1  # the caller's count is back
+
+
+def test_a_sweep_over_the_data_loads_only_each_trials_data(
+    tmp_path, no_trial_reports, base, monkeypatch
+):
+    """The worker's warm-up skips the base data when trials choose their own."""
+    import gradwise.recipes.train as recipe
+
+    loaded = []
+    real_load = recipe.load_table
+    monkeypatch.setattr(recipe, "load_table", lambda cfg: loaded.append(cfg.name) or real_load(cfg))
+    params = {"data.name": {"values": ["wine", "breast_cancer"]}}
+    cfg = parse_sweep(base(sweep={"method": "grid", "params": params}))
+    result = run_sweep(cfg, verbose=False)
+    assert len(result.trials) == 2
+    assert sorted(loaded) == ["breast_cancer", "wine"]  # not the base's iris

@@ -133,10 +133,12 @@ def _warm_up(cfg: SweepConfig) -> None:
     A worker's first trial would otherwise carry seconds of imports (torch's
     and scikit-learn's modules, the dataset's loader) while holding a trial
     open in the study; a broken data path fails here, before a trial exists.
+    A sweep over ``data.*`` loads nothing here: each trial names its own data.
     """
     from gradwise.recipes.train import load_table
 
-    load_table(cfg.data)
+    if not any(path.split(".")[0] == "data" for path in cfg.sweep.params):
+        load_table(cfg.data)
 
 
 def work(
