@@ -12,15 +12,24 @@ time. It prints FSDP / DDP for each (memory goal <= 0.6).
 Part 2 (``--part sweep``), the sweep throughput. A throwaway PostgreSQL
 server (``initdb`` + ``pg_ctl`` on 127.0.0.1, as in the tests; Debian's
 ``postgresql`` package and ``psycopg[binary]`` needed) holds the study. A
-random sweep of small trials (iris, an MLP, a few epochs, 1 torch thread per
-worker) runs once with 1 worker process and once with 2 worker processes,
-each started separately with ``gradwise sweep --storage URL`` as on separate
-machines. Throughput is counted from the database: finished trials divided by
-the time from the first trial's start to the last trial's end (so the
-seconds each process spends importing torch do not count), per hour.
-Repeats alternate 1 and 2 workers; the ratio is that of medians.
+random sweep (digits, an MLP of 128×128 hidden units, 24 epochs: a trial is
+about 1 s of CPU, nearly all of it training, so the per-trial fixed costs do
+not dominate) runs once with 1 worker process and once with 2, each started
+separately with ``gradwise sweep --storage URL`` as on separate machines,
+with ``GRADWISE_THREADS=1`` (several workers share the cores). Throughput is
+counted from the database: finished trials divided by the time from the
+first trial's start to the last trial's end, per hour (a worker imports and
+loads the data before it takes its first trial; the launch-to-exit rate,
+start-up included, is printed beside it). Every trial must be COMPLETE,
+none lost or duplicated. Because a shared machine makes wall times
+pessimistic, the CPU is accounted too: training CPU per trial (each trial
+records it), each worker's CPU outside its trials (``wait4``: start-up and
+the study's round trips), the PostgreSQL server's CPU (its postmaster's
+reaped children) and how many cores the whole machine was busy (all users,
+``/proc/stat``). Repeats alternate 1 and 2 workers; the ratio is that of
+medians.
 
-    python benchmarks/bench_distributed.py            # both parts; 24 trials, 3 repeats
+    python benchmarks/bench_distributed.py            # both parts; 12 trials, 3 repeats
     python benchmarks/bench_distributed.py --quick    # 8 trials, 1 repeat, fewer steps
     python benchmarks/bench_distributed.py --part fsdp
 """
@@ -174,63 +183,183 @@ def fsdp_vs_ddp(steps: int) -> None:
 
 
 def sweep_raw(name: str, runs_dir: Path, n: int, epochs: int) -> dict:
+    """A random sweep whose trials are dominated by training (digits, a 128×128 MLP)."""
     return {
         "name": name,
         "runs_dir": str(runs_dir),
-        "data": {"name": "iris", "seed": 0},
-        "model": {"hidden": [32, 32]},
-        "training": {"epochs": epochs, "batch_size": 16, "seed": 0, "device": "cpu"},
+        "data": {"name": "digits", "seed": 0},
+        "model": {"hidden": [128, 128]},
+        "training": {"epochs": epochs, "batch_size": 32, "seed": 0, "device": "cpu"},
         "sweep": {
             "method": "random",
             "n_trials": n,
             "seed": 0,
             "pruner": "none",
-            "params": {"optimizer.lr": {"low": 1e-3, "high": 0.3, "log": True}},
+            "metric": "val_loss",
+            "params": {"optimizer.lr": {"low": 1e-3, "high": 0.1, "log": True}},
         },
     }
 
 
-def trials_per_hour(url: str, name: str) -> float:
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _postmaster_cpu(port: int) -> float:
+    """CPU seconds of the PostgreSQL server on ``port``: the postmaster and every backend it reaped."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if Path(cmd[0].decode(errors="replace")).name == "postgres" and str(port).encode() in cmd:
+            fields = stat.rsplit(")", 1)[1].split()
+            # utime, stime, cutime, cstime (fields 14-17); live backends are counted once they exit
+            return sum(int(f) for f in fields[11:15]) / _TICK
+    return float("nan")
+
+
+def _busy_cores() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, every process of every user (/proc/stat)."""
+    parts = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return sum(parts) - idle, sum(parts)
+
+
+def trial_stats(url: str, name: str) -> dict:
+    """From the database: finished trials, their span (first start to last end) and training seconds."""
     import optuna
 
-    from gradwise.sweep._storage import open_storage
+    from gradwise.sweep._storage import open_storage, quiet_optuna
 
-    study = optuna.load_study(study_name=name, storage=open_storage(url))
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    with quiet_optuna():
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        # a worker that loses the race for the last slot closes its trial as a surplus one
+        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    numbers = sorted(t.number for t in done)
+    if len(done) != len(trials) or len(set(numbers)) != len(numbers):
+        states = [(t.number, t.state.name) for t in trials]
+        raise SystemExit(f"bench_distributed: {name}: trials lost or unfinished: {states}")
     start = min(t.datetime_start for t in done)
     end = max(t.datetime_complete for t in done)
-    return len(done) / (end - start).total_seconds() * 3600
+    return {
+        "done": len(done),
+        "span_s": (end - start).total_seconds(),
+        "train_s": sum(t.user_attrs["run"]["seconds"] for t in done),
+        "train_cpu_s": sum(t.user_attrs["run"]["cpu_seconds"] for t in done),
+    }
 
 
-def run_once(pg, url: str, tmp: Path, tag: str, workers: int, n: int, epochs: int) -> float:
+def run_once(pg, url: str, tmp: Path, tag: str, workers: int, n: int, epochs: int) -> dict:
+    """One sweep with ``workers`` separate ``gradwise sweep`` processes; wall and CPU accounted."""
+    import time
+
     import yaml
 
     name = f"bench_{tag}"
     db = pg.new_database(url, name)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
     cfg = tmp / f"{name}.yaml"
     cfg.write_text(yaml.safe_dump(sweep_raw(name, tmp / "runs", n, epochs)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # several workers share the cores: one torch thread each (the documented knob)
+    env = {**os.environ, "GRADWISE_THREADS": "1"}
+    env.pop("OMP_NUM_THREADS", None)
     cmd = [sys.executable, "-m", "gradwise", "sweep", str(cfg), "--storage", db]
-    procs = [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for _ in range(workers)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=1800)
+    pg_cpu0, (busy0, all0) = _postmaster_cpu(port), _busy_cores()
+    t0 = time.perf_counter()
+    procs = []
+    for w in range(workers):
+        err = open(tmp / f"{name}.{w}.err", "w+")  # noqa: SIM115 (closed below)
+        procs.append((subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err), err))
+    cpu = []
+    for p, err in procs:
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read()
+        err.close()
         if p.returncode != 0:
-            raise SystemExit(err)
-    return trials_per_hour(db, name)
+            raise SystemExit(text[-3000:])
+        cpu.append(usage.ru_utime + usage.ru_stime)
+    wall = time.perf_counter() - t0
+    busy1, all1 = _busy_cores()
+    stats = trial_stats(db, name)
+    cores = os.cpu_count() or 1
+    return {
+        **stats,
+        "wall_s": wall,
+        "worker_cpu_s": cpu,
+        "pg_cpu_s": _postmaster_cpu(port) - pg_cpu0,
+        "machine_busy_cores": (busy1 - busy0) / max(1, all1 - all0) * cores,
+        "rate": stats["done"] / stats["span_s"] * 3600,
+        "rate_e2e": stats["done"] / wall * 3600,
+    }
+
+
+def sweep_throughput(n: int, epochs: int, repeats: int) -> None:
+    pg = _pg()
+    why = pg.missing()
+    if why is not None:
+        raise SystemExit(f"bench_distributed: {why}")
+    cores = os.cpu_count() or 1
+    print(f"\ncpu cores: {cores}, trials per sweep: {n}, digits, MLP 128×128, {epochs} epochs per "
+          f"trial, GRADWISE_THREADS=1; load average before: {os.getloadavg()[0]:.1f}")  # fmt: skip
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    with pg.postgres_server() as url, tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            for workers in (1, 2) if r % 2 == 0 else (2, 1):
+                res = run_once(pg, url, Path(tmp), f"r{r}_w{workers}", workers, n, epochs)
+                runs[workers].append(res)
+                cpu, done = sum(res["worker_cpu_s"]), res["done"]
+                print(
+                    f"repeat {r}, {workers} worker(s): {res['rate']:,.0f} trials/hour "
+                    f"({res['rate_e2e']:,.0f} from launch to exit), wall {res['wall_s']:.1f} s; "
+                    f"per trial: training {res['train_s'] / done:.2f} s wall, "
+                    f"{res['train_cpu_s'] / done:.2f} s CPU; per worker outside its trials "
+                    f"(start-up, study): {(cpu - res['train_cpu_s']) / workers:.2f} s CPU; "
+                    f"PostgreSQL {res['pg_cpu_s']:.2f} s CPU; machine busy "
+                    f"{res['machine_busy_cores']:.2f} of {cores} cores (all users)"
+                )
+
+    def med(w: int, key: str) -> float:
+        return statistics.median(r[key] / (r["done"] if key.startswith("train") else 1)
+                                 for r in runs[w])  # fmt: skip
+
+    for rs in runs.values():
+        for r in rs:
+            r["outside_cpu_s"] = (sum(r["worker_cpu_s"]) - r["train_cpu_s"]) / len(
+                r["worker_cpu_s"]
+            )
+    head = f"| per sweep (median of {repeats}) | 1 worker | 2 workers | 2 / 1 |"
+    print(f"\n{head}\n|---|---|---|---|")
+    rows = (
+        ("trials/hour, first trial start to last trial end", "rate"),
+        ("trials/hour, launch to exit (start-up included)", "rate_e2e"),
+        ("training wall s per trial", "train_s"),
+        ("training CPU s per trial", "train_cpu_s"),
+        ("CPU s per worker outside its trials (start-up, study)", "outside_cpu_s"),
+        ("PostgreSQL CPU s per sweep", "pg_cpu_s"),
+        ("machine busy cores, all users", "machine_busy_cores"),
+    )
+    for label, key in rows:
+        a, b = med(1, key), med(2, key)
+        print(f"| {label} | {a:,.2f} | {b:,.2f} | {b / a:.2f} |")
+    one, two = med(1, "rate"), med(2, "rate")
+    print(f"\n2 workers / 1 worker: {two / one:.2f} (goal >= 1.8)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--trials", type=int, default=None)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=24, help="epochs per sweep trial")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--part", choices=("all", "fsdp", "sweep"), default="all")
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--width", type=int, default=None, help="layer width of the FSDP/DDP model (default 2048)")
+    ap.add_argument(
+        "--width", type=int, default=None, help="layer width of the FSDP/DDP model (default 2048)"
+    )
     ap.add_argument("--rank-of", choices=("ddp", "fsdp"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -246,24 +375,9 @@ def main() -> None:
         fsdp_vs_ddp(steps)
     if args.part == "fsdp":
         return
-    pg = _pg()
-    n = args.trials or (8 if args.quick else 24)
+    n = args.trials or (8 if args.quick else 12)
     repeats = args.repeats or (1 if args.quick else 3)
-    why = pg.missing()
-    if why is not None:
-        raise SystemExit(f"bench_distributed: {why}")
-    print(f"cpu cores: {os.cpu_count()}, trials per sweep: {n}, epochs per trial: {args.epochs}")
-    rates: dict[int, list[float]] = {1: [], 2: []}
-    with pg.postgres_server() as url, tempfile.TemporaryDirectory() as tmp:
-        for r in range(repeats):
-            for workers in (1, 2) if r % 2 == 0 else (2, 1):
-                rate = run_once(pg, url, Path(tmp), f"r{r}_w{workers}", workers, n, args.epochs)
-                rates[workers].append(rate)
-                print(f"repeat {r}: {workers} worker(s): {rate:,.0f} trials/hour")
-    one, two = statistics.median(rates[1]), statistics.median(rates[2])
-    print(f"\n| workers | trials/hour (median of {repeats}) |\n|---|---|")
-    print(f"| 1 | {one:,.0f} |\n| 2 | {two:,.0f} |")
-    print(f"\n2 workers / 1 worker: {two / one:.2f} (goal >= 1.8)")
+    sweep_throughput(n, args.epochs, repeats)
 
 
 if __name__ == "__main__":

@@ -213,3 +213,68 @@ def test_load_sweep_config_with_overrides(tmp_path, base):
     assert cfg.sweep.params["model.dropout"].values == [0.0, 0.5]
     with pytest.raises(ConfigError, match="sweep.n_trials"):
         load_sweep_config(path, ["sweep.n_trials=0"])
+
+
+def test_a_trial_is_its_training_run(tmp_path, base, monkeypatch):
+    """No report.html per trial (trial_reports off), CPU seconds kept, no should_prune reads
+    without a pruner, and the data loaded once per worker before the first trial."""
+    import gradwise.recipes.train as recipe
+
+    loads = []
+    real_load = recipe.load_table
+    monkeypatch.setattr(recipe, "load_table", lambda cfg: loads.append(1) or real_load(cfg))
+    asked = []
+    real_ask = optuna.trial.Trial.should_prune
+    monkeypatch.setattr(
+        optuna.trial.Trial, "should_prune", lambda t: asked.append(1) or real_ask(t)
+    )
+    params = {"optimizer.lr": {"values": LRS}}
+    cfg = parse_sweep(base(sweep={"method": "grid", "params": params, "pruner": "none"}))
+    result = run_sweep(cfg, verbose=False)
+    assert len(result.trials) == 2 and asked == []
+    assert len(loads) == 1 + 2  # the worker's warm-up, then each trial's run
+    for t in study_of(cfg).get_trials():
+        run = t.user_attrs["run"]
+        assert 0 < run["cpu_seconds"] and 0 < run["seconds"]
+        trial_dir = cfg.run_dir / "trials" / f"trial-{t.number:04d}"
+        assert (trial_dir / "results.json").is_file() and (trial_dir / "config.yaml").is_file()
+        assert not (trial_dir / "report.html").exists()
+    assert (cfg.run_dir / "report.html").is_file()  # the sweep's own report
+    # with a pruner, each epoch asks it
+    cfg = parse_sweep(base(name="pr", sweep={"method": "grid", "params": params,
+                                             "pruner": "median"}))  # fmt: skip
+    run_sweep(cfg, verbose=False)
+    assert len(asked) == 2 * cfg.training.epochs
+
+
+def test_gradwise_threads_holds_for_the_whole_worker(tmp_path, no_trial_reports, base, monkeypatch):
+    """GRADWISE_THREADS=N sets torch's threads for all of a worker's work (not only inside fit)."""
+    import gradwise.recipes.train as recipe
+
+    seen = []
+    real = recipe.prepare
+    monkeypatch.setattr(
+        recipe, "prepare", lambda cfg: seen.append(torch.get_num_threads()) or real(cfg)
+    )
+    monkeypatch.setenv("GRADWISE_THREADS", "2")
+    cfg = parse_sweep(base(sweep={"method": "grid", "params": {"optimizer.lr": {"values": LRS}}}))
+    assert torch.get_num_threads() == 1  # the suite's own setting
+    run_sweep(cfg, verbose=False)
+    assert seen == [2, 2]  # data, model and optimizer built outside fit
+    assert torch.get_num_threads() == 1  # the caller's count is back
+
+
+def test_a_sweep_over_the_data_loads_only_each_trials_data(
+    tmp_path, no_trial_reports, base, monkeypatch
+):
+    """The worker's warm-up skips the base data when trials choose their own."""
+    import gradwise.recipes.train as recipe
+
+    loaded = []
+    real_load = recipe.load_table
+    monkeypatch.setattr(recipe, "load_table", lambda cfg: loaded.append(cfg.name) or real_load(cfg))
+    params = {"data.name": {"values": ["wine", "breast_cancer"]}}
+    cfg = parse_sweep(base(sweep={"method": "grid", "params": params}))
+    result = run_sweep(cfg, verbose=False)
+    assert len(result.trials) == 2
+    assert sorted(loaded) == ["breast_cancer", "wine"]  # not the base's iris

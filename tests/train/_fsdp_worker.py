@@ -207,6 +207,52 @@ def resumable_trainer(
     )  # fmt: skip
 
 
+def lr_find_batches(rank: int | None, batch: int = 8, seed: int = 6):
+    """The range test's batches: rank r's half of each global batch, or (None) the whole of it."""
+    X, y = mlp_data()
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(3):
+        order = torch.randperm(N, generator=g)
+        for i in range(0, N, 2 * batch):
+            idx = order[i : i + 2 * batch]
+            if rank is not None:
+                idx = idx[rank * batch : (rank + 1) * batch]
+            out.append((X[idx], y[idx]))
+    return out
+
+
+def lr_find_case(rank: int | None, optimizer: str):
+    """An MLP and its optimizer for the range test; sharded when ``rank`` is given."""
+    from gradwise.optim import sgd
+    from gradwise.train._fsdp import shard
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(D, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, K)
+    )
+    if optimizer == "sgd":
+        opt = sgd(model.named_parameters(), lr=0.1, momentum=0.9)
+    else:
+        opt = adamw(model.named_parameters(), lr=1e-2, weight_decay=0.1)
+    if rank is not None:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():  # torchrun's variables are set
+            dist.init_process_group("gloo")
+        shard(model, opt, FSDP(), torch.device("cpu"))
+    return model, opt
+
+
+def run_lr_find(rank: int | None, optimizer: str):
+    from gradwise.schedules import lr_find
+
+    model, opt = lr_find_case(rank, optimizer)
+    found = lr_find(model, nn.CrossEntropyLoss(), lr_find_batches(rank), opt, min_lr=1e-4,
+                    max_lr=50.0, num_steps=40)  # fmt: skip
+    return found, model
+
+
 def main(scenario: str, out: Path) -> None:
     torch.set_num_threads(1)
     if scenario == "match":
@@ -228,6 +274,12 @@ def main(scenario: str, out: Path) -> None:
         t = guarded_trainer(4, "fsdp")
         t.fit(mlp_data())
         record(out, "guard", t)
+    elif scenario == "lr_find":
+        for optimizer in ("sgd", "adamw"):
+            found, model = run_lr_find(process_rank(), optimizer)
+            state = full_state(model)
+            if process_rank() == 0:
+                torch.save({"result": vars(found), "state": state}, out / f"lr_find_{optimizer}.pt")
     elif scenario == "multinode":  # under torchrun --nnodes=2 --nproc_per_node=1
         t = mlp_trainer(16, "fsdp")
         t.fit(mlp_data())

@@ -163,6 +163,7 @@ def run(
     overwrite: bool = True,
     progress: bool = True,
     extra_callbacks: Sequence[Any] = (),
+    report: bool = True,
 ) -> TrainResult:
     """Run a config end to end and write its run directory.
 
@@ -171,14 +172,15 @@ def run(
     from its latest checkpoint, with the same config).
     A run that fails before its first result leaves no directory behind.
     ``extra_callbacks`` are added after the config's own (a sweep adds its
-    pruning callback this way).
+    pruning callback this way). ``report=False`` skips ``report.html`` and its
+    plots (a sweep's trials: the sweep report covers them).
     """
     run_dir = cfg.run_dir
     ckpt_dir = run_dir / "checkpoints"
     main = is_main_process()  # under torchrun only rank 0 writes files
     fresh = claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if main else False
     with cleanup_on_failure(run_dir, fresh):
-        return _run(cfg, run_dir, ckpt_dir, resume, main, progress, extra_callbacks)
+        return _run(cfg, run_dir, ckpt_dir, resume, main, progress, extra_callbacks, report)
 
 
 def _run(
@@ -189,6 +191,7 @@ def _run(
     main: bool,
     progress: bool,
     extra_callbacks: Sequence[Any],
+    report: bool = True,
 ) -> TrainResult:
     if resume:
         cfg = _resumed_lr(cfg, run_dir / "config.yaml")
@@ -240,5 +243,6 @@ def _run(
         results["test"] = trainer.evaluate(parts.test.tensors())
     if main:
         write_text(run_dir / "results.json", json.dumps(results, indent=2))
-        write_report(run_dir, title=f"gradwise train: {cfg.name}", extra=extra_sections)
+        if report:
+            write_report(run_dir, title=f"gradwise train: {cfg.name}", extra=extra_sections)
     return TrainResult(run_dir, results, prep.model, history)

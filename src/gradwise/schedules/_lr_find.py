@@ -113,6 +113,12 @@ def lr_find(
     still settling; see docs/schedules.md for why the default is the
     minimum rule.
 
+    Sharded models (FSDP2, parameters are DTensors): call it on every rank
+    with that rank's own data; each step's loss is averaged over the ranks
+    (as the gradients are), so every rank records the curve of the global
+    batch and returns the same suggestion as one process fed the
+    concatenated batches. ``device`` cannot move a sharded model.
+
     Restoring: every parameter, buffer and gradient of ``model`` is copied
     before and written back after (bit-identical); training/eval modes are
     restored; a given optimizer gets back a deep copy of its
@@ -169,6 +175,14 @@ def lr_find(
         raise ConfigError(f"lr_find: every param group has lr 0 ({bases}); nothing to scale")
     ratios = [b / top for b in bases]
 
+    group = _sharded_group(model)
+    if group is not None and device is not None and target != home:
+        raise ConfigError(
+            f"lr_find: device={device!r} would move a sharded (FSDP) model; it runs where its "
+            "shards are, so leave device unset"
+        )
+    if group is not None:
+        _check_sharded_optimizer(optimizer)
     snapshot = _snapshot(model)
     opt_state = None if own_optimizer else copy.deepcopy(optimizer.state_dict())
     rng = _rng_state(target)
@@ -192,6 +206,7 @@ def lr_find(
             num_steps,
             smooth,
             float(stop_factor),
+            group,
         )
     finally:
         if moved:
@@ -229,6 +244,7 @@ def _sweep(
     num_steps: int,
     smooth: float,
     stop_factor: float,
+    group: Any = None,
 ) -> tuple[list[float], list[float], list[float], bool]:
     lrs: list[float] = []
     raw: list[float] = []
@@ -243,7 +259,7 @@ def _sweep(
         loss = loss_fn(model(x), y)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise DataError(f"lr_find: loss_fn must return a scalar tensor, got {loss!r}")
-        value = float(loss.detach())
+        value = _global_loss(loss.detach(), group)
         if not math.isfinite(value):
             return lrs, raw, smoothed, True
         loss.backward()
@@ -257,6 +273,43 @@ def _sweep(
         if i > 0 and best > 0 and current > stop_factor * best:
             return lrs, raw, smoothed, True
     return lrs, raw, smoothed, False
+
+
+def _sharded_group(model: torch.nn.Module) -> Any:
+    """The process group of a model whose parameters are sharded DTensors (FSDP2), else None."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    from torch.distributed.tensor import DTensor
+
+    for p in model.parameters():
+        if isinstance(p, DTensor):
+            return p.device_mesh.get_group()
+    return None
+
+
+def _check_sharded_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer whose update needs whole tensors (muon, lamb, ...) on shards."""
+    from gradwise.train._fsdp import check_optimizer
+
+    try:
+        check_optimizer(optimizer)
+    except ConfigError as exc:
+        text = str(exc).replace("Trainer: distributed='fsdp'", "lr_find on a sharded (FSDP) model")
+        raise ConfigError(text) from None
+
+
+def _global_loss(loss: torch.Tensor, group: Any) -> float:
+    """The batch loss; on a sharded model the mean over ranks (each rank feeds its own batch).
+
+    Every rank then sees the loss of the global batch, so all of them record
+    the same curve, stop at the same step and suggest the same lr (a rank
+    stopping alone would leave the others waiting in a collective).
+    """
+    if group is None:
+        return float(loss)
+    total = loss.to(torch.float64).reshape(1).clone()
+    torch.distributed.all_reduce(total, group=group)
+    return float(total) / torch.distributed.get_world_size(group)
 
 
 def _batches(data: Any, batch_size: int) -> Iterator[Any]:

@@ -127,6 +127,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _warm_up(cfg: SweepConfig) -> None:
+    """Import the training recipe and load the base config's data once, before any trial.
+
+    A worker's first trial would otherwise carry seconds of imports (torch's
+    and scikit-learn's modules, the dataset's loader) while holding a trial
+    open in the study; a broken data path fails here, before a trial exists.
+    A sweep over ``data.*`` loads nothing here: each trial names its own data.
+    """
+    from gradwise.recipes.train import load_table
+
+    if not any(path.split(".")[0] == "data" for path in cfg.sweep.params):
+        load_table(cfg.data)
+
+
 def work(
     raw: dict[str, Any],
     url: str,
@@ -137,12 +151,27 @@ def work(
 ) -> int:
     """One worker: run trials until the study is complete; returns how many it trained.
 
-    ``study`` and the ``storage`` it was opened on: both, or neither (then opened on ``url``).
+    ``threads``: torch's thread count for the worker (``GRADWISE_THREADS=N``
+    wins over it). ``study`` and the ``storage`` it was opened on: both, or
+    neither (then opened on ``url``).
     """
     import torch
 
+    from gradwise.train._threads import threads_override
+
+    chosen = threads_override()  # GRADWISE_THREADS=N: the whole worker, evaluation included
+    if isinstance(chosen, int):
+        threads = chosen
+    before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    try:
+        return _work(raw, url, verbose, study, storage)
+    finally:
+        torch.set_num_threads(before)  # a worker in the caller's process leaves it as it was
+
+
+def _work(raw: dict[str, Any], url: str, verbose: bool, study: Any, storage: Any) -> int:
     optuna = optuna_module()
     from optuna.trial import TrialState
 
@@ -157,6 +186,7 @@ def work(
                 sampler=make_sampler(cfg.sweep), pruner=make_pruner(cfg.sweep),
             )  # fmt: skip
         objective = Objective(cfg, cfg.run_dir, verbose=verbose)
+        _warm_up(cfg)
         total = cfg.sweep.total_trials
         while True:
             _fail_dead_local(study, storage)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import socket
@@ -33,6 +32,10 @@ class TrialPruning(Callback):
 
     def __init__(self, trial: Any, monitor: str) -> None:
         self.trial, self.monitor = trial, monitor
+        # no pruner, no question: should_prune would re-read the trial each epoch
+        from optuna.pruners import NopPruner
+
+        self._ask = not isinstance(getattr(trial.study, "pruner", None), NopPruner)
         self.pruned_at: int | None = None
         self.diverged_at: int | None = None
 
@@ -51,7 +54,7 @@ class TrialPruning(Callback):
                 "diverged", f"trial {n} stopped at epoch {epoch}: {self.monitor}={value}", stop=True
             )
         self.trial.report(value, step=epoch)
-        if not self.trial.should_prune():
+        if not self._ask or not self.trial.should_prune():
             return None
         self.pruned_at = epoch
         return Control.emit(
@@ -73,7 +76,7 @@ class Objective:
     off, no progress bar). The trial's user attribute ``"run"`` keeps
     everything the sweep report needs, so a report can be drawn from a shared
     database alone: the per-epoch metrics, the final results per split,
-    seconds, the fraction of exact zeros in the weights and, with diagnostics
+    seconds (wall) and CPU seconds of the training run, the fraction of exact zeros in the weights and, with diagnostics
     on, per-layer gradient norms per epoch and dead/saturated fractions.
     """
 
@@ -110,9 +113,13 @@ class Objective:
             extra.append(diag)
         from gradwise.recipes.train import run
 
-        start = time.perf_counter()
-        result = run(run_cfg, progress=False, extra_callbacks=extra, **self._run_options(run))
+        start, cpu = time.perf_counter(), time.process_time()
+        # a trial's own report.html costs more than training a small model; the
+        # sweep report covers every trial
+        report = self.spec.trial_reports
+        result = run(run_cfg, progress=False, extra_callbacks=extra, report=report)
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         self.ran += 1
         split, _, key = self.spec.metric.partition("_")
         final = result.results.get(split, {})
@@ -123,7 +130,7 @@ class Objective:
             )
         value = float(final[key])
         diverged = pruning.diverged_at is not None or not math.isfinite(value)
-        self._keep(trial, result, diag, seconds, diverged)
+        self._keep(trial, result, diag, seconds, cpu, diverged)
         if pruning.pruned_at is not None:
             self._say(trial, f"pruned at epoch {pruning.pruned_at}", values, seconds)
             raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}")
@@ -131,13 +138,6 @@ class Objective:
             value = -math.inf if self.spec.direction == "maximize" else math.inf
         self._say(trial, f"{self.spec.metric}={value:.4g}", values, seconds)
         return value
-
-    def _run_options(self, run: Any) -> dict[str, Any]:
-        # A trial's own report.html costs more than training a small model; the
-        # sweep report covers every trial. Skipped where the recipe allows it.
-        if not self.spec.trial_reports and "report" in inspect.signature(run).parameters:
-            return {"report": False}
-        return {}
 
     def _surplus(self, trial: Any) -> bool:
         """True when other workers already fill n_trials with trials numbered before this one.
@@ -157,7 +157,9 @@ class Objective:
                 ahead += 1
         return ahead >= self.spec.total_trials
 
-    def _keep(self, trial: Any, result: Any, diag: Any, seconds: float, diverged: bool) -> None:
+    def _keep(
+        self, trial: Any, result: Any, diag: Any, seconds: float, cpu: float, diverged: bool
+    ) -> None:
         """Store what the report needs as one user attribute (one database write)."""
         from gradwise.regularization import sparsity
 
@@ -168,6 +170,7 @@ class Objective:
             ],
             "results": result.results,
             "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu, 3),  # this process, all its threads
             "sparsity": sparsity(result.model, mask="auto").total,  # weights, not biases
             "diverged": diverged,
         }
