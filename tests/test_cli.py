@@ -67,7 +67,31 @@ def test_real_process_has_no_traceback(tmp_path):
 def test_report_command_needs_a_run_dir(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
-    assert "no metrics.jsonl" in result.output
+    assert "no metrics.jsonl" in result.output and "results.json" in result.output
+    result = runner.invoke(app, ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such run directory" in result.output
+    assert not (tmp_path / "nope").exists()
+
+
+def test_report_redraws_a_linear_fit_keeping_its_page(tmp_path):
+    result = runner.invoke(app, ["linear", "examples/linear_sparse.yaml", "--set", f"runs_dir={tmp_path}"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "linear_sparse"
+    first = (run / "report.html").read_text()
+    assert "lam_min = " in first and "The path: coefficients against log lam" in first
+    (run / "report.html").unlink()
+    result = runner.invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    again = (run / "report.html").read_text()
+    assert again == first  # the same page: text, results, the three plots, the config
+    assert again.count("<img") == 3
+
+    # a linear run from before report.json: its results, plots and config
+    (run / "report.json").unlink()
+    result = runner.invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    page = (run / "report.html").read_text()
+    assert page.count("<img") == 3 and "test_r2" in page and "kind: lasso" in page
 
 
 @pytest.mark.slow

@@ -196,18 +196,15 @@ def sweep(
 @app.command()
 @_user_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """Re-draw the plots and report.html of a run from its metrics.jsonl."""
-    from gradwise.errors import ConfigError
-    from gradwise.report import write_report
+    """Re-draw the plots and report.html of a run, a sweep or a linear fit, keeping what it wrote."""
+    from gradwise.report import redraw
 
     if (run_dir / "sweep.yaml").exists():
         from gradwise.sweep import report_sweep
 
         typer.echo(f"report: {report_sweep(run_dir).report}")
         return
-    if not (run_dir / "metrics.jsonl").exists():
-        raise ConfigError(f"{run_dir} is not a run directory: it has no metrics.jsonl")
-    typer.echo(f"report: {write_report(run_dir)}")
+    typer.echo(f"report: {redraw(run_dir)}")
 
 
 @app.command()
