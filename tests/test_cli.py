@@ -317,3 +317,18 @@ def test_train_log_lines_early_stop_after_its_epoch_and_no_wrap(tmp_path):
     stop = next(i for i, ln in enumerate(lines) if ln.startswith("[early_stop]"))
     assert epochs[-1] < stop
     assert all(not ln.startswith(("val_", "0.")) for ln in lines)  # no wrapped fragments
+
+
+def test_a_failed_lr_find_leaves_no_run_dir(tmp_path):
+    path = _write(tmp_path, f"name: lrf\nruns_dir: {tmp_path}\ndata: {{name: digitz}}\n")
+    result = runner.invoke(app, ["lr-find", str(path)])
+    assert result.exit_code == 2
+    assert "unknown dataset 'digitz' (did you mean 'digits'?)" in result.output
+    assert not (tmp_path / "lrf").exists()
+
+
+def test_report_of_a_file_says_it_is_not_a_run_directory(tmp_path):
+    path = _write(tmp_path, "name: x\n")
+    result = runner.invoke(app, ["report", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: a file, not a run directory" in result.output

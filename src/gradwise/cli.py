@@ -78,12 +78,15 @@ def lr_find_cmd(
 ) -> None:
     """LR range test on a config's model and data: prints the suggestion, writes the plot."""
     from gradwise.config import load_config
+    from gradwise.recipes._setup import cleanup_on_failure
     from gradwise.recipes.train import choose_lr, prepare
 
     cfg = load_config(config, set_)
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    plot = cfg.run_dir / "lr_find.png"
-    found = choose_lr(cfg, prepare(cfg), plot)
+    fresh = not cfg.run_dir.exists()
+    with cleanup_on_failure(cfg.run_dir, fresh):  # a failed test leaves no new runs/NAME
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        plot = cfg.run_dir / "lr_find.png"
+        found = choose_lr(cfg, prepare(cfg), plot)
     typer.echo(f"suggested lr: {found.suggestion:.3g}  ({found.suggestion_rule})")
     if len(found.group_lrs) > 1:
         typer.echo("per group: " + ", ".join(f"{lr:.3g}" for lr in found.group_lrs))

@@ -71,7 +71,8 @@ def redraw(run_dir: str | Path) -> Path:
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: no such run directory")
+        what = "a file, not a run directory" if run_dir.exists() else "no such run directory"
+        raise ConfigError(f"{run_dir}: {what}")
     if (run_dir / "metrics.jsonl").exists():
         return write_report(run_dir)
     saved = _load_saved(run_dir)
