@@ -332,3 +332,29 @@ def test_report_of_a_file_says_it_is_not_a_run_directory(tmp_path):
     result = runner.invoke(app, ["report", str(path)])
     assert result.exit_code == 2
     assert f"{path}: a file, not a run directory" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "FILE"], "--out: FILE is a file; give a directory for the base model"),
+        (["--out", "FULL"], "--out: FULL is not empty; pass --overwrite to replace it"),
+        (["--out", "NEW", "--set", "steps=5"], "instruct init-base takes no --set (got 'steps=5')"),
+    ],
+    ids=["out-is-a-file", "out-not-empty", "set"],
+)
+def test_init_base_refuses_bad_options_at_once(tmp_path, args, message):
+    (tmp_path / "FILE").write_text("x")
+    (tmp_path / "FULL").mkdir()
+    (tmp_path / "FULL" / "keep.txt").write_text("mine")
+    args = [str(tmp_path / a) if a in ("FILE", "FULL", "NEW") else a for a in args]
+    result = runner.invoke(app, ["instruct", "init-base", *args])
+    assert result.exit_code == 2
+    assert message.replace("FILE", str(tmp_path / "FILE")).replace("FULL", str(tmp_path / "FULL")) in result.output
+    assert (tmp_path / "FULL" / "keep.txt").read_text() == "mine" and not (tmp_path / "NEW").exists()
+
+
+def test_instruct_config_refuses_out(tmp_path):
+    result = runner.invoke(app, ["instruct", "examples/instruct.yaml", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "--out is for instruct init-base" in result.output and not (tmp_path / "x").exists()

@@ -127,7 +127,9 @@ def instruct(
         Path | None, typer.Option(help="init-base: where the tiny base model is saved.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing runs/NAME.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing runs/NAME (init-base: a non-empty --out).")
+    ] = False,
 ) -> None:
     """Instruction-tune a local causal LM (full or LoRA); `instruct init-base --out DIR`
     builds the tiny offline base model."""
@@ -138,6 +140,12 @@ def instruct(
 
         if out is None:
             raise ConfigError("instruct init-base needs --out DIR")
+        if set_:
+            raise ConfigError(f"instruct init-base takes no --set (got {set_[0]!r}); its only option is --out DIR")
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out: {out} is a file; give a directory for the base model")
+        if out.is_dir() and any(out.iterdir()) and not overwrite:
+            raise ConfigError(f"--out: {out} is not empty; pass --overwrite to replace it, or give a new directory")
         info = init_base(out, progress=progress)
         typer.echo(
             f"base model: {out} ({info.n_parameters:,} parameters, {info.steps} steps, "
@@ -148,6 +156,8 @@ def instruct(
     from gradwise.instruct import InstructConfig
     from gradwise.recipes.instruct import run as run_instruct
 
+    if out is not None:
+        raise ConfigError(f"--out is for instruct init-base; a config's run goes to runs_dir/name (got --out {out})")
     cfg = load_config(Path(target), set_, model=InstructConfig)
     result = run_instruct(cfg, overwrite=overwrite, progress=progress)
     for key in ("before", "after"):
