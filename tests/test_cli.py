@@ -358,3 +358,33 @@ def test_instruct_config_refuses_out(tmp_path):
     result = runner.invoke(app, ["instruct", "examples/instruct.yaml", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "--out is for instruct init-base" in result.output and not (tmp_path / "x").exists()
+
+
+def test_a_sweep_whose_storage_fails_leaves_no_run_dir(tmp_path):
+    result = runner.invoke(app, ["sweep", "examples/sweep_weight_decay.yaml", "--set", f"runs_dir={tmp_path}",
+                                 "--storage", "foo://bar"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "storage foo://bar: cannot open the database" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_base_says_what_it_does_before_its_silent_first_steps(tmp_path, monkeypatch):
+    import inspect
+    from types import SimpleNamespace
+
+    import gradwise.instruct as gi
+
+    seen = []
+
+    def fake_init_base(out, *, documents=20_000, steps=500, progress=False):
+        seen.append(out)
+        return SimpleNamespace(n_parameters=10, steps=steps, losses=[6.0, 2.0], seconds=1.0)
+
+    real = inspect.signature(gi.init_base).parameters
+    monkeypatch.setattr(gi, "init_base", fake_init_base)
+    result = runner.invoke(app, ["instruct", "init-base", "--out", str(tmp_path / "base")])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"instruct init-base: a corpus of {real['documents'].default:,} documents")
+    assert f"then {real['steps'].default} pretraining steps" in first
+    assert seen == [tmp_path / "base"]

@@ -146,6 +146,15 @@ def instruct(
             raise ConfigError(f"--out: {out} is a file; give a directory for the base model")
         if out.is_dir() and any(out.iterdir()) and not overwrite:
             raise ConfigError(f"--out: {out} is not empty; pass --overwrite to replace it, or give a new directory")
+        if progress:  # the corpus and tokenizer come before the first pretraining line
+            import inspect
+
+            defaults = {k: v.default for k, v in inspect.signature(init_base).parameters.items()}
+            typer.echo(
+                f"instruct init-base: a corpus of {defaults['documents']:,} documents, a BPE "
+                f"tokenizer, then {defaults['steps']} pretraining steps (about 100 s on 2 idle "
+                f"cores) -> {out}", err=True,
+            )  # fmt: skip
         info = init_base(out, progress=progress)
         typer.echo(
             f"base model: {out} ({info.n_parameters:,} parameters, {info.steps} steps, "
