@@ -172,3 +172,27 @@ def test_threads_argument_and_config_field_win_over_the_rule_and_the_env(clean_e
             Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.MSELoss(), threads=bad)
         with pytest.raises(ValueError, match=r"a whole number >= 1 or 'auto'"):
             TrainingConfig(threads=bad)
+
+
+def test_drawing_the_first_batch_leaves_the_loader_as_it_was():
+    from gradwise.train._data import LoaderBatches
+    from gradwise.train._threads import first_inputs
+
+    data = torch.utils.data.TensorDataset(torch.arange(40.0).view(20, 2), torch.zeros(20))
+    gen = torch.Generator().manual_seed(3)
+    sampler = torch.utils.data.RandomSampler(data, generator=gen)
+    loader = torch.utils.data.DataLoader(data, batch_size=4, sampler=sampler)
+    order = [b[0][:, 0].tolist() for b in loader]
+    gen.manual_seed(3)
+    rng = torch.get_rng_state()
+    first = first_inputs(LoaderBatches(loader, torch.device("cpu"), None, "train"))
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert first[0][:, 0].tolist() == order[0]
+    assert [b[0][:, 0].tolist() for b in loader] == order  # the sampler's generator put back
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from ((torch.zeros(2), torch.zeros(())) for _ in range(3))
+
+    stream = torch.utils.data.DataLoader(Stream(), batch_size=2)
+    assert first_inputs(LoaderBatches(stream, torch.device("cpu"), None, "train")) is None

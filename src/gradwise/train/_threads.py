@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import IterableDataset
 
 from gradwise.errors import ConfigError
 
@@ -159,8 +160,10 @@ def threads_override() -> int | str | None:
 def first_inputs(batches: Any) -> Any:
     """The inputs of the first training batch of a Trainer's batches (None when unknown).
 
-    Tensor data is sliced; a DataLoader is drawn from once, with its
-    generator and torch's RNG put back, so the run does not change.
+    Tensor data is sliced; a DataLoader is drawn from once, with its (and
+    its sampler's) generator and torch's RNG put back, so the run does not
+    change. A loader over an ``IterableDataset`` (a stream may not restart)
+    or with workers is not drawn from: None (one position per batch).
     """
     inputs, size = getattr(batches, "inputs", None), getattr(batches, "batch_size", None)
     if inputs is not None:
@@ -168,16 +171,19 @@ def first_inputs(batches: Any) -> Any:
     loader = getattr(batches, "loader", None)
     if loader is None:
         return batches if isinstance(batches, (Tensor, tuple, list, Mapping)) else None
-    gen = getattr(loader, "generator", None)
-    saved = None if gen is None else gen.get_state()
+    if isinstance(loader.dataset, IterableDataset) or loader.num_workers > 0:
+        return None  # a stream may not restart; workers would start twice: not drawn from
+    sampler = getattr(loader.batch_sampler, "sampler", loader.sampler)
+    gens = [g for g in (loader.generator, getattr(sampler, "generator", None)) if g is not None]
+    saved = [g.get_state() for g in gens]
     rng = torch.get_rng_state()
     try:
         for batch in loader:
             return batch[:-1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else batch
     finally:
         torch.set_rng_state(rng)
-        if gen is not None:
-            gen.set_state(saved)
+        for g, state in zip(gens, saved):
+            g.set_state(state)
     return None
 
 
