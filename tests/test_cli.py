@@ -67,7 +67,31 @@ def test_real_process_has_no_traceback(tmp_path):
 def test_report_command_needs_a_run_dir(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
-    assert "no metrics.jsonl" in result.output
+    assert "no metrics.jsonl" in result.output and "results.json" in result.output
+    result = runner.invoke(app, ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such run directory" in result.output
+    assert not (tmp_path / "nope").exists()
+
+
+def test_report_redraws_a_linear_fit_keeping_its_page(tmp_path):
+    result = runner.invoke(app, ["linear", "examples/linear_sparse.yaml", "--set", f"runs_dir={tmp_path}"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "linear_sparse"
+    first = (run / "report.html").read_text()
+    assert "lam_min = " in first and "The path: coefficients against log lam" in first
+    (run / "report.html").unlink()
+    result = runner.invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    again = (run / "report.html").read_text()
+    assert again == first  # the same page: text, results, the three plots, the config
+    assert again.count("<img") == 3
+
+    # a linear run from before report.json: its results, plots and config
+    (run / "report.json").unlink()
+    result = runner.invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    page = (run / "report.html").read_text()
+    assert page.count("<img") == 3 and "test_r2" in page and "kind: lasso" in page
 
 
 @pytest.mark.slow
@@ -293,3 +317,74 @@ def test_train_log_lines_early_stop_after_its_epoch_and_no_wrap(tmp_path):
     stop = next(i for i, ln in enumerate(lines) if ln.startswith("[early_stop]"))
     assert epochs[-1] < stop
     assert all(not ln.startswith(("val_", "0.")) for ln in lines)  # no wrapped fragments
+
+
+def test_a_failed_lr_find_leaves_no_run_dir(tmp_path):
+    path = _write(tmp_path, f"name: lrf\nruns_dir: {tmp_path}\ndata: {{name: digitz}}\n")
+    result = runner.invoke(app, ["lr-find", str(path)])
+    assert result.exit_code == 2
+    assert "unknown dataset 'digitz' (did you mean 'digits'?)" in result.output
+    assert not (tmp_path / "lrf").exists()
+
+
+def test_report_of_a_file_says_it_is_not_a_run_directory(tmp_path):
+    path = _write(tmp_path, "name: x\n")
+    result = runner.invoke(app, ["report", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: a file, not a run directory" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "FILE"], "--out: FILE is a file; give a directory for the base model"),
+        (["--out", "FULL"], "--out: FULL is not empty; pass --overwrite to replace it"),
+        (["--out", "NEW", "--set", "steps=5"], "instruct init-base takes no --set (got 'steps=5')"),
+    ],
+    ids=["out-is-a-file", "out-not-empty", "set"],
+)
+def test_init_base_refuses_bad_options_at_once(tmp_path, args, message):
+    (tmp_path / "FILE").write_text("x")
+    (tmp_path / "FULL").mkdir()
+    (tmp_path / "FULL" / "keep.txt").write_text("mine")
+    args = [str(tmp_path / a) if a in ("FILE", "FULL", "NEW") else a for a in args]
+    result = runner.invoke(app, ["instruct", "init-base", *args])
+    assert result.exit_code == 2
+    assert message.replace("FILE", str(tmp_path / "FILE")).replace("FULL", str(tmp_path / "FULL")) in result.output
+    assert (tmp_path / "FULL" / "keep.txt").read_text() == "mine" and not (tmp_path / "NEW").exists()
+
+
+def test_instruct_config_refuses_out(tmp_path):
+    result = runner.invoke(app, ["instruct", "examples/instruct.yaml", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "--out is for instruct init-base" in result.output and not (tmp_path / "x").exists()
+
+
+def test_a_sweep_whose_storage_fails_leaves_no_run_dir(tmp_path):
+    result = runner.invoke(app, ["sweep", "examples/sweep_weight_decay.yaml", "--set", f"runs_dir={tmp_path}",
+                                 "--storage", "foo://bar"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "storage foo://bar: cannot open the database" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_base_says_what_it_does_before_its_silent_first_steps(tmp_path, monkeypatch):
+    import inspect
+    from types import SimpleNamespace
+
+    import gradwise.instruct as gi
+
+    seen = []
+
+    def fake_init_base(out, *, documents=20_000, steps=500, progress=False):
+        seen.append(out)
+        return SimpleNamespace(n_parameters=10, steps=steps, losses=[6.0, 2.0], seconds=1.0)
+
+    real = inspect.signature(gi.init_base).parameters
+    monkeypatch.setattr(gi, "init_base", fake_init_base)
+    result = runner.invoke(app, ["instruct", "init-base", "--out", str(tmp_path / "base")])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"instruct init-base: a corpus of {real['documents'].default:,} documents")
+    assert f"then {real['steps'].default} pretraining steps" in first
+    assert seen == [tmp_path / "base"]

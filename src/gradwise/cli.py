@@ -78,12 +78,15 @@ def lr_find_cmd(
 ) -> None:
     """LR range test on a config's model and data: prints the suggestion, writes the plot."""
     from gradwise.config import load_config
+    from gradwise.recipes._setup import cleanup_on_failure
     from gradwise.recipes.train import choose_lr, prepare
 
     cfg = load_config(config, set_)
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    plot = cfg.run_dir / "lr_find.png"
-    found = choose_lr(cfg, prepare(cfg), plot)
+    fresh = not cfg.run_dir.exists()
+    with cleanup_on_failure(cfg.run_dir, fresh):  # a failed test leaves no new runs/NAME
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        plot = cfg.run_dir / "lr_find.png"
+        found = choose_lr(cfg, prepare(cfg), plot)
     typer.echo(f"suggested lr: {found.suggestion:.3g}  ({found.suggestion_rule})")
     if len(found.group_lrs) > 1:
         typer.echo("per group: " + ", ".join(f"{lr:.3g}" for lr in found.group_lrs))
@@ -124,7 +127,9 @@ def instruct(
         Path | None, typer.Option(help="init-base: where the tiny base model is saved.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing runs/NAME.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing runs/NAME (init-base: a non-empty --out).")
+    ] = False,
 ) -> None:
     """Instruction-tune a local causal LM (full or LoRA); `instruct init-base --out DIR`
     builds the tiny offline base model."""
@@ -135,6 +140,21 @@ def instruct(
 
         if out is None:
             raise ConfigError("instruct init-base needs --out DIR")
+        if set_:
+            raise ConfigError(f"instruct init-base takes no --set (got {set_[0]!r}); its only option is --out DIR")
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out: {out} is a file; give a directory for the base model")
+        if out.is_dir() and any(out.iterdir()) and not overwrite:
+            raise ConfigError(f"--out: {out} is not empty; pass --overwrite to replace it, or give a new directory")
+        if progress:  # the corpus and tokenizer come before the first pretraining line
+            import inspect
+
+            defaults = {k: v.default for k, v in inspect.signature(init_base).parameters.items()}
+            typer.echo(
+                f"instruct init-base: a corpus of {defaults['documents']:,} documents, a BPE "
+                f"tokenizer, then {defaults['steps']} pretraining steps (about 100 s on 2 idle "
+                f"cores) -> {out}", err=True,
+            )  # fmt: skip
         info = init_base(out, progress=progress)
         typer.echo(
             f"base model: {out} ({info.n_parameters:,} parameters, {info.steps} steps, "
@@ -145,6 +165,8 @@ def instruct(
     from gradwise.instruct import InstructConfig
     from gradwise.recipes.instruct import run as run_instruct
 
+    if out is not None:
+        raise ConfigError(f"--out is for instruct init-base; a config's run goes to runs_dir/name (got --out {out})")
     cfg = load_config(Path(target), set_, model=InstructConfig)
     result = run_instruct(cfg, overwrite=overwrite, progress=progress)
     for key in ("before", "after"):
@@ -196,18 +218,15 @@ def sweep(
 @app.command()
 @_user_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """Re-draw the plots and report.html of a run from its metrics.jsonl."""
-    from gradwise.errors import ConfigError
-    from gradwise.report import write_report
+    """Re-draw the plots and report.html of a run, a sweep or a linear fit, keeping what it wrote."""
+    from gradwise.report import redraw
 
     if (run_dir / "sweep.yaml").exists():
         from gradwise.sweep import report_sweep
 
         typer.echo(f"report: {report_sweep(run_dir).report}")
         return
-    if not (run_dir / "metrics.jsonl").exists():
-        raise ConfigError(f"{run_dir} is not a run directory: it has no metrics.jsonl")
-    typer.echo(f"report: {write_report(run_dir)}")
+    typer.echo(f"report: {redraw(run_dir)}")
 
 
 @app.command()

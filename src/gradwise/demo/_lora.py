@@ -70,7 +70,7 @@ def _fit(label: str, lora: bool, s: dict[str, Any], out_dir: Path | None = None)
     from gradwise.optim import adamw
     from gradwise.train import Trainer
 
-    encoder, tokenizer = load_hf_encoder(minilm_dir())
+    encoder, tokenizer = load_hf_encoder(minilm_dir("lora"))
     data = _data(tokenizer, s)
     head = gnn.head("binary", 1)
     torch.manual_seed(s.get("seed", 0))

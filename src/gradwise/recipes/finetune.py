@@ -243,7 +243,7 @@ def _run(
         model, optimizer, loss, epochs=t.epochs, batch_size=t.batch_size, callbacks=callbacks,
         device=t.device, grad_accum=t.grad_accum, clip_grad_norm=t.clip_grad_norm,
         precision=t.precision, seed=t.seed, schedule=schedule,
-        distributed=trainer_mode(t.distributed),
+        distributed=trainer_mode(t.distributed), threads=t.threads,
     )  # fmt: skip
 
     # 7. the source task through its own head, before fine-tuning

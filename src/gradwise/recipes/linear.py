@@ -22,7 +22,7 @@ from gradwise._io import write_text
 from gradwise.config import dump_config
 from gradwise.config._linear import MODELS, LinearConfig, LinearModelConfig
 from gradwise.recipes._setup import claim_run_dir, cleanup_on_failure
-from gradwise.report import Section, render_html
+from gradwise.report import Section, write_page
 
 __all__ = ["MODELS", "LinearConfig", "LinearModelConfig", "LinearResult", "fit_estimator", "run"]
 
@@ -127,7 +127,8 @@ def _run(cfg: LinearConfig, run_dir: Path) -> LinearResult:
 
     write_text(run_dir / "results.json", json.dumps(results, indent=2))
     rows = [{"metric": k, "value": v} for k, v in results.items() if not isinstance(v, dict)]
-    page = render_html(
+    write_page(
+        run_dir,
         f"gradwise linear: {cfg.name}",
         [
             Section("Model", text="; ".join(text), tables=[("results", rows)]),
@@ -143,5 +144,4 @@ def _run(cfg: LinearConfig, run_dir: Path) -> LinearResult:
             Section("Resolved config", pre=(run_dir / "config.yaml").read_text()),
         ],
     )
-    write_text(run_dir / "report.html", page)
     return LinearResult(run_dir, results, est)

@@ -231,6 +231,7 @@ def _run(
         seed=t.seed,
         schedule=schedule_factory(cfg.schedule),
         distributed=trainer_mode(t.distributed),
+        threads=t.threads,
     )
     parts = prep.parts
     val = parts.val.tensors() if len(parts.val) else None

@@ -240,14 +240,17 @@ def run_sweep(
         raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
     url = storage_url(sweep_cfg, storage)
     run_dir = sweep_cfg.run_dir
+    fresh = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     raw = sweep_cfg.model_dump(mode="json", exclude_unset=True)
     raw.update(name=sweep_cfg.name, runs_dir=sweep_cfg.runs_dir)
-    # as written (unset fields stay unset): `gradwise report` re-reads it
-    write_text(run_dir / "sweep.yaml", yaml.safe_dump(raw, sort_keys=False))
-    with quiet_optuna():
+    from gradwise.recipes._setup import cleanup_on_failure
+
+    with cleanup_on_failure(run_dir, fresh), quiet_optuna():  # a refused study leaves no new dir
         storage_obj = open_storage(url)
         study = open_study(sweep_cfg, url, storage_obj)
+    # as written (unset fields stay unset): `gradwise report` re-reads it
+    write_text(run_dir / "sweep.yaml", yaml.safe_dump(raw, sort_keys=False))
     if jobs == 1:
         ran = work(raw, url, verbose=verbose, study=study, storage=storage_obj)
     else:

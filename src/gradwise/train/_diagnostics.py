@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from gradwise.errors import ConfigError
+from gradwise.train._diagnostics_check import check_number as _number
+from gradwise.train._diagnostics_check import gradient_events
 from gradwise.train._diagnostics_report import measure, plot_all, report_section
 from gradwise.train._io import write_text
 from gradwise.train._state import Callback, Control, TrainState
@@ -28,14 +30,6 @@ from gradwise.train._state import Callback, Control, TrainState
 # Normalised by its maximum (sigmoid' peaks at 1/4) so one threshold means the
 # same depth of saturation for both: d = 4y(1-y) for sigmoid, 1-y^2 for tanh.
 _SATURATING = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
-
-
-def _number(owner: str, field: str, value: Any, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
-        raise ConfigError(f"{owner}: {field} must be a number > {low}, got {value!r}")
-    if high is not None and not value < high:
-        raise ConfigError(f"{owner}: {field} must be a number in ({low}, {high}), got {value!r}")
-    return float(value)
 
 
 class GradientDiagnostics(Callback):
@@ -321,45 +315,9 @@ class GradientDiagnostics(Callback):
         return Control(events=events) if events else None
 
     def _check(self, grad_norm: dict[str, float]) -> list[dict[str, Any]]:
-        """Warn when a layer's norm leaves [vanish, explode] × the largest norm after it.
-
-        Gradients flow from the loss backwards, so a layer is compared with the
-        layers between it and the output: vanishing means the gradient shrank
-        on its way back, exploding that it grew. A vanishing chain (sigmoid)
-        then flags its first layers, not its last one, which is far above the
-        median but only because the others vanished. The last layer has no
-        reference and is flagged only when its norm is not finite.
-        """
-        events: list[dict[str, Any]] = []
-        names = [n for n in self.layer_names if n in grad_norm]
-        if all(math.isnan(grad_norm[n]) for n in names):
-            return events  # no step was sampled this epoch
-        for i, name in enumerate(names):
-            g = grad_norm[name]
-            after = [grad_norm[n] for n in names[i + 1 :] if math.isfinite(grad_norm[n])]
-            ref = max(after, default=float("nan"))
-            ratio = g / ref if ref > 0 else float("nan")
-            kind = None
-            if not math.isfinite(g) or ratio > self.explode:
-                kind = "exploding_gradient"
-            elif ratio < self.vanish:
-                kind = "vanishing_gradient"
-            if kind is None:
-                self._flagged.pop(name, None)
-                continue
-            if self._flagged.get(name) == kind:
-                continue  # already reported; report again only after it recovers
-            self._flagged[name] = kind
-            event = {
-                "kind": kind,
-                "message": f"layer {name}: gradient norm {g:.3g} is {ratio:.3g} × the largest "
-                f"of the layers after it ({ref:.3g}): {kind.split('_')[0]}",
-                "layer": name,
-                "grad_norm": g,
-                "ratio": ratio,
-            }
-            self.warnings.append(event)
-            events.append(event)
+        """The epoch's vanishing/exploding events (:func:`gradient_events`), recorded in ``warnings``."""
+        events = gradient_events(self.layer_names, grad_norm, self.vanish, self.explode, self._flagged)
+        self.warnings += events
         return events
 
     # -- resume and export ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from gradwise.train._loop import Run
 from gradwise.train._rng import seed_everything
 from gradwise.train._shard import Shard
 from gradwise.train._state import EVENTS, History, TrainState
-from gradwise.train._threads import auto_threads
+from gradwise.train._threads import auto_threads, check_threads
 from gradwise.train.metrics import Metric, get_metric
 
 PRECISIONS = ("fp32", "bf16")
@@ -86,6 +86,8 @@ class Trainer:
             ``"ddp"`` is ``True``; ``"fsdp"`` (or ``gradwise.train.FSDP(...)``
             for mixed precision and activation checkpointing) shards the
             parameters, gradients and optimizer state over the processes.
+        threads: torch CPU threads during ``fit``: a count, or ``"auto"`` for the
+            rule of :func:`~gradwise.train.choose_threads` (``docs/train.md``).
 
     Example:
         >>> import torch
@@ -118,6 +120,7 @@ class Trainer:
         scheduler_per: str = "step",
         schedule: Any = None,
         distributed: Any = "auto",
+        threads: int | str = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -135,6 +138,7 @@ class Trainer:
         check.integer("Trainer", "seed", seed, optional=True)
         self.precision, self.scheduler_per, self.seed = precision, scheduler_per, seed
         self.distributed = _distributed.check_mode(distributed)
+        self.threads = check_threads(threads)
         self.device = _distributed.local_device(resolve_device(device), distributed)
         if (
             precision == "bf16"
@@ -337,7 +341,7 @@ class Trainer:
         if dist is not None:
             run.ddp = dist.wrap(self.model)
         try:
-            with auto_threads(self.model):  # threads by model size and free cores
+            with auto_threads(self.model, train_b, self.threads):  # by work per step, free cores
                 self.history = run.fit(None if path is None else str(path))
         finally:
             run.ddp = None  # the wrapper (and its gradient hooks) lives for one fit
