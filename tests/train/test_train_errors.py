@@ -45,7 +45,7 @@ def test_bad_options_raise_config_error(kw, match):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda():
-    with pytest.raises(ConfigError, match="CUDA is not available; use 'auto'"):
+    with pytest.raises(ConfigError, match="training.device in a config.*CUDA is not available on this machine; use 'auto'"):
         make(device="cuda")
 
 

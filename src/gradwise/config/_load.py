@@ -61,7 +61,8 @@ def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
         value = err.get("input")
         if msg.startswith("unknown ") and isinstance(value, dict) and "name" in value:
             path += ".name"  # an unknown optimizer or schedule name
-        shown = "" if isinstance(value, (dict, BaseModel)) or "got " in msg else f", got {value!r}"
+        quoted = isinstance(value, str) and repr(value) in msg
+        shown = "" if isinstance(value, (dict, BaseModel)) or "got " in msg or quoted else f", got {value!r}"
         lines.append(f"{path}: {msg}{shown}")
     return "invalid config:\n  " + "\n  ".join(lines)
 
@@ -114,6 +115,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with ``yaml.safe_load``; errors name the file and line."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.yaml"))[:5]
+        hint = f" such as {path / found[0]}" if found else ""
+        raise ConfigError(f"{path} is a directory; give a config file{hint}")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -123,7 +128,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if raw is None:
-        return {}
+        raise ConfigError(f"{path}: the file is empty; a config is a mapping of fields (key: value)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of fields (key: value), got a {type(raw).__name__}")
     return raw

@@ -24,6 +24,16 @@ class ModelConfig(Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     batchnorm: bool = False
 
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, v: str) -> str:
+        from gradwise.errors import unknown
+        from gradwise.nn._activations import ACTIVATIONS
+
+        if v not in ACTIVATIONS:
+            raise unknown("activation", v, ACTIVATIONS)
+        return v
+
     @field_validator("hidden")
     @classmethod
     def _positive_widths(cls, v: list[int]) -> list[int]:

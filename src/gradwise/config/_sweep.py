@@ -109,6 +109,18 @@ class ParamSpec(_Spec):
         return [self.low, self.high]
 
 
+def _did_you_mean(metric: str) -> str:
+    """`` (did you mean 'val_loss'?)`` when ``metric`` is close to a known epoch-record key."""
+    import difflib
+
+    from gradwise.train.metrics import METRICS
+
+    prefix = "val_" if metric.startswith("val_") else "train_"
+    known = [prefix + k for k in (*METRICS, "loss")]
+    match = difflib.get_close_matches(metric, known, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
 class SweepSpec(_Spec):
     """The ``sweep:`` section: search method, objective, parameters, pruning, storage.
 
@@ -189,7 +201,8 @@ class SweepSpec(_Spec):
                 mode = direction(self.metric, "auto", "sweep")
             except ConfigError:
                 raise ValueError(
-                    f"cannot tell whether {self.metric!r} should go up or down; set direction"
+                    f"cannot tell whether {self.metric!r} should go up or down"
+                    f"{_did_you_mean(self.metric)}; set direction: maximize or minimize"
                 ) from None
             self.direction = "maximize" if mode == "max" else "minimize"
         return self

@@ -305,7 +305,10 @@ def apply_sweep_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str
 def load_sweep_config(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
     """Read a sweep YAML file, apply ``key.path=value`` overrides and validate it."""
     raw = apply_sweep_overrides(read_yaml(path), list(overrides or []))
-    return parse_sweep(raw)
+    try:
+        return parse_sweep(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def run_sweep_file(

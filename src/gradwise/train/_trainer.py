@@ -39,7 +39,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"Trainer: device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"Trainer: device={device!r} but CUDA is not available; use 'auto'")
+        raise ConfigError(
+            f"device={device!r} (training.device in a config) but CUDA is not available "
+            "on this machine; use 'auto' or 'cpu'"
+        )
     return dev
 
 
