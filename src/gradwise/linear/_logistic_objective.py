@@ -43,8 +43,10 @@ def probs(eta: np.ndarray, binary: bool) -> np.ndarray:
 
 def duality_gap(data: LogitData, eta: np.ndarray, P: np.ndarray, Y: np.ndarray, B: np.ndarray,
                 b0: np.ndarray, l1: np.ndarray, l2: np.ndarray, positive: bool,
-                binary: bool) -> tuple[float, np.ndarray]:
-    """Fenchel duality gap (unnormalised) and the gradient X^T sw (Y - P), (K, p).
+                binary: bool, V: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Fenchel duality gap (unnormalised) and the gradient V = X^T sw (Y - P), (K, p).
+
+    ``V``, when given, is that gradient already computed at this ``eta``.
 
     With the intercept held at b0, the dual point ``theta = s * sw (Y - P)``
     (``s`` in (0, 1] keeps ``|X_j^T theta| <= l1_j`` where there is no L2
@@ -55,7 +57,8 @@ def duality_gap(data: LogitData, eta: np.ndarray, P: np.ndarray, Y: np.ndarray, 
     ``primal - D >= 0`` and it is 0 exactly at the optimum.
     """
     R = data.sw[:, None] * (Y - P)
-    V = np.stack([data.grad(R[:, k]) for k in range(R.shape[1])])  # (K, p)
+    if V is None:
+        V = np.stack([data.grad(R[:, k]) for k in range(R.shape[1])])  # (K, p)
     Va = V if positive else np.abs(V)
     hard = (l2 == 0) & (l1 > 0)  # L1-only features: the dual must satisfy |v_j| <= l1_j
     s = 1.0
