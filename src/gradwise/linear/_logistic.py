@@ -248,8 +248,9 @@ def fit_logistic(
     free = np.flatnonzero(usable & (l1 == 0) & (l2 == 0))
 
     def certificate(eta_: np.ndarray, P_: np.ndarray, B_: np.ndarray, b0_: np.ndarray,
-                    V_: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-        g, V_ = duality_gap(data, eta_, P_, Y, B_, b0_, l1, l2, positive, binary, V_)
+                    V_: np.ndarray | None = None,
+                    f_: float | None = None) -> tuple[float, np.ndarray]:
+        g, V_ = duality_gap(data, eta_, P_, Y, B_, b0_, l1, l2, positive, binary, V_, f_)
         if free.shape[0] == 0:
             return g, V_
         # the dual point ignores the free features' constraint until they are fitted, so
@@ -260,8 +261,8 @@ def fit_logistic(
     f_prev, gap_prev, scale = np.inf, np.inf, _THR
     for it in range(1, max_iter + 1):  # noqa: B007 - `it` reported as n_iter
         P = probs(eta, binary)
-        gap, V = certificate(eta, P, B, b0, grad_init if it == 1 else None)
         f = loss(eta, Y, sw, binary) + penalty(B, l1, l2)
+        gap, V = certificate(eta, P, B, b0, grad_init if it == 1 else None, f)
         if gap > 0.25 * gap_prev:
             # a Newton step that hardly helped: coordinate descent stopped early on its
             # per-coordinate rule (slow, correlated coordinates); solve the next one tighter
@@ -291,7 +292,8 @@ def fit_logistic(
                                         fit_intercept, thr, 10_000,
                                         None if scale >= _THR else (0.1 * min(gap, null_dev),
                                                                     tol_abs))
-            B, b0, eta = _line_search(data, eta, Y, B, b0, k, dB, db0, deta, l1, l2, binary)
+            B, b0, eta = _line_search(data, eta, Y, B, b0, k, dB, db0, deta, l1, l2, binary,
+                                      None if k else (f, P))
         if not binary and not positive:
             B, eta = recentre(data, B, eta, l1, l2)
     else:
@@ -321,13 +323,19 @@ def fit_logistic(
 
 def _line_search(data: LogitData, eta: np.ndarray, Y: np.ndarray, B: np.ndarray, b0: np.ndarray,
                  k: int, dB: np.ndarray, db0: float, deta: np.ndarray, l1: np.ndarray,
-                 l2: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backtracking (Armijo) on the true objective along class k's Newton direction."""
+                 l2: np.ndarray, binary: bool, known: tuple[float, np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backtracking (Armijo) on the true objective along class k's Newton direction.
+
+    ``known``: the objective and the probabilities at ``eta``, when computed already.
+    """
     if not np.any(dB) and db0 == 0.0:
         return B, b0, eta
     sw = data.sw
-    f0 = loss(eta, Y, sw, binary) + penalty(B, l1, l2)
-    P = probs(eta, binary)
+    if known is None:
+        f0, P = loss(eta, Y, sw, binary) + penalty(B, l1, l2), probs(eta, binary)
+    else:
+        f0, P = known
     slope = float(sw @ ((P[:, k] - Y[:, k]) * deta))  # directional derivative of the loss
     bk_new = B[k] + dB
     pen_change = (float(l1 @ (np.abs(bk_new) - np.abs(B[k])))

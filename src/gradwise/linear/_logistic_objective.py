@@ -43,10 +43,12 @@ def probs(eta: np.ndarray, binary: bool) -> np.ndarray:
 
 def duality_gap(data: LogitData, eta: np.ndarray, P: np.ndarray, Y: np.ndarray, B: np.ndarray,
                 b0: np.ndarray, l1: np.ndarray, l2: np.ndarray, positive: bool,
-                binary: bool, V: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                binary: bool, V: np.ndarray | None = None,
+                primal: float | None = None) -> tuple[float, np.ndarray]:
     """Fenchel duality gap (unnormalised) and the gradient V = X^T sw (Y - P), (K, p).
 
-    ``V``, when given, is that gradient already computed at this ``eta``.
+    ``V`` and ``primal``, when given, are that gradient and the objective
+    already computed at this ``eta``.
 
     With the intercept held at b0, the dual point ``theta = s * sw (Y - P)``
     (``s`` in (0, 1] keeps ``|X_j^T theta| <= l1_j`` where there is no L2
@@ -74,7 +76,8 @@ def duality_gap(data: LogitData, eta: np.ndarray, P: np.ndarray, Y: np.ndarray, 
     else:
         ent = xlogy(Q, Q)
     dual = -float(data.sw @ ent.sum(axis=1)) - s * float(b0 @ R.sum(axis=0)) - gstar
-    primal = loss(eta, Y, data.sw, binary) + penalty(B, l1, l2)
+    if primal is None:
+        primal = loss(eta, Y, data.sw, binary) + penalty(B, l1, l2)
     return primal - dual, V
 
 
