@@ -35,6 +35,7 @@ _NO_INT = np.empty(0, dtype=np.int64)
 _NO_FLOAT = np.empty(0)
 _NO_GU = np.zeros((0, 0))
 _THR = 1e-4  # inner rule: no coordinate moves the model by > _THR * min(gap, tolerance)
+_PREDICT = True  # start each lam from the linear extrapolation of the last two (kept if better)
 _THR_MIN = 1e-12  # tightest inner rule, after Newton steps that did not shrink the gap
 # a Newton step "hardly helped" when the gap kept more than this share: binary steps
 # converge quadratically; multinomial ones cycle over the classes, linearly at best
@@ -213,12 +214,15 @@ def fit_logistic(
     polish: bool = False,
     eta_init: np.ndarray | None = None,
     grad_init: np.ndarray | None = None,
+    predict: tuple | None = None,
 ) -> LogitResult:
     """Proximal Newton for binary (Y (n, 1) of 0/1) or multinomial (Y (n, K) one-hot).
 
     ``polish`` finishes with exact Newton steps on the support (`_logistic_polish`).
     ``eta_init`` and ``grad_init`` (a path's previous `LogitResult`'s ``eta`` and
     ``grad``, at ``coef_init``/``intercept_init``) spare the first passes over X.
+    ``predict = (coef, intercept, eta, c)``, the lam before that, starts from
+    ``init + c (init - predict)`` instead where that has the lower objective.
     """
     binary = Y.shape[1] == 1
     Kc, p = Y.shape[1], data.p
@@ -247,6 +251,14 @@ def fit_logistic(
         return eta
 
     eta = eta_of(B, b0) if eta_init is None else eta_init
+    if predict is not None and eta_init is not None:
+        # the path's next point, extrapolated linearly in log(lam): B, b0 and eta move
+        # together, so eta stays X B + b0; kept only where the objective is lower
+        B_p, b0_p, eta_p, c = predict
+        B2, b02, eta2 = B + c * (B - B_p), b0 + c * (b0 - b0_p), eta + c * (eta - eta_p)
+        if (loss(eta2, Y, sw, binary) + penalty(B2, l1, l2)
+                < loss(eta, Y, sw, binary) + penalty(B, l1, l2)):
+            B, b0, eta, grad_init = B2, b02, eta2, None
     ws_mask = usable & (np.any(B != 0, axis=0) | (l1 == 0))
     free = np.flatnonzero(usable & (l1 == 0) & (l2 == 0))
 
@@ -254,11 +266,13 @@ def fit_logistic(
                     V_: np.ndarray | None = None,
                     f_: float | None = None) -> tuple[float, np.ndarray]:
         g, V_ = duality_gap(data, eta_, P_, Y, B_, b0_, l1, l2, positive, binary, V_, f_)
-        if free.shape[0] == 0:
+        if free.shape[0] == 0 and not fit_intercept:
             return g, V_
-        # the dual point ignores the free features' constraint until they are fitted, so
-        # its gap may even be negative: the free features' own decrement must vanish too
-        return max(g, 0.0) + free_decrement(data, P_, V_, free, binary), V_
+        # the dual point ignores the free features' constraint (and the intercept's,
+        # sum theta = 0: the gap holds b0 fixed) until they are fitted, so its gap may
+        # even be negative: their own Newton decrements must vanish too
+        extra = intercept_decrement(data, P_, Y) if fit_intercept else 0.0
+        return max(g, 0.0) + free_decrement(data, P_, V_, free, binary) + extra, V_
 
     gap, it, stalls = np.inf, 0, 0
     f_prev, gap_prev, scale = np.inf, np.inf, _THR
@@ -384,6 +398,19 @@ def free_decrement(data: LogitData, P: np.ndarray, V: np.ndarray, free: np.ndarr
     return total
 
 
+def intercept_decrement(data: LogitData, P: np.ndarray, Y: np.ndarray) -> float:
+    """Newton decrement of the intercepts, ``sum_k (sum_i sw_i (y_ik - p_ik))^2 / (2 h_k)``.
+
+    ``h_k = sum_i sw_i p_ik (1 - p_ik)``: what moving the intercepts alone
+    would still gain, to second order. The duality gap holds the intercepts
+    fixed, so a start whose intercepts are off (a new lam's warm start) must
+    not pass on that gap alone.
+    """
+    g = data.sw @ (Y - P)
+    h = data.sw @ np.maximum(P * (1.0 - P), _PMIN)
+    return float(np.sum(g * g / (2.0 * h)))
+
+
 def nullprobs(data: LogitData, Y: np.ndarray, fit_intercept: bool) -> np.ndarray:
     """Fitted probabilities (n, K) of the intercept-only model."""
     freq = (data.sw @ Y) / data.sw.sum() if fit_intercept else np.full(Y.shape[1], 0.5)
@@ -427,10 +454,18 @@ def logistic_path(data: LogitData, Y: np.ndarray, lams: Iterable[float], alpha: 
     """Warm-started fits along decreasing ``lams``."""
     out: list[LogitResult] = []
     coef, b0, eta, grad = None, None, None, None
-    for lam in lams:
-        res = fit_logistic(data, Y, float(lam), alpha, w1, w2, coef_init=coef,
-                           intercept_init=b0, eta_init=eta, grad_init=grad, **kw)
+    prev: tuple | None = None  # (coef, b0, eta, lam) of the lam before the last
+    lam_last = np.inf
+    for lam in map(float, lams):
+        predict = None
+        if _PREDICT and prev is not None and eta is not None and lam < lam_last < prev[3]:
+            predict = (*prev[:3], np.log(lam_last / lam) / np.log(prev[3] / lam_last))
+        res = fit_logistic(data, Y, lam, alpha, w1, w2, coef_init=coef, intercept_init=b0,
+                           eta_init=eta, grad_init=grad, predict=predict, **kw)
+        if eta is not None:
+            prev = (coef, b0, eta, lam_last)
         coef, b0, eta, grad = res.coef.copy(), res.intercept.copy(), res.eta, res.grad
+        lam_last = lam
         res.eta = res.grad = None  # the next lam's start only: not kept for the whole path
         out.append(res)
     return out
