@@ -5,7 +5,8 @@
 * dense gaussian 1000 x 10000, elastic net alpha = 0.5;
 * sparse CSR 10000 x 50000, density 0.001, alpha = 0.5 (glum needs X dense
   here, 3.7 GiB at this size: it is skipped above ``--glum-max-dense`` GiB);
-* logistic 2000 x 2000, alpha = 0.5.
+* logistic 2000 x 2000, alpha = 0.5 (and a multinomial row: 2000 x 500, 3
+  classes, against glmnet only: glum has no multinomial family).
 
 Every solver runs the same lam grid (gradwise's, which is glmnet's) on glmnet's
 objective, unstandardised (y scaled to unit sd, so glmnet's internal scaling
@@ -189,6 +190,57 @@ def run_logistic(name, X, y, alpha, repeats, rows, sklearn_logistic=True):
         tol, e_ours = _match(ladder, e)
         t_ours, _ = _time(lambda: ours(tol), repeats)  # noqa: B023 - called at once
         rows.append((name, peer, tol, t_ours, t, e_ours, e))
+    n = X.shape[0]
+    Xm, ym = multinomial_problem(n, n // 4)
+    run_multinomial(f"multinomial {n}x{n // 4}, K=3", Xm, ym, alpha, repeats, rows)
+
+
+def multinomial_problem(n, p, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    W = np.zeros((classes, p))
+    for k in range(classes):
+        W[k, rng.choice(p, 10, replace=False)] = rng.standard_normal(10)
+    eta = X @ W.T
+    P = np.exp(eta - eta.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    y = (rng.random(n)[:, None] > np.cumsum(P, 1)).sum(1)
+    return X, y
+
+
+def multinomial_objective(X, y, coefs, b0s, lams, alpha):
+    """glmnet's multinomial objective along the path: coefs (K, p, L), b0s (K, L)."""
+    eta = np.einsum("ij,kjl->ikl", X, coefs) + b0s[None]  # (n, K, L)
+    m = eta.max(1, keepdims=True)
+    lse = (m + np.log(np.exp(eta - m).sum(1, keepdims=True)))[:, 0]
+    loss = np.mean(lse - eta[np.arange(len(y)), y], axis=0)
+    pen = alpha * np.abs(coefs).sum((0, 1)) + (1 - alpha) / 2 * (coefs**2).sum((0, 1))
+    return loss + lams * pen
+
+
+def run_multinomial(name, X, y, alpha, repeats, rows):
+    import glmnet
+
+    lams, ref, ref_b0, _ = logistic_path(X, y, alpha=alpha, n_lams=100, standardize=False,
+                                         tol=1e-10, max_iter=500)
+    f_ref = multinomial_objective(X, y, ref, ref_b0, lams, alpha)
+
+    def ours(tol):
+        _, c, b0, _ = logistic_path(X, y, alpha=alpha, lams=lams, standardize=False, tol=tol)
+        return c, b0
+
+    def gl():
+        m = glmnet.LogitNet(alpha=alpha, lambda_path=lams, standardize=False, n_splits=0)
+        m.fit(X, y)
+        return m.coef_path_, m.intercept_path_
+
+    ladder = _ladder(lambda tol: excess(multinomial_objective(X, y, *ours(tol), lams, alpha),
+                                        f_ref))
+    t, (c, b0) = _time(gl, repeats)
+    e = excess(multinomial_objective(X, y, c, b0, lams, alpha), f_ref)
+    tol, e_ours = _match(ladder, e)
+    t_ours, _ = _time(lambda: ours(tol), repeats)
+    rows.append((name, "glmnet", tol, t_ours, t, e_ours, e))
 
 
 def main() -> None:

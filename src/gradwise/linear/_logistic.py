@@ -30,11 +30,22 @@ from sklearn.exceptions import ConvergenceWarning
 from . import _kernels
 from ._logistic_objective import duality_gap, loss, penalty, probs, recentre
 from ._logistic_polish import newton_polish
+from ._logistic_step import (
+    _NO_FLOAT,
+    _NO_INT,
+    class_step,
+    free_decrement,
+    intercept_decrement,
+    line_search,
+    lkernels,
+)
 
-_NO_INT = np.empty(0, dtype=np.int64)
-_NO_FLOAT = np.empty(0)
-_NO_GU = np.zeros((0, 0))
-_PMIN = 1e-10  # curvature floor p(1-p) for saturated probabilities (glmnet uses 1e-5)
+_THR = 1e-4  # inner rule: no coordinate moves the model by > _THR * min(gap, tolerance)
+_PREDICT = True  # start each lam from the linear extrapolation of the last two (kept if better)
+_THR_MIN = 1e-12  # tightest inner rule, after Newton steps that did not shrink the gap
+# a Newton step "hardly helped" when the gap kept more than this share: binary steps
+# converge quadratically; multinomial ones cycle over the classes, linearly at best
+_SHRINK = {True: 0.25, False: 0.9}
 
 
 @dataclass
@@ -50,6 +61,18 @@ class LogitData:
     sd: np.ndarray  # (p,) weighted standard deviations (for standardisation)
     _cache: dict = field(default_factory=dict, repr=False)
 
+    @property
+    def arrays(self) -> tuple:
+        """(X raveled, n, data, indices, indptr, sparse): what the kernels read, no copy."""
+        if "arrays" not in self._cache:
+            if self.sparse:
+                self._cache["arrays"] = (_NO_FLOAT, self.n, self.X.data, self.X.indices,
+                                         self.X.indptr, True)
+            else:
+                self._cache["arrays"] = (self.X.ravel(order="F"), self.n, _NO_FLOAT, _NO_INT,
+                                         _NO_INT, False)
+        return self._cache["arrays"]
+
     def grad(self, v: np.ndarray) -> np.ndarray:
         """X^T v (p,)."""
         if self.sparse:
@@ -57,33 +80,24 @@ class LogitData:
                 self._cache["T"] = self.X.T.tocsr()
             return np.asarray(self._cache["T"] @ v).ravel()
         out = np.empty(self.p)
-        _kernels.kernels().grad_dense(self.X.ravel(order="F"), self.n, np.ascontiguousarray(v),
-                                      out)
+        _kernels.kernels().grad_dense(self.arrays[0], self.n, np.ascontiguousarray(v), out)
         return out
-
-    def columns(self, idx: np.ndarray) -> tuple[np.ndarray | sp.spmatrix, np.ndarray | sp.spmatrix,
-                                                np.ndarray | sp.spmatrix]:
-        """X[:, idx], cached: the working set changes far less often than it is used."""
-        key = idx.tobytes()
-        if key not in self._cache:
-            if len(self._cache) >= 5:
-                self._cache = {k: v for k, v in self._cache.items() if k == "T"}
-            sub = self.X[:, idx]
-            sq = sub.multiply(sub) if self.sparse else sub * sub
-            # transposes built once: scipy.sparse re-creates them on every `.T`
-            self._cache[key] = (sub, sub.T.tocsr() if self.sparse else sub.T, sq.T)
-        return self._cache[key]
 
     def matvec(self, idx: np.ndarray, d: np.ndarray) -> np.ndarray:
         """X[:, idx] @ d."""
-        if idx.shape[0] == 0:
-            return np.zeros(self.n)
-        return np.asarray(self.columns(idx)[0] @ d).ravel()
+        out = np.zeros(self.n)
+        if idx.shape[0]:
+            lkernels().matvec(*self.arrays, np.asarray(idx, dtype=np.int64),
+                               np.ascontiguousarray(d, dtype=np.float64), out)
+        return out
 
-    def col_stats(self, idx: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sum_i v_i X_ij, sum_i v_i X_ij^2) for j in idx."""
-        _, subT, sqT = self.columns(idx)
-        return np.asarray(subT @ v).ravel(), np.asarray(sqT @ v).ravel()
+    def col_stats(self, idx: np.ndarray, v: np.ndarray,
+                  u: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sum_i v_i X_ij, sum_i v_i X_ij^2, sum_i u_i X_ij) for j in idx, one pass."""
+        idx = np.asarray(idx, dtype=np.int64)
+        s1, s2, g = np.empty(idx.shape[0]), np.empty(idx.shape[0]), np.empty(idx.shape[0])
+        lkernels().col_stats(*self.arrays, idx, v, v if u is None else u, s1, s2, g)
+        return s1, s2, g
 
 
 def make_logit_data(X: np.ndarray | sp.spmatrix, sw: np.ndarray | None, fit_intercept: bool) -> LogitData:
@@ -105,57 +119,14 @@ def make_logit_data(X: np.ndarray | sp.spmatrix, sw: np.ndarray | None, fit_inte
     return LogitData(Xc, False, n, p, w, mean, np.sqrt(np.maximum(var, 0.0)))
 
 
-def _class_step(data: LogitData, k: int, eta: np.ndarray, P: np.ndarray, Y: np.ndarray,
-                B: np.ndarray, b0: np.ndarray, ws: np.ndarray, l1: np.ndarray, l2: np.ndarray,
-                positive: bool, fit_intercept: bool, tol_in: float, tol_floor: float,
-                max_epochs: int) -> tuple[np.ndarray, float]:
-    """Penalised IRLS step for class k on the working set: (direction dB_k, db0_k)."""
-    pk = P[:, k]
-    curv = np.maximum(pk * (1.0 - pk), _PMIN)
-    v = data.sw * curv
-    zt = (Y[:, k] - pk) / curv  # working residual; eta + zt is IRLS's working response
-    vsum = float(v.sum())
-    m = np.zeros(data.p)
-    H = np.zeros(data.p)
-    s1, s2 = data.col_stats(ws, v)
-    if fit_intercept:
-        m[ws] = s1 / vsum
-        H[ws] = s2 - vsum * m[ws] ** 2
-        r = zt - (v @ zt) / vsum
-    else:
-        H[ws] = s2
-        r = zt.copy()
-    zeta = eta[:, k] + zt
-    zc = zeta - (v @ zeta) / vsum if fit_intercept else zeta
-    b = B[k].copy()
-    K = _kernels.kernels()
-    if data.sparse:
-        X, d, ind, ptr = np.empty(0), data.X.data, data.X.indices, data.X.indptr
-    else:
-        X, d, ind, ptr = data.X.ravel(order="F"), np.empty(0), _NO_INT, _NO_INT
-    D = _kernels.Data(X, data.n, d, ind, ptr, data.sparse, v, vsum, zc, H, m, _NO_FLOAT,
-                      _NO_GU, _NO_INT, _NO_INT)
-    g_ws = np.asarray(data.columns(ws)[1] @ (v * r)).ravel()  # sum(v r) = 0: centred already
-    form_b = bool(np.all(l1 == 0))
-    # inexact Newton: solve the quadratic model to a fraction of its own starting gap
-    gap0 = K.gap_given_g(D, r, 0.0, b, ws, l1, l2, positive, form_b, g_ws)
-    tol_k = max(min(0.1 * gap0, tol_in), 1e-3 * tol_floor)
-    if np.any((l1[ws] == 0) & (l2[ws] == 0)):
-        # this gap cannot see an unfitted free feature (its dual constraint is
-        # X_j^T theta = 0): a fixed number of epochs instead, the outer gap decides
-        tol_k, max_epochs = -1.0, min(max_epochs, 50)
-    K.cd_residual(D, r, np.zeros(1), b, ws, l1, l2, positive, form_b, max_epochs, tol_k, g_ws,
-                  True)
-    new_b0 = (v @ zeta) / vsum - m @ b if fit_intercept else 0.0
-    return b - B[k], new_b0 - b0[k]
-
-
 @dataclass
 class LogitResult:
     coef: np.ndarray  # (K, p) K = 1 for binary
     intercept: np.ndarray  # (K,)
     gap: float  # on the objective's scale (divided by sum of weights)
     n_iter: int
+    eta: np.ndarray | None = None  # (n, K) linear scores of the centred problem at the result
+    grad: np.ndarray | None = None  # (K, p) X^T sw (Y - P) there: the next lam's first check
 
 
 def fit_logistic(
@@ -174,10 +145,17 @@ def fit_logistic(
     intercept_init: np.ndarray | None = None,
     warn: bool = True,
     polish: bool = False,
+    eta_init: np.ndarray | None = None,
+    grad_init: np.ndarray | None = None,
+    predict: tuple | None = None,
 ) -> LogitResult:
     """Proximal Newton for binary (Y (n, 1) of 0/1) or multinomial (Y (n, K) one-hot).
 
     ``polish`` finishes with exact Newton steps on the support (`_logistic_polish`).
+    ``eta_init`` and ``grad_init`` (a path's previous `LogitResult`'s ``eta`` and
+    ``grad``, at ``coef_init``/``intercept_init``) spare the first passes over X.
+    ``predict = (coef, intercept, eta, c)``, the lam before that, starts from
+    ``init + c (init - predict)`` instead where that has the lower objective.
     """
     binary = Y.shape[1] == 1
     Kc, p = Y.shape[1], data.p
@@ -205,29 +183,46 @@ def fit_logistic(
             eta[:, k] = data.matvec(nz, B_[k, nz]) + b0_[k]
         return eta
 
-    eta = eta_of(B, b0)
+    eta = eta_of(B, b0) if eta_init is None else eta_init
+    if predict is not None and eta_init is not None:
+        # the path's next point, extrapolated linearly in log(lam): B, b0 and eta move
+        # together, so eta stays X B + b0; kept only where the objective is lower
+        B_p, b0_p, eta_p, c = predict
+        B2, b02, eta2 = B + c * (B - B_p), b0 + c * (b0 - b0_p), eta + c * (eta - eta_p)
+        if (loss(eta2, Y, sw, binary) + penalty(B2, l1, l2)
+                < loss(eta, Y, sw, binary) + penalty(B, l1, l2)):
+            B, b0, eta, grad_init = B2, b02, eta2, None
     ws_mask = usable & (np.any(B != 0, axis=0) | (l1 == 0))
     free = np.flatnonzero(usable & (l1 == 0) & (l2 == 0))
 
-    def certificate(eta_: np.ndarray, P_: np.ndarray, B_: np.ndarray,
-                    b0_: np.ndarray) -> tuple[float, np.ndarray]:
-        g, V_ = duality_gap(data, eta_, P_, Y, B_, b0_, l1, l2, positive, binary)
-        if free.shape[0] == 0:
+    def certificate(eta_: np.ndarray, P_: np.ndarray, B_: np.ndarray, b0_: np.ndarray,
+                    V_: np.ndarray | None = None,
+                    f_: float | None = None) -> tuple[float, np.ndarray]:
+        g, V_ = duality_gap(data, eta_, P_, Y, B_, b0_, l1, l2, positive, binary, V_, f_)
+        if free.shape[0] == 0 and not fit_intercept:
             return g, V_
-        # the dual point ignores the free features' constraint until they are fitted, so
-        # its gap may even be negative: the free features' own decrement must vanish too
-        return max(g, 0.0) + free_decrement(data, P_, V_, free, binary), V_
+        # the dual point ignores the free features' constraint (and the intercept's,
+        # sum theta = 0: the gap holds b0 fixed) until they are fitted, so its gap may
+        # even be negative: their own Newton decrements must vanish too
+        extra = intercept_decrement(data, P_, Y) if fit_intercept else 0.0
+        return max(g, 0.0) + free_decrement(data, P_, V_, free, binary) + extra, V_
 
     gap, it, stalls = np.inf, 0, 0
-    f_prev = np.inf
+    f_prev, gap_prev, scale = np.inf, np.inf, _THR
     for it in range(1, max_iter + 1):  # noqa: B007 - `it` reported as n_iter
         P = probs(eta, binary)
-        gap, V = certificate(eta, P, B, b0)
         f = loss(eta, Y, sw, binary) + penalty(B, l1, l2)
+        gap, V = certificate(eta, P, B, b0, grad_init if it == 1 else None, f)
+        if gap > _SHRINK[binary] * gap_prev:
+            # a Newton step that hardly helped: coordinate descent stopped early on its
+            # per-coordinate rule (slow, correlated coordinates); solve the next one tighter
+            scale = max(scale * 1e-2, _THR_MIN)
+        gap_prev = gap
         # With saturated probabilities the dual point is a loose certificate (the gap is
         # first order in the KKT residual there): stop when the objective no longer moves
-        # and leave the rest to the polish.
-        stalls = stalls + 1 if f_prev - f <= 1e-14 * max(1.0, abs(f)) else 0
+        # even under the tightest inner rule, and leave the rest to the polish.
+        still = f_prev - f <= 1e-14 * max(1.0, abs(f)) and scale <= _THR_MIN
+        stalls = stalls + 1 if still else 0
         f_prev = f
         if gap <= tol_abs or stalls >= 2:
             break
@@ -240,17 +235,21 @@ def fit_logistic(
             idx = idx[np.argsort(-score)[:limit]]
         ws_mask[idx] = True
         ws = np.flatnonzero(ws_mask).astype(np.int64)
-        tol_in = 0.1 * min(gap, null_dev)
+        thr = scale * min(gap, tol_abs)
+        f_k = f
         for k in range(Kc):
-            P = probs(eta, binary)
-            dB, db0 = _class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive,
-                                  fit_intercept, tol_in, tol_abs, 10_000)
-            B, b0, eta = _line_search(data, eta, Y, B, b0, k, dB, db0, ws, l1, l2, binary)
+            P = probs(eta, binary) if k else P
+            dB, db0, deta = class_step(data, k, eta, P, Y, B, b0, ws, l1, l2, positive,
+                                        fit_intercept, thr, 10_000,
+                                        None if scale >= _THR else (0.1 * min(gap, null_dev),
+                                                                    tol_abs))
+            B, b0, eta, f_k = line_search(data, eta, Y, B, b0, k, dB, db0, deta, l1, l2,
+                                           binary, (f_k, P))
         if not binary and not positive:
             B, eta = recentre(data, B, eta, l1, l2)
     else:
         P = probs(eta, binary)
-        gap, _ = certificate(eta, P, B, b0)
+        gap, V = certificate(eta, P, B, b0)
     if polish and gap > 0.0:
         def objective(B_: np.ndarray, b0_: np.ndarray) -> float:
             return loss(eta_of(B_, b0_), Y, sw, binary) + penalty(B_, l1, l2)
@@ -259,7 +258,7 @@ def fit_logistic(
         eta2 = eta_of(B2, b02)
         gap2, _ = certificate(eta2, probs(eta2, binary), B2, b02)
         if gap2 <= gap:
-            B, b0, gap = B2, b02, gap2
+            B, b0, gap, eta, V = B2, b02, gap2, eta2, None
     if gap > tol_abs and warn:
         warnings.warn(
             f"proximal Newton stopped after {it} iterations at duality gap "
@@ -268,62 +267,9 @@ def fit_logistic(
             stacklevel=3,
         )
     if not binary and fit_intercept:
-        b0 = b0 - b0.mean()  # softmax is unchanged; glmnet and scikit-learn centre them too
-    return LogitResult(B, b0, max(gap, 0.0) / swsum, it)
-
-
-def _line_search(data: LogitData, eta: np.ndarray, Y: np.ndarray, B: np.ndarray, b0: np.ndarray,
-                 k: int, dB: np.ndarray, db0: float, ws: np.ndarray, l1: np.ndarray,
-                 l2: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backtracking (Armijo) on the true objective along class k's Newton direction."""
-    if not np.any(dB) and db0 == 0.0:
-        return B, b0, eta
-    sw = data.sw
-    dk = dB[ws]
-    deta = data.matvec(ws, dk) + db0
-    f0 = loss(eta, Y, sw, binary) + penalty(B, l1, l2)
-    P = probs(eta, binary)
-    slope = float(sw @ ((P[:, k] - Y[:, k]) * deta))  # directional derivative of the loss
-    bk_new = B[k] + dB
-    pen_change = (float(l1 @ (np.abs(bk_new) - np.abs(B[k])))
-                  + 0.5 * float(l2 @ (bk_new**2 - B[k] ** 2)))
-    decrease = slope + pen_change
-    t = 1.0
-    for _ in range(40):
-        B_t = B.copy()
-        B_t[k] = B[k] + t * dB
-        b0_t = b0.copy()
-        b0_t[k] += t * db0
-        eta_t = eta.copy()
-        eta_t[:, k] += t * deta
-        f_t = loss(eta_t, Y, sw, binary) + penalty(B_t, l1, l2)
-        if f_t <= f0 + 1e-4 * t * decrease or t * np.max(np.abs(deta)) < 1e-14:
-            return B_t, b0_t, eta_t
-        t *= 0.5
-    return B, b0, eta
-
-
-def free_decrement(data: LogitData, P: np.ndarray, V: np.ndarray, free: np.ndarray,
-                   binary: bool) -> float:
-    """Newton decrement ``sum_kj v_kj^2 / (2 h_kj)`` of the unpenalised features.
-
-    A feature with no penalty has the dual constraint ``X_j^T theta = 0``,
-    which the scaled dual point of `duality_gap` meets only once that feature
-    is fitted. Its share of the remaining decrease of the objective, to
-    second order, is ``v^2 / (2 h)`` with ``v`` its gradient and ``h`` its
-    curvature ``sum_i sw_i p_i (1 - p_i) x_ij^2``: it is added to the gap, so
-    that a solution with an unfitted free feature never passes the stopping
-    rule (glmnet fits them to gradient 0).
-    """
-    if free.shape[0] == 0:
-        return 0.0
-    total = 0.0
-    for k in range(V.shape[0]):
-        pk = P[:, k]
-        v = data.sw * np.maximum(pk * (1.0 - pk), _PMIN)
-        _, h = data.col_stats(free, v)
-        total += float(np.sum(V[k, free] ** 2 / (2.0 * np.maximum(h, 1e-300))))
-    return total
+        shift = b0.mean()  # softmax is unchanged; glmnet and scikit-learn centre them too
+        b0, eta = b0 - shift, eta - shift
+    return LogitResult(B, b0, max(gap, 0.0) / swsum, it, eta, V)
 
 
 def nullprobs(data: LogitData, Y: np.ndarray, fit_intercept: bool) -> np.ndarray:
@@ -368,10 +314,19 @@ def logistic_path(data: LogitData, Y: np.ndarray, lams: Iterable[float], alpha: 
                   w1: np.ndarray, w2: np.ndarray, **kw: Any) -> list[LogitResult]:
     """Warm-started fits along decreasing ``lams``."""
     out: list[LogitResult] = []
-    coef, b0 = None, None
-    for lam in lams:
-        res = fit_logistic(data, Y, float(lam), alpha, w1, w2, coef_init=coef,
-                           intercept_init=b0, **kw)
-        coef, b0 = res.coef.copy(), res.intercept.copy()
+    coef, b0, eta, grad = None, None, None, None
+    prev: tuple | None = None  # (coef, b0, eta, lam) of the lam before the last
+    lam_last = np.inf
+    for lam in map(float, lams):
+        predict = None
+        if _PREDICT and prev is not None and eta is not None and lam < lam_last < prev[3]:
+            predict = (*prev[:3], np.log(lam_last / lam) / np.log(prev[3] / lam_last))
+        res = fit_logistic(data, Y, lam, alpha, w1, w2, coef_init=coef, intercept_init=b0,
+                           eta_init=eta, grad_init=grad, predict=predict, **kw)
+        if eta is not None:
+            prev = (coef, b0, eta, lam_last)
+        coef, b0, eta, grad = res.coef.copy(), res.intercept.copy(), res.eta, res.grad
+        lam_last = lam
+        res.eta = res.grad = None  # the next lam's start only: not kept for the whole path
         out.append(res)
     return out

@@ -43,8 +43,12 @@ def probs(eta: np.ndarray, binary: bool) -> np.ndarray:
 
 def duality_gap(data: LogitData, eta: np.ndarray, P: np.ndarray, Y: np.ndarray, B: np.ndarray,
                 b0: np.ndarray, l1: np.ndarray, l2: np.ndarray, positive: bool,
-                binary: bool) -> tuple[float, np.ndarray]:
-    """Fenchel duality gap (unnormalised) and the gradient X^T sw (Y - P), (K, p).
+                binary: bool, V: np.ndarray | None = None,
+                primal: float | None = None) -> tuple[float, np.ndarray]:
+    """Fenchel duality gap (unnormalised) and the gradient V = X^T sw (Y - P), (K, p).
+
+    ``V`` and ``primal``, when given, are that gradient and the objective
+    already computed at this ``eta``.
 
     With the intercept held at b0, the dual point ``theta = s * sw (Y - P)``
     (``s`` in (0, 1] keeps ``|X_j^T theta| <= l1_j`` where there is no L2
@@ -55,7 +59,8 @@ def duality_gap(data: LogitData, eta: np.ndarray, P: np.ndarray, Y: np.ndarray, 
     ``primal - D >= 0`` and it is 0 exactly at the optimum.
     """
     R = data.sw[:, None] * (Y - P)
-    V = np.stack([data.grad(R[:, k]) for k in range(R.shape[1])])  # (K, p)
+    if V is None:
+        V = np.stack([data.grad(R[:, k]) for k in range(R.shape[1])])  # (K, p)
     Va = V if positive else np.abs(V)
     hard = (l2 == 0) & (l1 > 0)  # L1-only features: the dual must satisfy |v_j| <= l1_j
     s = 1.0
@@ -71,7 +76,8 @@ def duality_gap(data: LogitData, eta: np.ndarray, P: np.ndarray, Y: np.ndarray, 
     else:
         ent = xlogy(Q, Q)
     dual = -float(data.sw @ ent.sum(axis=1)) - s * float(b0 @ R.sum(axis=0)) - gstar
-    primal = loss(eta, Y, data.sw, binary) + penalty(B, l1, l2)
+    if primal is None:
+        primal = loss(eta, Y, data.sw, binary) + penalty(B, l1, l2)
     return primal - dual, V
 
 
@@ -80,36 +86,35 @@ def penalty_shift(B: np.ndarray, l1: np.ndarray, l2: np.ndarray) -> np.ndarray:
 
     The derivative ``l2 (K c - sum B) + l1 (#{B < c} - #{B > c})`` is monotone
     in c; between consecutive sorted values it is linear, so the root is found
-    exactly from the sorted columns (the mean for ridge, a median for lasso).
+    exactly from the sorted columns (the mean for ridge, a median for lasso),
+    for all features at once (a loop over the K + 1 intervals only).
     """
     K, p = B.shape
-    S = np.sort(B, axis=0)
-    c = np.empty(p)
-    tot = S.sum(axis=0)
-    c[:] = 0.0
-    for j in np.flatnonzero(np.any(B != 0, axis=0)):
-        a, q, col = l1[j], l2[j], S[:, j]
-        if a == 0.0 and q == 0.0:  # unpenalised: any shift is as good, keep it where it is
-            continue
-        if q == 0.0:
-            c[j] = col[(K - 1) // 2]
-            continue
-        best = tot[j] / K
-        for m in range(K + 1):  # c in [col[m-1], col[m]]: m values below, K - m above
-            cm = (tot[j] - a * (2 * m - K) / q) / K
-            lo = -np.inf if m == 0 else col[m - 1]
-            hi = np.inf if m == K else col[m]
-            if lo <= cm <= hi:
-                best = cm
-                break
-            if m < K and a > 0:  # a kink at col[m] may hold the root
-                below, above = m, K - m - 1
-                d_lo = q * (K * col[m] - tot[j]) + a * (below - above - 1)
-                d_hi = q * (K * col[m] - tot[j]) + a * (below - above + 1)
-                if d_lo <= 0.0 <= d_hi:
-                    best = col[m]
-                    break
-        c[j] = best
+    c = np.zeros(p)
+    cols = np.flatnonzero(np.any(B != 0, axis=0) & ((l1 > 0) | (l2 > 0)))
+    if cols.shape[0] == 0:  # unpenalised: any shift is as good, keep it where it is
+        return c
+    S = np.sort(B[:, cols], axis=0)
+    tot, a, q = S.sum(axis=0), l1[cols], l2[cols]
+    lasso = q == 0.0
+    best = np.where(lasso, S[(K - 1) // 2], tot / K)
+    todo = ~lasso
+    qs = np.where(lasso, 1.0, q)
+    for m in range(K + 1):  # c in [S[m-1], S[m]]: m values below, K - m above
+        cm = (tot - a * (2 * m - K) / qs) / K
+        lo = S[m - 1] if m > 0 else np.full(cols.shape[0], -np.inf)
+        hi = S[m] if m < K else np.full(cols.shape[0], np.inf)
+        hit = todo & (lo <= cm) & (cm <= hi)
+        best[hit] = cm[hit]
+        todo &= ~hit
+        if m < K:  # a kink at S[m] may hold the root
+            below, above = m, K - m - 1
+            d = q * (K * S[m] - tot)
+            kink = todo & (a > 0) & (d + a * (below - above - 1) <= 0.0) & (
+                0.0 <= d + a * (below - above + 1))
+            best[kink] = S[m][kink]
+            todo &= ~kink
+    c[cols] = best
     return c
 
 
