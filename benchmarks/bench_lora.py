@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    # the same count for gradwise's Trainer, whose own rule would pick 1 thread for a small model
+    # the same count for gradwise's Trainer (its own rule weighs the machine's load too)
     os.environ["GRADWISE_THREADS"] = "2"
     device = torch.device(args.device)
     import peft

@@ -175,7 +175,7 @@ def main() -> None:
     n = 240 if args.quick else 1500
     repeats = args.repeats or (1 if args.quick else 3)
     torch.set_num_threads(2)
-    # the same count for gradwise's Trainer, whose own rule would pick 1 thread for a small model
+    # the same count for gradwise's Trainer (its own rule weighs the machine's load too)
     os.environ["GRADWISE_THREADS"] = "2"
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)

@@ -235,7 +235,7 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory or a sharded checkpoint.")],
     out: Annotated[Path | None, typer.Option(help="Output directory (default RUN_DIR/export).")] = None,
 ) -> None:
-    """Consolidate an FSDP (DCP) checkpoint into model.safetensors, plus a PEFT adapter for LoRA."""
+    """Write a checkpoint's weights to model.safetensors (an FSDP one consolidated), plus a PEFT adapter for LoRA."""
     from gradwise.train._export import export_checkpoint
 
     for path in export_checkpoint(run_dir, out if out is not None else run_dir / "export"):

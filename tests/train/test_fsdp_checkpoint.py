@@ -91,15 +91,19 @@ def test_export_writes_the_weights_and_the_peft_adapter(one_rank_group, tmp_path
     )
 
 
-def test_export_refuses_a_single_file_checkpoint(tmp_path):
-    from gradwise.errors import CheckpointError
+def test_export_writes_a_single_file_checkpoints_weights(tmp_path):
+    from safetensors.torch import load_file
+
     from gradwise.train import Checkpoint
 
     t = worker.mlp_trainer(16, False)
     t.callbacks.append(Checkpoint(tmp_path / "ckpt"))
     t.fit(worker.mlp_data())
-    with pytest.raises(CheckpointError, match="is not a sharded \\(FSDP\\) checkpoint directory"):
-        export_checkpoint(tmp_path / "ckpt", tmp_path / "out")
+    written = export_checkpoint(tmp_path / "ckpt", tmp_path / "out")
+    assert written == [tmp_path / "out" / "model.safetensors"]
+    saved = load_file(written[0])
+    model = t.model.state_dict()
+    assert set(saved) == set(model) and all(torch.equal(saved[k], model[k]) for k in model)
 
 
 @pytest.mark.slow

@@ -47,7 +47,8 @@ class DataConfig(Strict):
     """Where the data comes from and how it is split.
 
     Exactly one of ``name`` (a built-in dataset of :mod:`gradwise.data`) and
-    ``path`` (a ``.csv`` with a ``target`` column, or a ``.npz``) is given.
+    ``path`` (a ``.csv`` whose target column ``target`` names, or a ``.npz``)
+    is given.
     """
 
     name: str | None = None

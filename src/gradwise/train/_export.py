@@ -1,6 +1,7 @@
-"""``gradwise export``: one safetensors file (and a PEFT adapter) from a sharded checkpoint.
+"""``gradwise export``: one safetensors file (and a PEFT adapter) from a checkpoint.
 
-An FSDP checkpoint is a directory of DCP shards. :func:`export_checkpoint`
+A single-file checkpoint (``step-*.pt``) holds the full weights; they are
+written as they are. An FSDP checkpoint is a directory of DCP shards. :func:`export_checkpoint`
 reads every shard in this process (no process group, any number of writers)
 and writes the full weights to ``model.safetensors``, keyed as in
 ``model.state_dict()``. When the trained model carried LoRA adapters, the
@@ -26,8 +27,8 @@ def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike) -> list[P
     """Write ``out/model.safetensors`` (and ``out/adapter/`` for LoRA) from a checkpoint.
 
     Args:
-        path: a sharded checkpoint directory, or a run directory / checkpoint
-            directory whose latest checkpoint is one.
+        path: a checkpoint (a ``.pt`` file or a sharded directory), or a run
+            directory / checkpoint directory whose latest checkpoint is exported.
         out: the output directory (created).
 
     Returns:
@@ -46,13 +47,14 @@ def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike) -> list[P
     if not is_sharded_checkpoint(path) and (path / "checkpoints").is_dir():
         path = path / "checkpoints"
     path = resolve_checkpoint(path)
-    if not is_sharded_checkpoint(path):
-        raise CheckpointError(
-            f"{str(path)!r} is not a sharded (FSDP) checkpoint directory; a single-file "
-            "checkpoint's weights are its 'model' entry: torch.load(path, weights_only=True)"
-        )
     meta = load_checkpoint(path)
-    full = {k: v.contiguous() for k, v in consolidate(path).items()}
+    if is_sharded_checkpoint(path):
+        weights = consolidate(path)
+    elif isinstance(meta.get("model"), dict):  # a single-file checkpoint holds the full weights
+        weights = meta["model"]
+    else:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds no model weights")
+    full = {k: v.detach().contiguous() for k, v in weights.items()}
     out = Path(out)
     written = [
         atomic_write(out / MODEL_FILE, lambda f: f.write(safetensors_bytes(full, {"format": "pt"})))
