@@ -35,18 +35,7 @@ _col_dot, _col_axpy, _res_norms = P._col_dot, P._col_axpy, P._res_norms
 _copy, _grad_cols, _dual_terms = P._copy, P._grad_cols, P._dual_terms
 scale_into, gather, scatter, where = P.scale_into, P.gather, P.scatter, P.where
 strong_set, kkt_violators, grad_dense = P.strong_set, P.kkt_violators, P.grad_dense
-
-
-@njit
-def _prox(u, l1, denom, positive):
-    """argmin_t denom/2 t^2 - u t + l1 |t| (t >= 0 if positive)."""
-    if positive:
-        return max(u - l1, 0.0) / denom
-    if u > l1:
-        return (u - l1) / denom
-    if u < -l1:
-        return (u + l1) / denom
-    return 0.0
+_prox, _sweep = P._prox, P._sweep
 
 
 @njit
@@ -162,29 +151,6 @@ def gap_ws(D, r, s, b, ws, l1, l2, positive, form_b, g_out):
     """Gradients on ``ws`` into ``g_out`` (one pass over those columns) and the gap there."""
     _grad_cols(D, r, s, ws, g_out)
     return gap_given_g(D, r, s, b, ws, l1, l2, positive, form_b, g_out)
-
-
-@njit
-def _sweep(D, r, st, b, idx, nidx, l1, l2, positive):
-    """One cyclic pass over idx[:nidx]; returns the largest (H_j + l2_j) d_j^2."""
-    dmax = 0.0
-    s = st[0]
-    for k in range(nidx):
-        j = idx[k]
-        hj = D.H[j]
-        if hj <= 0.0:
-            continue
-        bj = b[j]
-        g = _col_dot(D, j, r) + s * D.wsum * D.m[j]
-        new = _prox(g + hj * bj, l1[j], hj + l2[j], positive)
-        d = new - bj
-        if d != 0.0:
-            _col_axpy(D, j, d, r)
-            s += d * D.m[j]
-            b[j] = new
-            dmax = max(dmax, (hj + l2[j]) * d * d)
-    st[0] = s
-    return dmax
 
 
 @njit
