@@ -112,10 +112,23 @@ if JIT:
     def _grad_cols(D, r, s, idx, out):
         """out[k] = centred gradient X~_j^T W (r + s) for j = idx[k]."""
         c = s * D.wsum
-        if D.sparse:  # the branch outside the loop: the sparse one inlines
-            for k in range(idx.shape[0]):
-                j = idx[k]
-                out[k] = _dot_sparse(D.data, D.indices, D.indptr, D.w, j, r) + c * D.m[j]
+        if D.sparse:  # branches outside the loops, the column loops written out
+            data, indices, indptr, w, m = D.data, D.indices, D.indptr, D.w, D.m
+            if w.shape[0] == 0:
+                for k in range(idx.shape[0]):
+                    j = idx[k]
+                    acc = c * m[j]
+                    for t in range(indptr[j], indptr[j + 1]):
+                        acc += data[t] * r[indices[t]]
+                    out[k] = acc
+            else:
+                for k in range(idx.shape[0]):
+                    j = idx[k]
+                    acc = c * m[j]
+                    for t in range(indptr[j], indptr[j + 1]):
+                        i = indices[t]
+                        acc += data[t] * w[i] * r[i]
+                    out[k] = acc
         else:
             for k in range(idx.shape[0]):
                 j = idx[k]
@@ -135,22 +148,44 @@ if JIT:
     @njit
     def _sweep_sparse(data, indices, indptr, w, H, m, wsum, r, st, b, idx, nidx, l1, l2,
                       positive):
+        # the column loops written out here, one sweep without weights and one with:
+        # per coordinate this is a handful of flops, so every branch and call shows
         dmax = 0.0
         s = st[0]
+        sw = s * wsum
+        unweighted = w.shape[0] == 0
         for k in range(nidx):
             j = idx[k]
             hj = H[j]
             if hj <= 0.0:
                 continue
             bj = b[j]
-            g = _dot_sparse(data, indices, indptr, w, j, r) + s * wsum * m[j]
-            new = _prox(g + hj * bj, l1[j], hj + l2[j], positive)
+            a, e = indptr[j], indptr[j + 1]
+            g = sw * m[j]
+            if unweighted:
+                for t in range(a, e):
+                    g += data[t] * r[indices[t]]
+            else:
+                for t in range(a, e):
+                    i = indices[t]
+                    g += data[t] * w[i] * r[i]
+            u = g + hj * bj
+            den = hj + l2[j]
+            lj = l1[j]
+            if u > lj:
+                new = (u - lj) / den
+            elif u < -lj and not positive:
+                new = (u + lj) / den
+            else:
+                new = 0.0
             d = new - bj
             if d != 0.0:
-                _axpy_sparse(data, indices, indptr, j, d, r)
+                for t in range(a, e):
+                    r[indices[t]] -= d * data[t]
                 s += d * m[j]
+                sw = s * wsum
                 b[j] = new
-                dmax = max(dmax, (hj + l2[j]) * d * d)
+                dmax = max(dmax, den * d * d)
         st[0] = s
         return dmax
 
