@@ -35,7 +35,7 @@ _col_dot, _col_axpy, _res_norms = P._col_dot, P._col_axpy, P._res_norms
 _copy, _grad_cols, _dual_terms = P._copy, P._grad_cols, P._dual_terms
 scale_into, gather, scatter, where = P.scale_into, P.gather, P.scatter, P.where
 strong_set, kkt_violators, grad_dense = P.strong_set, P.kkt_violators, P.grad_dense
-_prox, _sweep = P._prox, P._sweep
+_prox, _sweep, _axpy_cols = P._prox, P._sweep, P._axpy_cols
 
 
 @njit
@@ -225,13 +225,10 @@ def _try_extrapolation(D, r, st, b, active, na, l1, l2, positive, hist, K, r_tmp
     if not _extrapolated(hist, K, na, positive, b_tmp):
         return
     _copy(r_tmp, r)
-    s_new = st[0]
+    delta = np.empty(na)
     for k in range(na):
-        j = active[k]
-        d = b_tmp[k] - b[j]
-        if d != 0.0:
-            _col_axpy(D, j, d, r_tmp)
-            s_new += d * D.m[j]
+        delta[k] = b_tmp[k] - b[active[k]]
+    s_new = st[0] + _axpy_cols(D, active, delta, na, r_tmp)
     old = 0.5 * _res_norms(D.w, D.zc, r, st[0])[0] + penalty(b, active, na, l1, l2)
     saved = np.empty(na)
     for k in range(na):

@@ -73,6 +73,25 @@ if JIT:
         else:
             _axpy_dense(D.X, D.n, j, delta, r)
 
+    @njit
+    def _axpy_cols(D, idx, delta, cnt, r):
+        """r -= sum_k delta[k] X[:, idx[k]] over k < cnt; returns sum_k delta[k] m[idx[k]]."""
+        ds = 0.0
+        if D.sparse:
+            data, indices, indptr = D.data, D.indices, D.indptr
+            for k in range(cnt):
+                j = idx[k]
+                d = delta[k]
+                for t in range(indptr[j], indptr[j + 1]):
+                    r[indices[t]] -= d * data[t]
+                ds += d * D.m[j]
+        else:
+            for k in range(cnt):
+                j = idx[k]
+                _axpy_dense(D.X, D.n, j, delta[k], r)
+                ds += delta[k] * D.m[j]
+        return ds
+
     @njit_fast
     def _res_norms(w, zc, r, s):
         """(||r + s||_W^2, zc^T W (r + s))."""
@@ -334,6 +353,13 @@ else:
             r[D.indices[a:e]] -= delta * D.data[a:e]
         else:
             r -= delta * D.X[j * D.n:(j + 1) * D.n]
+
+    def _axpy_cols(D, idx, delta, cnt, r):
+        ds = 0.0
+        for k in range(cnt):
+            _col_axpy(D, idx[k], delta[k], r)
+            ds += delta[k] * D.m[idx[k]]
+        return ds
 
     def _prox(u, l1, denom, positive):
         if positive:
