@@ -5,6 +5,12 @@ backends; these few functions (a column dot product, a residual norm, the
 strong-rule and KKT scans) are where a scalar Python loop would crawl, so
 the plain instance gets their vectorised numpy form. Both forms compute the
 same quantities; ``D`` is a `_kernels.Data`.
+
+The coordinate sweep (`_sweep`) and the gradient (`_grad_cols`) are here too:
+for numba they branch on sparse/dense once and write the CSC column loops
+out. A sparse column holds a few non-zeros, so a call, a slice or a branch
+per column cost several times the arithmetic (3.5x on a 2000×10000 CSR path
+with ~3 non-zeros a column).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ instances, e.g. ``gradwise.linear._cd_numba`` (every function compiled by
 (the same functions run as Python). A source reads its flavour from its
 module name (`is_jit`) and gets its decorators from `decorators`; only the
 few innermost primitives (`_cd_prims`: a column dot product, a residual
-norm, the strong-rule scan) are written twice, as explicit loops for numba
+norm, the strong-rule scan, the coordinate sweep) are written twice, as explicit loops for numba
 and as vectorised numpy for Python, so that the fallback does not crawl
 through scalar loops.
 
@@ -15,6 +15,8 @@ numba is the default because it is many times faster
 (``benchmarks/bench_linear.py --backends``); it is imported on the first fit,
 not with the package. ``GRADWISE_LINEAR_BACKEND=numpy`` forces the numpy
 backend for a process; `use_backend` switches inside one (tests, benchmarks).
+numba caches the compiled kernels on disk; `_drop_stale_cache` discards them
+when any kernel source changed (numba itself checks only a function's own file).
 """
 
 from __future__ import annotations
