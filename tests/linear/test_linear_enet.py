@@ -191,3 +191,45 @@ except ConfigError as exc:
         assert words[1] == "gradwise.linear._cd_numpy"
     else:
         assert "GRADWISE_LINEAR_BACKEND='gpu'" in out.stdout and "numpy" in out.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sparse_path_equals_dense_path_with_weights(backend):
+    # the sparse sweep (implicit centring, weights) against the dense one, along a path
+    from gradwise.linear import enet_path
+
+    rng = np.random.default_rng(7)
+    Xs = sp.random(60, 150, density=0.05, format="csr", random_state=7,
+                   data_rvs=rng.standard_normal)
+    X = Xs.toarray()
+    y = X[:, :5] @ rng.normal(size=5) + 0.1 * rng.normal(size=60)
+    w = rng.uniform(0.5, 2.0, size=60)
+    kw = {"alpha": 0.5, "n_lams": 30, "eps": 0.01, "tol": 1e-12, "max_iter": 100_000,
+          "sample_weight": w}
+    with use_backend(backend):
+        lams_s, coef_s, gaps_s = enet_path(Xs, y, **kw)
+        lams_d, coef_d, _ = enet_path(X, y, **kw)
+    np.testing.assert_allclose(lams_s, lams_d, rtol=1e-12)
+    scale = np.abs(coef_d).max()
+    assert np.abs(coef_s - coef_d).max() <= 1e-7 * scale, np.abs(coef_s - coef_d).max()
+    assert np.all(gaps_s <= 1e-12 * np.sum(w * (y - np.average(y, weights=w)) ** 2) / w.sum())
+
+
+def test_stale_numba_cache_is_dropped(tmp_path, monkeypatch):
+    # numba keys a cached kernel by its own file only: a changed primitive in another
+    # kernel source must not leave old machine code behind
+    from gradwise.linear import _kernels
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    old = tmp_path / "_cd._sweep-10.py311.nbi"
+    other = tmp_path / "unrelated.nbi"
+    old.write_text("x")
+    other.write_text("x")
+    (tmp_path / "gradwise_kernels.sha256").write_text("not the sources' hash")
+    monkeypatch.setattr(_kernels, "_checked", [])
+    _kernels._drop_stale_cache()
+    assert not old.exists() and other.exists()
+    old.write_text("x")  # the stamp now matches: the cache is kept
+    monkeypatch.setattr(_kernels, "_checked", [])
+    _kernels._drop_stale_cache()
+    assert old.exists()

@@ -76,3 +76,19 @@ def test_bad_input_names_what_is_allowed():
 
     with pytest.raises(DataError, match="dense X"):
         MultiTaskElasticNet().fit(sp.csr_matrix(X), Y)
+
+
+def test_penalty_factor_and_warm_start_as_the_elastic_net():
+    # the shared GlmnetBase preparation: penalty factors scale the standardised
+    # weights the same way, and a warm start resumes from the previous coef_
+    X, Y = _data(4, K=1)
+    pf = np.linspace(0.5, 2.0, X.shape[1])
+    mt = MultiTaskElasticNet(lam=0.05, alpha=0.6, penalty_factor=pf, tol=1e-12).fit(X, Y)
+    en = ElasticNet(lam=0.05, alpha=0.6, penalty_factor=pf, tol=1e-12).fit(X, Y[:, 0])
+    np.testing.assert_allclose(mt.coef_[0], en.coef_, atol=1e-7)
+    warm = MultiTaskElasticNet(lam=0.05, alpha=0.6, penalty_factor=pf, tol=1e-12,
+                               warm_start=True).fit(X, Y)
+    first = warm.n_iter_
+    warm.fit(X, Y)
+    assert warm.n_iter_ < first, (warm.n_iter_, first)
+    np.testing.assert_allclose(warm.coef_, mt.coef_, atol=1e-9)

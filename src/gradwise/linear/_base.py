@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._validation import (
     Interval,
     as_float64,
+    check_penalty_factor,
     check_sample_weight,
     validate_data,
     validate_params,
@@ -33,6 +34,21 @@ COMMON_CONSTRAINTS: dict[str, list[Any]] = {
 }
 LAM = [Interval(Real, 0, None, closed="left")]
 ALPHA = [Interval(Real, 0, 1, closed="both")]
+
+
+def scaled_weights(pf: np.ndarray | None, sd: np.ndarray,
+                   standardize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature L1 and L2 weights (w1, w2) of glmnet's penalty.
+
+    ``lam * sum_j (alpha w1_j |b_j| + (1 - alpha)/2 w2_j b_j^2)`` with
+    ``w1 = pf * sd``, ``w2 = pf * sd^2`` when standardising (fitting on
+    ``X / sd`` and rescaling the coefficients is the same fit), else ``pf``;
+    ``pf`` None means all ones.
+    """
+    pf = np.ones(sd.shape[0]) if pf is None else np.asarray(pf, dtype=np.float64)
+    if not standardize:
+        return pf.copy(), pf.copy()
+    return pf * sd, pf * sd * sd
 
 
 class GlmnetBase(BaseEstimator):
@@ -56,6 +72,20 @@ class GlmnetBase(BaseEstimator):
         if sp.issparse(X):
             X = X.tocsc()
         return X, y, sw
+
+    def _penalty_weights(self, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(pf, w1, w2)``: ``penalty_factor`` checked against p = len(sd) (ones if None)
+        and the penalty weights of `scaled_weights` under ``standardize``."""
+        pf = check_penalty_factor(self.penalty_factor, sd.shape[0])
+        pf = np.ones(sd.shape[0]) if pf is None else pf
+        return (pf, *scaled_weights(pf, sd, self.standardize))
+
+    def _warm_coef(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The previous ``coef_`` when ``warm_start`` is set and its shape is ``shape``."""
+        coef = getattr(self, "coef_", None)
+        if getattr(self, "warm_start", False) and coef is not None and coef.shape == shape:
+            return coef
+        return None
 
 
 class LinearPredictMixin:

@@ -35,18 +35,7 @@ _col_dot, _col_axpy, _res_norms = P._col_dot, P._col_axpy, P._res_norms
 _copy, _grad_cols, _dual_terms = P._copy, P._grad_cols, P._dual_terms
 scale_into, gather, scatter, where = P.scale_into, P.gather, P.scatter, P.where
 strong_set, kkt_violators, grad_dense = P.strong_set, P.kkt_violators, P.grad_dense
-
-
-@njit
-def _prox(u, l1, denom, positive):
-    """argmin_t denom/2 t^2 - u t + l1 |t| (t >= 0 if positive)."""
-    if positive:
-        return max(u - l1, 0.0) / denom
-    if u > l1:
-        return (u - l1) / denom
-    if u < -l1:
-        return (u + l1) / denom
-    return 0.0
+_prox, _sweep, _axpy_cols = P._prox, P._sweep, P._axpy_cols
 
 
 @njit
@@ -165,29 +154,6 @@ def gap_ws(D, r, s, b, ws, l1, l2, positive, form_b, g_out):
 
 
 @njit
-def _sweep(D, r, st, b, idx, nidx, l1, l2, positive):
-    """One cyclic pass over idx[:nidx]; returns the largest (H_j + l2_j) d_j^2."""
-    dmax = 0.0
-    s = st[0]
-    for k in range(nidx):
-        j = idx[k]
-        hj = D.H[j]
-        if hj <= 0.0:
-            continue
-        bj = b[j]
-        g = _col_dot(D, j, r) + s * D.wsum * D.m[j]
-        new = _prox(g + hj * bj, l1[j], hj + l2[j], positive)
-        d = new - bj
-        if d != 0.0:
-            _col_axpy(D, j, d, r)
-            s += d * D.m[j]
-            b[j] = new
-            dmax = max(dmax, (hj + l2[j]) * d * d)
-    st[0] = s
-    return dmax
-
-
-@njit
 def _build_active(ws, b, l1, H, g_ws, positive, active):
     """Active list: non-zeros, unpenalised features and KKT violators of ``ws``."""
     na = 0
@@ -259,13 +225,10 @@ def _try_extrapolation(D, r, st, b, active, na, l1, l2, positive, hist, K, r_tmp
     if not _extrapolated(hist, K, na, positive, b_tmp):
         return
     _copy(r_tmp, r)
-    s_new = st[0]
+    delta = np.empty(na)
     for k in range(na):
-        j = active[k]
-        d = b_tmp[k] - b[j]
-        if d != 0.0:
-            _col_axpy(D, j, d, r_tmp)
-            s_new += d * D.m[j]
+        delta[k] = b_tmp[k] - b[active[k]]
+    s_new = st[0] + _axpy_cols(D, active, delta, na, r_tmp)
     old = 0.5 * _res_norms(D.w, D.zc, r, st[0])[0] + penalty(b, active, na, l1, l2)
     saved = np.empty(na)
     for k in range(na):

@@ -72,14 +72,18 @@ def predict_step(D, r, st, b, b2, f, l1, l2, usable, r_tmp, bp):
     if not changed:
         return False
     cd._copy(r_tmp, r)
-    s_new = st[0]
-    for t in range(usable.shape[0]):
+    nu = usable.shape[0]
+    moved = np.empty(nu, dtype=np.int64)
+    delta = np.empty(nu)
+    cnt = 0
+    for t in range(nu):
         j = usable[t]
         d = bp[j] - b[j]
         if d != 0.0:
-            cd._col_axpy(D, j, d, r_tmp)
-            s_new += d * D.m[j]
-    nu = usable.shape[0]
+            moved[cnt] = j
+            delta[cnt] = d
+            cnt += 1
+    s_new = st[0] + cd._axpy_cols(D, moved, delta, cnt, r_tmp)
     old = 0.5 * cd._res_norms(D.w, D.zc, r, st[0])[0] + cd.penalty(b, usable, nu, l1, l2)
     new = 0.5 * cd._res_norms(D.w, D.zc, r_tmp, s_new)[0] + cd.penalty(bp, usable, nu, l1, l2)
     if new >= old:

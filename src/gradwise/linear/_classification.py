@@ -122,7 +122,7 @@ class LogisticRegression(LinearPredictMixin, ClassifierMixin, GlmnetBase):
         if keep is not None and not keep.all():  # zero weight == row removed
             X, Y, sw = X[keep], Y[keep], sw[keep]
         data = make_logit_data(X, sw, self.fit_intercept)
-        w1, w2 = logit_weights(data, self.penalty_factor, self.standardize)
+        _, w1, w2 = self._penalty_weights(data.sd)
         init = (None, None)
         if self.warm_start and getattr(self, "coef_", None) is not None:
             if self.coef_.shape == (Y.shape[1], data.p):

@@ -7,7 +7,7 @@ instances, e.g. ``gradwise.linear._cd_numba`` (every function compiled by
 (the same functions run as Python). A source reads its flavour from its
 module name (`is_jit`) and gets its decorators from `decorators`; only the
 few innermost primitives (`_cd_prims`: a column dot product, a residual
-norm, the strong-rule scan) are written twice, as explicit loops for numba
+norm, the strong-rule scan, the coordinate sweep) are written twice, as explicit loops for numba
 and as vectorised numpy for Python, so that the fallback does not crawl
 through scalar loops.
 
@@ -15,11 +15,14 @@ numba is the default because it is many times faster
 (``benchmarks/bench_linear.py --backends``); it is imported on the first fit,
 not with the package. ``GRADWISE_LINEAR_BACKEND=numpy`` forces the numpy
 backend for a process; `use_backend` switches inside one (tests, benchmarks).
+numba caches the compiled kernels on disk; `_drop_stale_cache` discards them
+when any kernel source changed (numba itself checks only a function's own file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import sys
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
+from gradwise._io import write_text
 from gradwise._optional import require
 from gradwise.errors import ConfigError, unknown
 
@@ -92,11 +96,58 @@ def decorators(jit: bool) -> tuple[Callable, Callable]:
     return numba.njit(**opts), numba.njit(fastmath={"reassoc", "contract"}, **opts)
 
 
+def inline_decorator(jit: bool) -> Callable:
+    """numba's ``njit(inline="always")`` (the identity for numpy) for the per-coordinate
+    primitives: inlined at numba's IR level, a column dot product over a sparse column
+    of a few non-zeros costs no call (a call passing the packed arrays cost ~10x the work).
+    """
+    if not jit:
+        return _identity
+    import numba
+
+    return numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+
+
+_KERNEL_SOURCES = ("_kernels.py", "_cd_prims.py", "_cd.py", "_cd_gram.py", "_cd_path.py")
+_checked: list[bool] = []
+
+
+def _drop_stale_cache() -> None:
+    """Delete numba's on-disk kernels when any kernel source changed since they were cached.
+
+    numba keys a cached function by its own file's timestamp only, so a kernel
+    that inlines or calls a primitive from another file would load the old
+    machine code after that file changed (an edit, a merge). A hash of all
+    kernel sources, stored beside the cache, catches that. Best effort: an
+    unwritable cache directory is left alone (numba then uses its own).
+    """
+    if _checked:
+        return
+    _checked.append(True)
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for fname in _KERNEL_SOURCES:
+        digest.update((here / fname).read_bytes())
+    cache = Path(os.environ.get("NUMBA_CACHE_DIR") or here / "__pycache__")
+    stamp = cache / "gradwise_kernels.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            return
+        for stem in _KERNEL_SOURCES:
+            for f in cache.glob(f"{stem[:-3]}.*.nb[ic]"):
+                f.unlink(missing_ok=True)
+        write_text(stamp, digest.hexdigest())
+    except OSError:
+        pass
+
+
 def load(stem: str, name: str) -> ModuleType:
     """The ``name`` backend's instance of the kernel source ``stem`` (``"_cd"``, ``"_cd_path"``)."""
     full = f"{__package__}.{stem}_{name}"
     mod = sys.modules.get(full)
     if mod is None:
+        if name == "numba":
+            _drop_stale_cache()
         spec = importlib.util.spec_from_file_location(full, Path(__file__).with_name(stem + ".py"))
         if spec is None or spec.loader is None:  # pragma: no cover - files ship with the package
             raise ImportError(f"kernel source {stem}.py is missing")

@@ -27,7 +27,7 @@ from gradwise.errors import ConfigError, DataError
 
 from ._base import ALPHA, COMMON_CONSTRAINTS, LAM, GlmnetBase
 from ._enet import ALPHA_FLOOR
-from ._validation import check_penalty_factor, validate_data
+from ._validation import validate_data
 
 if TYPE_CHECKING:
     from sklearn.utils import Tags  # scikit-learn >= 1.6
@@ -176,21 +176,16 @@ class MultiTaskElasticNet(MultiOutputMixin, RegressorMixin, GlmnetBase):
         sd = np.sqrt(np.maximum((w @ (X - x_mean) ** 2) / wsum, 0.0))
         sq = np.sqrt(w)[:, None]
         Xw, Yw = Xc * sq, Yc * sq
-        pf = check_penalty_factor(self.penalty_factor, p)
-        pf = np.ones(p) if pf is None else pf
+        pf, w1, w2 = self._penalty_weights(sd)
         if np.any(pf == 0):
             raise ConfigError("MultiTaskElasticNet: every penalty_factor must be > 0; "
                               "unpenalised features are supported by ElasticNet only")
-        scale = sd if self.standardize else np.ones(p)
-        const = sd <= 0 if self.standardize else np.zeros(p, bool)
-        Xw[:, const] = 0.0
-        w1, w2 = pf * scale, pf * scale**2
+        if self.standardize:
+            Xw[:, sd <= 0] = 0.0
         l1 = wsum * self.lam * self.alpha * w1
         l2 = wsum * self.lam * (1.0 - self.alpha) * w2
-        B = np.zeros((p, Y.shape[1]))
-        if self.warm_start and getattr(self, "coef_", None) is not None:
-            if self.coef_.shape == (Y.shape[1], p):
-                B = self.coef_.T.copy()
+        warm = self._warm_coef((Y.shape[1], p))
+        B = np.zeros((p, Y.shape[1])) if warm is None else warm.T.copy()
         lmax = float(np.max(np.linalg.norm(Xw.T @ Yw, axis=1) / np.where(w1 > 0, w1, np.inf)))
         lmax /= wsum * max(self.alpha, ALPHA_FLOOR)
         strong = wsum * max(self.alpha, ALPHA_FLOOR) * w1 * (2 * self.lam - lmax)

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels
+from ._base import scaled_weights
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
 _EMPTY_I = np.empty(0, dtype=np.int64)
@@ -218,19 +219,15 @@ def _gram_problem(n: int, p: int, w: np.ndarray, wsum: float, x_mean: np.ndarray
 def penalty_weights(
     prob: LSProblem, penalty_factor: np.ndarray | None, standardize: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature L1 and L2 weights (w1, w2) of the penalty.
+    """Per-feature L1 and L2 weights (w1, w2) of the penalty (`_base.scaled_weights`).
 
-    ``lam * sum_j (alpha w1_j |b_j| + (1 - alpha)/2 w2_j b_j^2)`` with
-    ``w1 = pf * sd``, ``w2 = pf * sd^2`` when standardising, else ``pf``.
     Constant columns (sd = 0) are dropped when standardising (`drop_constant`);
     their coefficient stays 0.
     """
-    pf = np.ones(prob.p) if penalty_factor is None else np.asarray(penalty_factor, float)
     if not standardize:
-        return pf.copy(), pf.copy()
-    sd = prob.scale
-    drop_constant(prob, sd <= 0)
-    return pf * sd, pf * sd * sd
+        return scaled_weights(penalty_factor, prob.scale, False)
+    drop_constant(prob, prob.scale <= 0)
+    return scaled_weights(penalty_factor, prob.scale, True)
 
 
 def drop_constant(prob: LSProblem, const: np.ndarray) -> None:

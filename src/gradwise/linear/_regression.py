@@ -30,8 +30,7 @@ class _ElasticNetBase(LinearPredictMixin, RegressorMixin, GlmnetBase):
             self.dual_gap_ = ridge_gap(prob, coef, lam, w2)
             self.n_iter_ = 1  # one direct solve
         else:
-            warm = getattr(self, "warm_start", False) and getattr(self, "coef_", None) is not None
-            b0 = self.coef_ if warm and self.coef_.shape == (prob.p,) else None
+            b0 = self._warm_coef((prob.p,))
             res = solve_path(prob, np.array([lam]), alpha, w1, w2, positive=self.positive,
                              tol=self.tol, max_iter=self.max_iter, coef_init=b0,
                              do_polish=True)
