@@ -3,9 +3,9 @@
 Each recipe runs on 2 ranks (gloo, CPU, 127.0.0.1, torchrun's variables) and
 in this process without distribution. Every step's loss (``metrics.jsonl``;
 under FSDP the mean over the ranks) and the saved weights must agree within
-fp32 round-off: finetune with a per-rank batch B against one process with 2B
-(the Trainer shards the data); instruct, whose DataLoader every rank reads
-whole, against one process with B.
+fp32 round-off with a per-rank batch B against one process with 2B: finetune
+(the Trainer shards the data) and instruct (the recipe shards its DataLoader
+and normalises the loss by the global count of response tokens).
 """
 
 import importlib.util
@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 
 def run_two_ranks(kind: str, raw: dict, tmp: Path) -> None:
-    config = tmp / f"{kind}.json"
+    config = tmp / f"{kind}-{raw.get('name', '')}.json"
     config.write_text(json.dumps(raw))
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
                GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", WORLD_SIZE="2")  # fmt: skip
@@ -100,50 +100,102 @@ def test_finetune_on_two_ranks_equals_one_process_with_the_global_batch(tmp_path
         torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
-def test_instruct_lora_on_two_ranks_replicates_the_data(tmp_path):
-    """LoRA under FSDP in 2 processes: only the adapters train, gathered and saved by rank 0.
+def _instruct_raw(tmp: Path, name: str, batch: int, dist: str) -> dict:
+    return {
+        "name": name, "runs_dir": str(tmp), "model": {"path": str(tmp / "base")},
+        "data": {"train": str(tmp / "train.jsonl"), "template": "chatml", "max_length": 48,
+                 "packing": False},
+        "lora": {"r": 4, "alpha": 8}, "optimizer": {"lr": 1e-2, "warmup": 0.0},
+        "training": {"epochs": 3, "batch_size": batch, "device": "cpu", "progress": False,
+                     "checkpoint": False, "distributed": dist, "log_every": 1},
+        "eval": {"max_new_tokens": 2, "before": False}, "save": "adapter",
+    }  # fmt: skip
 
-    ``gradwise instruct`` hands the Trainer its own DataLoader, which is not
-    sharded: every rank trains on all the examples (the Trainer warns), so
-    the run equals one process with the *per-rank* batch, not the global one
-    (see docs/distributed.md). The equality below pins that down.
-    """
-    from safetensors.torch import load_file
 
+@pytest.fixture(scope="module")
+def instruct_one_process(tmp_path_factory):
+    """A tiny random Llama, 8 examples, and the one-process LoRA run with batch 4."""
     from gradwise.config import parse_config
     from gradwise.instruct import Example, InstructConfig, write_jsonl
     from gradwise.instruct._base import train_tokenizer
     from gradwise.instruct._tasks import corpus
     from gradwise.recipes.instruct import sft
 
+    tmp = tmp_path_factory.mktemp("instruct")
     conf = _load("_instruct_conftest", Path(__file__).parents[1] / "instruct" / "conftest.py")
     torch.manual_seed(0)
     tok = train_tokenizer(corpus(100, seed=0) + conf._EXTRA, vocab_size=300)
-    base = tmp_path / "base"
-    conf.make_model(tok, "llama", hidden=32, layers=2, heads=2, seed=1).save_pretrained(base)
-    tok.save_pretrained(base)
+    conf.make_model(tok, "llama", hidden=32, layers=2, heads=2, seed=1).save_pretrained(
+        tmp / "base"
+    )
+    tok.save_pretrained(tmp / "base")
     pairs = [("Reverse the word: CAT", "TAC"), ("What is 2 plus 3?", "5"),
-             ("Spell: DOG", "D-O-G"), ("Reverse the word: SUN", "NUS")]  # fmt: skip
-    write_jsonl([Example.from_alpaca(q, a) for q, a in pairs], tmp_path / "train.jsonl")
+             ("Spell: DOG", "D-O-G"), ("Reverse the word: SUN", "NUS"),
+             ("Spell: ELEPHANT", "E-L-E-P-H-A-N-T"), ("What is 1 plus 1?", "2"),
+             ("Reverse the word: PLANET", "TENALP"), ("What is 4 plus 4?", "8")]  # fmt: skip
+    write_jsonl([Example.from_alpaca(q, a) for q, a in pairs], tmp / "train.jsonl")
+    one = sft(parse_config(_instruct_raw(tmp, "one", 4, "off"), InstructConfig), progress=False)
+    return tmp, one.run_dir
 
-    def raw(name, batch, mode):
-        return {
-            "name": name, "runs_dir": str(tmp_path), "model": {"path": str(base)},
-            "data": {"train": str(tmp_path / "train.jsonl"), "template": "chatml",
-                     "max_length": 48, "packing": False},
-            "lora": {"r": 4, "alpha": 8}, "optimizer": {"lr": 1e-2, "warmup": 0.0},
-            "training": {"epochs": 3, "batch_size": batch, "device": "cpu", "progress": False,
-                         "checkpoint": False, "distributed": mode, "log_every": 1},
-            "eval": {"max_new_tokens": 2, "before": False}, "save": "adapter",
-        }  # fmt: skip
 
-    one = sft(parse_config(raw("one", 2, "off"), InstructConfig), progress=False)
-    run_two_ranks("instruct", raw("two", 2, "fsdp"), tmp_path)
-    want, got = step_losses(one.run_dir), step_losses(tmp_path / "two")
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["fsdp", "ddp"])
+def test_instruct_lora_on_two_ranks_equals_one_process_with_the_global_batch(
+    instruct_one_process, mode
+):
+    """LoRA in 2 processes: each rank trains on its half of every global batch.
+
+    2 ranks with batch 2 against one process with batch 4: every step's loss
+    and the saved adapter agree within fp32 round-off. The responses differ
+    in length, so the ranks' counts of response tokens differ within a step
+    and only the loss normalised by the global count matches (the mean of
+    the ranks' means misses all 6 steps, the first by ~3e-4 relative, 30x
+    the tolerance). Only the
+    adapters train; rank 0 gathers and saves them.
+    """
+    from safetensors.torch import load_file
+
+    tmp, one_dir = instruct_one_process
+    run_two_ranks("instruct", _instruct_raw(tmp, mode, 2, mode), tmp)
+    want, got = step_losses(one_dir), step_losses(tmp / mode)
     assert len(want) == 6 and got == pytest.approx(want, rel=1e-5)
-    fa, fb = (load_file(d / "adapter" / "adapter_model.safetensors")
-              for d in (one.run_dir, tmp_path / "two"))  # fmt: skip
+    fa, fb = (load_file(d / "adapter" / "adapter_model.safetensors") for d in (one_dir, tmp / mode))
     assert set(fa) == set(fb) and fa and all("lora_" in k for k in fa)
     for k in fa:
         torch.testing.assert_close(fb[k], fa[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_shard_loader_splits_every_global_batch_across_the_ranks(packing):
+    """Rank r takes perm[r::2] of each epoch: the ranks' step i is one process's step i.
+
+    7 examples (or packed rows) on 2 ranks do not divide: the shards are
+    padded by wrapping around to the epoch's first item, so both ranks take
+    the same number of steps and the last global batch holds one repeat.
+    """
+    from gradwise.instruct._masking import TokenizedExample
+    from gradwise.instruct._packing import make_loader, pack
+    from gradwise.recipes.instruct import shard_loader
+
+    # example k is token k + 1 repeated, so input_ids[:, 0] names an example (or a
+    # packed row, by its first example); packed: 11 examples in 7 rows of 20 tokens
+    lengths = [5, 9, 3, 12, 7, 4, 10] if not packing else [14, 4, 13, 16, 6, 15, 14, 5, 12, 3, 17]
+    exs = [TokenizedExample([k + 1] * n, [k + 1] * n, 1) for k, n in enumerate(lengths)]
+    kw = dict(pad_id=0, packing=packing, max_length=20, seed=5)
+    if packing:
+        rows = pack(lengths, 20)
+        assert len(rows) == 7 and max(map(len, rows)) == 2
+
+    def firsts(loader, epochs=2):
+        return [[b["input_ids"][:, 0].tolist() for b in loader] for _ in range(epochs)]
+
+    one = firsts(make_loader(exs, batch_size=4, **kw))
+    ranks = [firsts(shard_loader(make_loader(exs, batch_size=2, **kw), r, 2)) for r in range(2)]
+    assert one[0] != one[1]  # each epoch reshuffles
+    for e in range(2):
+        assert len(ranks[0][e]) == len(ranks[1][e]) == len(one[e]) == 2
+        assert sorted(ranks[0][e][0] + ranks[1][e][0]) == sorted(one[e][0])
+        first = one[e][0][0]  # the epoch's first item pads the last global batch
+        assert sorted(ranks[0][e][1] + ranks[1][e][1]) == sorted(one[e][1] + [first])
+        # interleaved: rank 0 holds perm[0::2], rank 1 perm[1::2]
+        assert ranks[0][e][0] == one[e][0][0::2] and ranks[1][e][0] == one[e][0][1::2]

@@ -44,6 +44,27 @@ def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return token_losses(logits, labels).sum() / n
 
 
+def global_causal_lm_loss(logits: Tensor, labels: Tensor, world: int) -> Tensor:
+    """This rank's share of the global batch's mean loss under data parallelism.
+
+    With rank ``r`` holding ``S_r`` (its summed token losses) and ``n_r``
+    labelled targets, the global batch's loss is ``L = Σ_r S_r / N`` with
+    ``N = Σ_r n_r`` (all-reduced here, one collective per call). Each rank
+    returns ``W · S_r / N``: DDP and FSDP average gradients over the ``W``
+    ranks, which gives ``∇L``, and the mean of the ranks' values is ``L``.
+    The mean of per-rank means would weigh a rank's tokens by ``1 / n_r``.
+    Every rank must call it equally often; ``world == 1`` is
+    :func:`causal_lm_loss`.
+    """
+    if world == 1:
+        return causal_lm_loss(logits, labels)
+    import torch.distributed as dist
+
+    n = (labels[:, 1:] != IGNORE_INDEX).sum().to(logits.device)
+    dist.all_reduce(n)
+    return token_losses(logits, labels).sum() * world / n.clamp(min=1)
+
+
 @torch.no_grad()
 def token_accuracy(logits: Tensor, labels: Tensor) -> tuple[int, int]:
     """``(correct, total)`` of greedy next-token predictions on labelled targets."""

@@ -16,6 +16,11 @@ The Trainer feeds ``(inputs, target)`` pairs to ``model(*inputs)`` and
 small adapters sit between them: :class:`CausalLMAdapter` (a module whose
 ``forward(batch)`` returns the logits) and :func:`causal_lm_loss` on
 ``(logits, labels)``.
+
+Under ``torchrun`` (several processes, ``training.distributed`` not ``off``)
+each rank trains on its share of every global batch (:func:`shard_loader`)
+with the loss normalised by the global batch's labelled-token count
+(:class:`ShardedLMLoss`); docs/distributed.md has the arithmetic.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, RandomSampler
 
 from gradwise._io import write_text
 from gradwise._optional import require
@@ -53,6 +59,7 @@ from gradwise.instruct import (
 )
 from gradwise.instruct import _varlen as varlen
 from gradwise.instruct._base import save_pretrained_atomic
+from gradwise.instruct._loss import global_causal_lm_loss
 from gradwise.recipes._setup import (
     build_optimizer,
     callbacks_from_config,
@@ -60,7 +67,9 @@ from gradwise.recipes._setup import (
     cleanup_on_failure,
     schedule_factory,
 )
+from gradwise.train._distributed import process_rank, world_size
 from gradwise.train._fsdp import gather_into, is_sharded, trainer_mode
+from gradwise.train._shard import Shard, ShardSampler
 
 if TYPE_CHECKING:
     from gradwise.instruct._templates import Template
@@ -96,6 +105,47 @@ class CausalLMAdapter(nn.Module):
 def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """The Trainer's loss: mean next-token cross-entropy over response tokens."""
     return causal_lm_loss(logits, labels.to(logits.device))
+
+
+class ShardedLMLoss:
+    """:func:`lm_loss` on ``world`` ranks: the mean over the global batch's response tokens.
+
+    Training batches (gradients on) are normalised by the labelled-token
+    count of all ranks together (see :func:`global_causal_lm_loss`);
+    evaluation (no gradients) keeps each rank's own mean, as its batches
+    need not line up across ranks.
+    """
+
+    def __init__(self, world: int) -> None:
+        self.world = world
+
+    def __call__(self, logits: Tensor, labels: Tensor) -> Tensor:
+        labels = labels.to(logits.device)
+        if torch.is_grad_enabled():
+            return global_causal_lm_loss(logits, labels, self.world)
+        return causal_lm_loss(logits, labels)
+
+
+def shard_loader(loader: DataLoader, rank: int, world: int) -> DataLoader:
+    """``loader`` with this rank's part of every (shuffled) epoch: ``perm[rank::world]``.
+
+    The examples (or packed rows) are the same on every rank; a
+    :class:`~gradwise.train._shard.ShardSampler` draws the epoch's
+    permutation from the loader's own seeded generator as its
+    ``RandomSampler`` did, pads it by wrapping around to a multiple of
+    ``world`` and keeps every ``world``-th entry. With per-rank batch B the
+    ranks' batch ``i`` together is batch ``i`` of one process with batch
+    ``world·B``.
+    """
+    gen = loader.generator if loader.generator is not None else torch.Generator()
+    shuffle = isinstance(loader.sampler, RandomSampler)
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=ShardSampler(len(loader.dataset), Shard(rank, world, True), shuffle, gen),  # type: ignore[arg-type]
+        collate_fn=loader.collate_fn,
+        generator=gen,
+    )
 
 
 @dataclass
@@ -278,6 +328,11 @@ def _sft(
         seed=t.seed,
         **loader_kw,
     )
+    # under torchrun each rank trains on its part of every global batch
+    mode = trainer_mode(t.distributed)
+    world = 1 if mode is False else world_size()
+    if world > 1:
+        train_loader = shard_loader(train_loader, process_rank(), world)
     val_loader = (
         make_loader(val_tok, batch_size=t.batch_size, shuffle=False, **loader_kw)
         if val_tok
@@ -304,7 +359,7 @@ def _sft(
     trainer = Trainer(
         CausalLMAdapter(model),
         optimizer,
-        lm_loss,
+        lm_loss if world == 1 else ShardedLMLoss(world),
         epochs=t.epochs,
         batch_size=t.batch_size,
         callbacks=callbacks,
@@ -314,7 +369,7 @@ def _sft(
         precision=t.precision,
         seed=t.seed,
         schedule=schedule_factory(cfg.schedule),
-        distributed=trainer_mode(t.distributed),
+        distributed=mode,
     )
     try:
         history = trainer.fit(train_loader, val_loader, resume=ckpt_dir if can_resume else None)
