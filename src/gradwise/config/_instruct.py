@@ -106,6 +106,7 @@ class InstructTrainingConfig(Strict):
     seed: int = 0
     # "auto" | "off" | "ddp" | "fsdp" | {fsdp: {mixed_precision, activation_checkpointing}}
     distributed: Any = "auto"
+    threads: Any = "auto"  # CPU threads: N >= 1, or "auto" (the rule of docs/train.md)
 
     checkpoint: bool = True
     guard: bool = True  # DivergenceGuard: roll back and lower the lr on NaN/inf or a loss spike
@@ -119,6 +120,13 @@ class InstructTrainingConfig(Strict):
 
         trainer_mode(v)
         return v
+
+    @field_validator("threads")
+    @classmethod
+    def _valid_threads(cls, v: Any) -> Any:
+        from gradwise.train._threads import parse_threads
+
+        return parse_threads(v)
 
 
 class InstructEvalConfig(Strict):

@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch import nn
 
 from gradwise._io import write_text
 from gradwise._optional import require
@@ -49,7 +48,6 @@ from gradwise.errors import DataError
 from gradwise.instruct import (
     EvalResult,
     Example,
-    causal_lm_loss,
     evaluate,
     get_template,
     make_loader,
@@ -57,9 +55,13 @@ from gradwise.instruct import (
     read_jsonl,
     tokenize_dataset,
 )
-from gradwise.instruct import _varlen as varlen
 from gradwise.instruct._base import save_pretrained_atomic
-from gradwise.instruct._loss import global_causal_lm_loss
+from gradwise.recipes._instruct_parts import (
+    CausalLMAdapter,
+    ShardedLMLoss,
+    lm_loss,
+    shard_loader,
+)
 from gradwise.recipes._setup import (
     build_optimizer,
     callbacks_from_config,
@@ -69,83 +71,9 @@ from gradwise.recipes._setup import (
 )
 from gradwise.train._distributed import process_rank, world_size
 from gradwise.train._fsdp import gather_into, is_sharded, trainer_mode
-from gradwise.train._shard import Shard, ShardSampler
 
 if TYPE_CHECKING:
     from gradwise.instruct._templates import Template
-
-
-class CausalLMAdapter(nn.Module):
-    """Wrap a Hugging Face causal LM so that ``forward(batch_dict)`` returns logits (B, T, V).
-
-    The batch's tensors (``input_ids``, ``attention_mask``, ``position_ids``)
-    are moved to the model's device; ``labels`` are left out, since the loss
-    is computed outside the model.
-    """
-
-    def __init__(self, lm: nn.Module) -> None:
-        super().__init__()
-        self.lm = lm
-
-    def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        device = self.lm.get_input_embeddings().weight.device
-        # example boundaries stay on the host: varlen attention reads them in
-        # every layer, and a device copy would cost a sync each time
-        inputs = {
-            k: v if k.startswith("cu_seq_lens") else v.to(device)
-            for k, v in batch.items()
-            if k != "labels"
-        }
-        if "cu_seq_lens_q" in inputs:  # packed rows, padding-free attention
-            with varlen.packed():
-                return self.lm(**inputs, use_cache=False).logits
-        return self.lm(**inputs, use_cache=False).logits
-
-
-def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """The Trainer's loss: mean next-token cross-entropy over response tokens."""
-    return causal_lm_loss(logits, labels.to(logits.device))
-
-
-class ShardedLMLoss:
-    """:func:`lm_loss` on ``world`` ranks: the mean over the global batch's response tokens.
-
-    Training batches (gradients on) are normalised by the labelled-token
-    count of all ranks together (see :func:`global_causal_lm_loss`);
-    evaluation (no gradients) keeps each rank's own mean, as its batches
-    need not line up across ranks.
-    """
-
-    def __init__(self, world: int) -> None:
-        self.world = world
-
-    def __call__(self, logits: Tensor, labels: Tensor) -> Tensor:
-        labels = labels.to(logits.device)
-        if torch.is_grad_enabled():
-            return global_causal_lm_loss(logits, labels, self.world)
-        return causal_lm_loss(logits, labels)
-
-
-def shard_loader(loader: DataLoader, rank: int, world: int) -> DataLoader:
-    """``loader`` with this rank's part of every (shuffled) epoch: ``perm[rank::world]``.
-
-    The examples (or packed rows) are the same on every rank; a
-    :class:`~gradwise.train._shard.ShardSampler` draws the epoch's
-    permutation from the loader's own seeded generator as its
-    ``RandomSampler`` did, pads it by wrapping around to a multiple of
-    ``world`` and keeps every ``world``-th entry. With per-rank batch B the
-    ranks' batch ``i`` together is batch ``i`` of one process with batch
-    ``world·B``.
-    """
-    gen = loader.generator if loader.generator is not None else torch.Generator()
-    shuffle = isinstance(loader.sampler, RandomSampler)
-    return DataLoader(
-        loader.dataset,
-        batch_size=loader.batch_size,
-        sampler=ShardSampler(len(loader.dataset), Shard(rank, world, True), shuffle, gen),  # type: ignore[arg-type]
-        collate_fn=loader.collate_fn,
-        generator=gen,
-    )
 
 
 @dataclass
@@ -370,6 +298,7 @@ def _sft(
         seed=t.seed,
         schedule=schedule_factory(cfg.schedule),
         distributed=mode,
+        threads=t.threads,
     )
     try:
         history = trainer.fit(train_loader, val_loader, resume=ckpt_dir if can_resume else None)
