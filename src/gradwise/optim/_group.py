@@ -1,0 +1,234 @@
+"""Group-level steps for chains no torch kernel covers: Schedule-Free AdamW and SGD.
+
+The reference path runs a chain parameter by parameter through the
+transforms' ``update`` calls; for Schedule-Free that Python was a
+measurable share of a step on tens of tensors (benchmarks/bench_optim.py).
+When a chain is exactly
+
+    [scale_by_second_moment] [add_decayed_weights] schedule_free [prox]
+
+one group's step here computes the scalars (bias correction, the averaging
+weight ``c``, the scheduled ``lr``) once, then runs the tensor ops over
+the group's lists, cached while the group and its parameters with gradients
+stay the same (as the fused and delegate paths cache theirs): on CUDA as
+``torch._foreach_*`` ops, on CPU one tensor at a time while it is in cache
+(there the multi-tensor ops pass over the whole group once per op and were
+2-3x slower in bench_optim). The arithmetic is the reference path's
+(``ScaleBySecondMoment``, ``AddDecayedWeights``, ``ScheduleFreeStep``); on
+CPU without decay ``u = g / d`` is folded into the two updates
+(``addcdiv_``), equal to round-off. The averaging bookkeeping (``sf_step``,
+``weight_sum``, ``lr_max``) is written to every parameter's state, so a
+state_dict is the reference path's.
+
+``run`` returns False, before changing anything, when the step does not fit:
+a Tensor ``lr``, complex or sparse tensors, mixed dtypes or devices, a decay
+mask that leaves some parameters out while ``weight_decay`` is on, or
+parameters whose counters differ (one skipped steps); the reference path
+then runs.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+
+from gradwise.optim._decay import AddDecayedWeights, prox_runner
+
+if TYPE_CHECKING:
+    from gradwise.optim._base import Group, Transform
+    from gradwise.optim._optimizer import Optimizer, ParamPlan
+
+
+class GroupPlan(NamedTuple):
+    """Where the pieces of a Schedule-Free chain sit (indices into the leaves)."""
+
+    second: int | None  # ScaleBySecondMoment (AdamW); None for SGD
+    decay: int | None  # AddDecayedWeights
+    sf: int  # ScheduleFreeStep
+
+
+def _unmasked(t: Transform) -> bool:
+    return getattr(t, "mask", None) in (None, "all")
+
+
+def match(leaves: tuple[Transform, ...]) -> GroupPlan | None:
+    """The ``GroupPlan`` of ``leaves`` if this module steps that chain."""
+    from gradwise.optim._schedule_free import ScaleBySecondMoment, ScheduleFreeStep
+
+    body = list(leaves[:-1] if leaves and leaves[-1].post_step else leaves)
+    n, i = len(body), 0
+    second = decay = None
+    if i < n and type(body[i]) is ScaleBySecondMoment and _unmasked(body[i]):
+        second, i = i, i + 1
+    if i < n and type(body[i]) is AddDecayedWeights:
+        decay, i = i, i + 1
+    if i != n - 1 or type(body[i]) is not ScheduleFreeStep or not _unmasked(body[i]):
+        return None
+    return GroupPlan(second, decay, i)
+
+
+class GroupCache(NamedTuple):
+    """One group's lists, built once and reused while valid (see the module docstring)."""
+
+    group: Group
+    params: list[torch.Tensor]
+    states: list[dict[str, Any]]
+    vs: list[torch.Tensor]  # second moments (AdamW)
+    steps: torch.Tensor | None  # the second moment's step counters, one buffer (AdamW)
+    zs: list[torch.Tensor]
+    foreach: bool  # multi-tensor ops (CUDA) or one tensor at a time (CPU)
+    dtype: torch.dtype
+    decay_all: bool  # the decay mask selects every parameter
+    prox: Callable[[float], None] | None
+
+
+def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -> bool:
+    """Do ``group``'s step with multi-tensor ops; False (nothing done) if it cannot."""
+    sf = opt.leaves[plan.sf]
+    option = sf.option
+    lr = option(group, "lr")
+    if isinstance(lr, torch.Tensor):
+        return False
+    params = [p for p in group["params"] if p.grad is not None]
+    if not params:
+        return True
+    grads = [p.grad for p in params]
+    wd = opt.leaves[plan.decay].option(group, "weight_decay") if plan.decay is not None else 0.0
+    cache = opt._fast_cache.get(id(group))
+    if (
+        cache is None
+        or cache.group is not group
+        or len(cache.params) != len(params)
+        or not all(map(operator.is_, cache.params, params))
+    ):
+        cache = _build(opt, plan, group, plans, params)
+        if cache is None:
+            return False
+        opt._fast_cache[id(group)] = cache
+    if wd and not cache.decay_all:
+        return False
+    # A gradient on another device makes the ops below raise, as on the reference path.
+    dtype = cache.dtype
+    for g in grads:
+        if g.dtype is not dtype or g.is_sparse:  # type: ignore[union-attr]
+            return False
+    if group.get("maximize", False):
+        grads = torch._foreach_neg(grads)
+    # The averaging bookkeeping, once for the group (ScheduleFreeStep.update's).
+    k_z, k_k, k_wsum, k_lrmax = opt._keys[plan.sf]
+    d0 = cache.states[0]
+    k, wsum, lr_max = d0[k_k], d0[k_wsum], d0[k_lrmax]
+    warm = option(group, "warmup_steps")
+    lr = float(lr) * ((k + 1) / warm if k < warm else 1.0)
+    lr_max = max(lr, lr_max)
+    weight = ((k + 1) ** option(group, "r")) * (lr_max ** option(group, "weight_lr_power"))
+    wsum = wsum + weight
+    ckp1 = weight / wsum if wsum else 0.0
+    a = lr * (option(group, "momentum") * (1 - ckp1) - 1)
+    if plan.second is None:
+        _sgd(cache, grads, wd, ckp1, a, lr)
+    else:
+        second = opt.leaves[plan.second]
+        b2 = second.option(group, "betas")[1]
+        cache.steps.add_(1)  # type: ignore[union-attr]
+        bc = 1 - b2 ** cache.steps[0].item()  # type: ignore[index]
+        _adamw(cache, grads, b2, bc, second.option(group, "eps"), wd, ckp1, a, lr)
+    k += 1
+    for d in cache.states:
+        d[k_k] = k
+        d[k_wsum] = wsum
+        d[k_lrmax] = lr_max
+    if cache.prox is not None:
+        cache.prox(group["lr"])
+    return True
+
+
+def _sgd(cache: GroupCache, grads: list[torch.Tensor], wd: float, ckp1: float, a: float, lr: float) -> None:
+    # y <- lerp(y, z, c) + a u, z <- z - lr u, u = g + wd y (AddDecayedWeights, ScheduleFreeStep).
+    params, zs = cache.params, cache.zs
+    if cache.foreach:
+        u = torch._foreach_add(grads, params, alpha=wd) if wd else grads
+        torch._foreach_lerp_(params, zs, ckp1)
+        torch._foreach_add_(params, u, alpha=a)
+        torch._foreach_sub_(zs, u, alpha=lr)
+        return
+    for y, g, z in zip(params, grads, zs):
+        u = g.add(y, alpha=wd) if wd else g
+        y.lerp_(z, ckp1).add_(u, alpha=a)
+        z.sub_(u, alpha=lr)
+
+
+def _adamw(cache: GroupCache, grads: list[torch.Tensor], b2: float, bc: float, eps: float, wd: float,
+           ckp1: float, a: float, lr: float) -> None:
+    # v <- b2 v + (1-b2) g^2, u = g / (sqrt(v / bc) + eps) [+ wd y] (ScaleBySecondMoment,
+    # AddDecayedWeights), then ScheduleFreeStep's y and z updates.
+    params, vs, zs = cache.params, cache.vs, cache.zs
+    if cache.foreach:
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+        u = torch._foreach_div(vs, bc)
+        torch._foreach_sqrt_(u)
+        torch._foreach_add_(u, eps)
+        u = torch._foreach_div(grads, u)
+        if wd:
+            torch._foreach_add_(u, params, alpha=wd)
+        torch._foreach_lerp_(params, zs, ckp1)
+        torch._foreach_add_(params, u, alpha=a)
+        torch._foreach_sub_(zs, u, alpha=lr)
+        return
+    # On CPU one tensor at a time, while it is in cache: the multi-tensor ops
+    # pass over the whole group once per op (2-3x slower in bench_optim).
+    for y, g, v, z in zip(params, grads, vs, zs):
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        d = v.div(bc).sqrt_().add_(eps)
+        if wd:
+            u = torch.div(g, d, out=d).add_(y, alpha=wd)
+            y.lerp_(z, ckp1).add_(u, alpha=a)
+            z.sub_(u, alpha=lr)
+        else:  # u = g / d folded into the two updates
+            y.lerp_(z, ckp1).addcdiv_(g, d, value=a)
+            z.addcdiv_(g, d, value=-lr)
+
+
+def _build(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan],
+           params: list[torch.Tensor]) -> GroupCache | None:
+    p0 = params[0]
+    dtype, device = p0.dtype, p0.device
+    if not dtype.is_floating_point or not (p0.is_cpu or p0.is_cuda):
+        return None
+    if type(p0) not in (torch.Tensor, torch.nn.Parameter):
+        return None
+    if any(p.dtype is not dtype or p.device != device or p.is_sparse for p in params):
+        return None
+    with_grad = {id(p) for p in params}
+    picked = [pl for p, pl in zip(group["params"], plans) if id(p) in with_grad]
+    state = opt.state
+    states = [state[p] for p in params]
+    for p, pl, d in zip(params, picked, states):
+        if not d:
+            opt.init_state(p, pl, d)
+    k_z, k_k, k_wsum, k_lrmax = opt._keys[plan.sf]
+    first = (states[0].get(k_k), states[0].get(k_wsum), states[0].get(k_lrmax))
+    if any((d.get(k_k), d.get(k_wsum), d.get(k_lrmax)) != first for d in states):
+        return None  # counters differ: each parameter needs its own step
+    zs = [d[k_z] for d in states]
+    vs: list[torch.Tensor] = []
+    steps = None
+    if plan.second is not None:
+        k_step, k_v = opt._keys[plan.second]
+        steps = torch.stack([d[k_step] for d in states])
+        if bool((steps != steps[0]).any()):
+            return None
+        views = list(steps.unbind(0))  # as the fused path: 0-dim views of one buffer, one add_
+        for d, v in zip(states, views):
+            d[k_step] = v
+        vs = [d[k_v] for d in states]
+    prox = None
+    if opt.prox is not None:
+        pairs = [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None]
+        prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs])
+    decay_all = plan.decay is None or all(pl.active[plan.decay] for pl in picked)
+    return GroupCache(group, params, states, vs, steps, zs, p0.is_cuda, dtype, decay_all, prox)

@@ -1,0 +1,149 @@
+"""Schedule-Free AdamW and SGD run as one multi-tensor step per group (gradwise.optim._group).
+
+Each case steps two copies of the same parameters: the alias on its default
+path and the same chain on the per-parameter reference path
+(``foreach=False``). They must agree to round-off, keep the same state, and
+fall back to the reference path where the group path does not fit. (Against
+the schedulefree package: tests/optim/test_modern.py, on the default path.)
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gradwise import optim as go
+from gradwise.optim import _group
+from gradwise.optim._schedule_free import ScheduleFreeOptimizer
+from gradwise.regularization import L1
+
+CASES = {
+    "adamw": lambda ps: go.schedule_free_adamw(ps, lr=5e-2),
+    "adamw-wd-warmup-r": lambda ps: go.schedule_free_adamw(ps, lr=5e-2, weight_decay=0.1, warmup_steps=3, r=0.5),
+    "adamw-maximize-prox": lambda ps: go.schedule_free_adamw(ps, lr=5e-2, maximize=True, prox=L1(0.01)),
+    "sgd": lambda ps: go.schedule_free_sgd(ps, lr=0.2),
+    "sgd-wd-warmup": lambda ps: go.schedule_free_sgd(ps, lr=0.2, momentum=0.8, weight_decay=0.05, warmup_steps=4),
+    "sgd-maximize-prox": lambda ps: go.schedule_free_sgd(ps, lr=0.2, maximize=True, prox=L1(0.01)),
+}
+
+
+def _reference(make, ps):
+    ours = make(ps)
+    return ScheduleFreeOptimizer(ps, ours.transform, foreach=False,
+                                 maximize=ours.param_groups[0]["maximize"])
+
+
+def _params(dtype):
+    g = torch.Generator().manual_seed(0)
+    return [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in [(5, 4), (4,), (3, 2, 2)]]
+
+
+def _run(opt, ps, steps=10, skip=None):
+    for t in range(steps):
+        for i, p in enumerate(ps):
+            g = torch.Generator().manual_seed(100 * t + i)
+            p.grad = None if skip is not None and skip(t, i) else torch.randn(p.shape, generator=g, dtype=p.dtype)
+        opt.step()
+    return [p.detach().clone() for p in ps]
+
+
+def _assert_close(a, b, dtype):
+    tol = 1e-5 if dtype is torch.float32 else 1e-12
+    err = max((x - y).abs().max().item() for x, y in zip(a, b))
+    assert err < tol, f"max |diff| {err:.3g}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_group_path_equals_the_reference_path(case, dtype):
+    make = CASES[case]
+    ps_g, ps_r = _params(dtype), _params(dtype)
+    opt = make(ps_g)
+    got = _run(opt, ps_g)
+    ref_opt = _reference(make, ps_r)
+    ref = _run(ref_opt, ps_r)
+    assert isinstance(opt._fast_cache[id(opt.param_groups[0])], _group.GroupCache)
+    assert ref_opt._group is None
+    assert (ref[0] - _params(dtype)[0]).abs().max().item() > 1e-2  # it moved
+    _assert_close(got, ref, dtype)
+    # The same state, under the same keys, counters as plain numbers and 0-dim tensors.
+    for p, q in zip(ps_g, ps_r):
+        a, b = opt.state[p], ref_opt.state[q]
+        assert a.keys() == b.keys()
+        for k in a:
+            if isinstance(a[k], torch.Tensor):
+                assert a[k].shape == b[k].shape
+                _assert_close([a[k]], [b[k]], dtype)
+            else:
+                assert a[k] == pytest.approx(b[k], rel=1e-12)
+    opt.eval()
+    ref_opt.eval()
+    _assert_close(ps_g, ps_r, dtype)
+
+
+@pytest.mark.parametrize("name", ["schedule_free_adamw", "schedule_free_sgd"])
+def test_state_dict_moves_between_the_group_and_reference_paths(name):
+    def make(ps):
+        return go.ALIASES[name](ps, lr=5e-2, weight_decay=0.1)
+
+    ps_a, ps_b = _params(torch.float64), _params(torch.float64)
+    straight = make(ps_a)
+    _run(straight, ps_a, steps=12)
+    first = make(ps_b)
+    _run(first, ps_b, steps=6)
+    saved = first.state_dict()
+    ps_c = [torch.nn.Parameter(p.detach().clone()) for p in ps_b]
+    resumed = _reference(make, ps_c)  # reference path after the group path ...
+    resumed.load_state_dict(saved)
+    for t in range(6, 12):
+        for i, p in enumerate(ps_c):
+            p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(100 * t + i), dtype=p.dtype)
+        if t == 9:  # ... and the group path again after the reference path
+            resumed._group = _group.match(resumed.leaves)
+        resumed.step()
+    assert isinstance(resumed._fast_cache[id(resumed.param_groups[0])], _group.GroupCache)
+    _assert_close(ps_c, ps_a, torch.float64)
+
+
+def test_parameters_with_different_counters_fall_back_to_the_reference_path():
+    # The bias has no gradient on step 2: its counters lag, so each parameter needs its own step.
+    def skip(t, i):
+        return t == 2 and i == 1
+
+    make = CASES["adamw-wd-warmup-r"]
+    ps_g, ps_r = _params(torch.float64), _params(torch.float64)
+    opt = make(ps_g)
+    got = _run(opt, ps_g, skip=skip)
+    ref = _run(_reference(make, ps_r), ps_r, skip=skip)
+    _assert_close(got, ref, torch.float64)
+    assert id(opt.param_groups[0]) not in opt._fast_cache  # the reference path ran last
+    assert [opt.state[p]["sf_step"] for p in ps_g] == [10, 9, 10]
+
+
+@pytest.mark.parametrize("name", ["schedule_free_adamw", "schedule_free_sgd"])
+def test_a_decay_mask_that_leaves_parameters_out_takes_the_reference_path(name):
+    def make(ps):
+        return go.ALIASES[name](ps, lr=5e-2, weight_decay=0.1, decay_mask="auto")  # no decay on the 1-D bias
+
+    ps_g, ps_r = _params(torch.float64), _params(torch.float64)
+    opt = make(ps_g)
+    got = _run(opt, ps_g)
+    ref = _run(_reference(make, ps_r), ps_r)
+    _assert_close(got, ref, torch.float64)
+    assert id(opt.param_groups[0]) not in opt._fast_cache
+    # Without decay the mask does not matter: the group path runs.
+    opt.param_groups[0]["weight_decay"] = 0.0
+    _run(opt, ps_g, steps=1)
+    assert isinstance(opt._fast_cache[id(opt.param_groups[0])], _group.GroupCache)
+
+
+def test_complex_parameters_and_tensor_lr_take_the_reference_path():
+    w = torch.nn.Parameter(torch.zeros(2, dtype=torch.complex128))
+    opt = go.schedule_free_adamw([w], lr=0.1)
+    w.grad = torch.tensor([1 + 1j, -2j], dtype=torch.complex128)
+    opt.step()
+    assert id(opt.param_groups[0]) not in opt._fast_cache
+    ps = _params(torch.float64)
+    opt = go.schedule_free_sgd(ps, lr=torch.tensor(0.2))
+    _run(opt, ps, steps=2)
+    assert id(opt.param_groups[0]) not in opt._fast_cache
