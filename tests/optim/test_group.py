@@ -1,4 +1,4 @@
-"""Schedule-Free AdamW and SGD run as one multi-tensor step per group (gradwise.optim._group).
+"""Schedule-Free AdamW and SGD, and ASGD, step a group at a time (gradwise.optim._group).
 
 Each case steps two copies of the same parameters: the alias on its default
 path and the same chain on the per-parameter reference path
@@ -8,6 +8,8 @@ the schedulefree package: tests/optim/test_modern.py, on the default path.)
 """
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -147,3 +149,48 @@ def test_complex_parameters_and_tensor_lr_take_the_reference_path():
     opt = go.schedule_free_sgd(ps, lr=torch.tensor(0.2))
     _run(opt, ps, steps=2)
     assert id(opt.param_groups[0]) not in opt._fast_cache
+
+
+ASGD = {
+    "plain": dict(lr=0.05),
+    "averaging-wd-maximize": dict(lr=0.05, t0=3, weight_decay=0.1, lambd=0.01, alpha=0.6, maximize=True),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", sorted(ASGD))
+def test_asgd_group_path_equals_torch_exactly_and_swaps_state(case, dtype):
+    kw = ASGD[case]
+    ps_g, ps_t = _params(dtype), _params(dtype)
+    opt = go.asgd(ps_g, decay_mask="all", **kw)
+    torch_opt = torch.optim.ASGD(ps_t, foreach=False, **kw)
+    got, ref = _run(opt, ps_g), _run(torch_opt, ps_t)
+    assert isinstance(opt._fast_cache[id(opt.param_groups[0])], _group.GroupCache)
+    assert (ref[0] - _params(dtype)[0]).abs().max().item() > 1e-2
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for p, q in zip(ps_g, ps_t):
+        for k in ("step", "eta", "mu", "ax"):
+            torch.testing.assert_close(opt.state[p][k], torch_opt.state[q][k], rtol=0, atol=0)
+    # Our state_dict continues in torch's ASGD, step for step.
+    ps_c = [torch.nn.Parameter(p.detach().clone()) for p in ps_g]
+    resumed = torch.optim.ASGD(ps_c, foreach=False, **kw)
+    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))  # torch keeps same-dtype tensors as given
+    for opt_, ps in ((resumed, ps_c), (opt, ps_g)):
+        for i, p in enumerate(ps):
+            p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(7 + i), dtype=dtype)
+        opt_.step()
+    for a, b in zip(ps_g, ps_c):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_asgd_with_prox_equals_the_reference_path():
+    def make(ps, **k):
+        return go.asgd(ps, lr=0.05, t0=2, prox=L1(0.01), **k)
+
+    ps_g, ps_r = _params(torch.float64), _params(torch.float64)
+    opt = make(ps_g)
+    got = _run(opt, ps_g)
+    ref = _run(make(ps_r, foreach=False), ps_r)
+    assert isinstance(opt._fast_cache[id(opt.param_groups[0])], _group.GroupCache)
+    _assert_close(got, ref, torch.float64)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-from gradwise.optim._decay import AddDecayedWeights, prox_runner
+from gradwise.optim._decay import AddDecayedWeights, AddL2, prox_runner
 
 if TYPE_CHECKING:
     from gradwise.optim._base import Group, Transform
@@ -43,11 +43,12 @@ if TYPE_CHECKING:
 
 
 class GroupPlan(NamedTuple):
-    """Where the pieces of a Schedule-Free chain sit (indices into the leaves)."""
+    """Where the pieces of a Schedule-Free or ASGD chain sit (indices into the leaves)."""
 
-    second: int | None  # ScaleBySecondMoment (AdamW); None for SGD
-    decay: int | None  # AddDecayedWeights
-    sf: int  # ScheduleFreeStep
+    second: int | None  # ScaleBySecondMoment (Schedule-Free AdamW); None otherwise
+    decay: int | None  # AddDecayedWeights (Schedule-Free) or AddL2 (ASGD)
+    sf: int  # ScheduleFreeStep, or Asgd
+    algo: str = "schedule_free"  # or "asgd"
 
 
 def _unmasked(t: Transform) -> bool:
@@ -57,9 +58,12 @@ def _unmasked(t: Transform) -> bool:
 def match(leaves: tuple[Transform, ...]) -> GroupPlan | None:
     """The ``GroupPlan`` of ``leaves`` if this module steps that chain."""
     from gradwise.optim._schedule_free import ScaleBySecondMoment, ScheduleFreeStep
+    from gradwise.optim._signed import Asgd
 
     body = list(leaves[:-1] if leaves and leaves[-1].post_step else leaves)
     n, i = len(body), 0
+    if n == 2 and type(body[0]) is AddL2 and type(body[1]) is Asgd and _unmasked(body[1]):
+        return GroupPlan(None, 0, 1, "asgd")
     second = decay = None
     if i < n and type(body[i]) is ScaleBySecondMoment and _unmasked(body[i]):
         second, i = i, i + 1
@@ -78,11 +82,12 @@ class GroupCache(NamedTuple):
     states: list[dict[str, Any]]
     vs: list[torch.Tensor]  # second moments (AdamW)
     steps: torch.Tensor | None  # the second moment's step counters, one buffer (AdamW)
-    zs: list[torch.Tensor]
+    zs: list[torch.Tensor]  # Schedule-Free's z, or ASGD's average ax
     foreach: bool  # multi-tensor ops (CUDA) or one tensor at a time (CPU)
     dtype: torch.dtype
     decay_all: bool  # the decay mask selects every parameter
     prox: Callable[[float], None] | None
+    scalars: tuple[torch.Tensor, ...] = ()  # ASGD: eta and mu, one buffer each
 
 
 def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -> bool:
@@ -117,6 +122,11 @@ def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -
             return False
     if group.get("maximize", False):
         grads = torch._foreach_neg(grads)
+    if plan.algo == "asgd":
+        _asgd(cache, grads, float(lr), wd, *(option(group, k) for k in ("lambd", "alpha", "t0")))
+        if cache.prox is not None:
+            cache.prox(group["lr"])
+        return True
     # The averaging bookkeeping, once for the group (ScheduleFreeStep.update's).
     k_z, k_k, k_wsum, k_lrmax = opt._keys[plan.sf]
     d0 = cache.states[0]
@@ -193,6 +203,71 @@ def _adamw(cache: GroupCache, grads: list[torch.Tensor], b2: float, bc: float, e
             z.addcdiv_(g, d, value=-lr)
 
 
+def _asgd(cache: GroupCache, grads: list[torch.Tensor], lr: float, wd: float, lambd: float, alpha: float,
+          t0: float) -> None:
+    # Asgd.update's arithmetic, in torch's order: w <- w (1 - lambd eta) - eta u, u = g + wd w;
+    # ax <- ax + mu (w - ax) (or w while mu is 1); then eta and mu for the next step, once.
+    steps = cache.steps
+    etas, mus = cache.scalars
+    params, axs = cache.params, cache.zs
+    steps.add_(1)  # type: ignore[union-attr]
+    e = etas[0].item()
+    averaging = mus[0].item() != 1
+    mu_list = list(mus.unbind(0)) if averaging else []
+    if cache.foreach:
+        u = torch._foreach_add(grads, params, alpha=wd) if wd else grads
+        torch._foreach_mul_(params, 1 - lambd * e)
+        torch._foreach_add_(params, u, alpha=-e)
+        if averaging:
+            diff = torch._foreach_sub(params, axs)
+            torch._foreach_mul_(diff, mu_list)
+            torch._foreach_add_(axs, diff)
+        else:
+            torch._foreach_copy_(axs, params)
+    else:
+        for i, (p, g, ax) in enumerate(zip(params, grads, axs)):
+            u = g.add(p, alpha=wd) if wd else g  # at w before its decay, as torch
+            p.mul_(1 - lambd * e).add_(u, alpha=-e)
+            if averaging:
+                ax.add_(p.sub(ax).mul_(mu_list[i]))
+            else:
+                ax.copy_(p)
+    t = steps[0].item()  # type: ignore[index]
+    etas.fill_(lr / ((1 + lambd * lr * t) ** alpha))
+    mus.fill_(1 / max(1, t - t0))
+
+
+def _stacked(states: list[dict[str, Any]], key: str) -> torch.Tensor | None:
+    # The 0-dim tensors under key as views of one buffer (as the fused path
+    # keeps Adam's step counters): one op advances them all. None if they differ.
+    buf = torch.stack([d[key] for d in states])
+    if bool((buf != buf[0]).any()):
+        return None
+    for d, v in zip(states, buf.unbind(0)):
+        d[key] = v
+    return buf
+
+
+def _build_asgd(opt: Optimizer, plan: GroupPlan, group: Group, params: list[torch.Tensor],
+                states: list[dict[str, Any]]) -> tuple | None:
+    k_step, k_eta, k_mu, k_ax = opt._keys[plan.sf]
+    fresh = [d.get(k_eta) is None for d in states]
+    if any(fresh) and not all(fresh):
+        return None  # some parameters stepped before, some not
+    for name in (k_step, k_mu) if all(fresh) else (k_step, k_mu, k_eta):
+        first = states[0][name]
+        if any(d[name].dtype is not first.dtype or d[name].device != first.device for d in states):
+            return None
+    if all(fresh):  # Asgd.update's first step: eta starts at lr, in mu's dtype
+        lr = float(opt.leaves[plan.sf].option(group, "lr"))
+        for d in states:
+            d[k_eta] = torch.tensor(lr, dtype=d[k_mu].dtype, device=d[k_mu].device)
+    steps, etas, mus = (_stacked(states, k) for k in (k_step, k_eta, k_mu))
+    if steps is None or etas is None or mus is None:
+        return None
+    return steps, [d[k_ax] for d in states], (etas, mus)
+
+
 def _build(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan],
            params: list[torch.Tensor]) -> GroupCache | None:
     p0 = params[0]
@@ -210,6 +285,17 @@ def _build(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]
     for p, pl, d in zip(params, picked, states):
         if not d:
             opt.init_state(p, pl, d)
+    prox = None
+    if opt.prox is not None:
+        pairs = [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None]
+        prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs])
+    decay_all = plan.decay is None or all(pl.active[plan.decay] for pl in picked)
+    if plan.algo == "asgd":
+        built = _build_asgd(opt, plan, group, params, states)
+        if built is None:
+            return None
+        steps, axs, scalars = built
+        return GroupCache(group, params, states, [], steps, axs, p0.is_cuda, dtype, decay_all, prox, scalars)
     k_z, k_k, k_wsum, k_lrmax = opt._keys[plan.sf]
     first = (states[0].get(k_k), states[0].get(k_wsum), states[0].get(k_lrmax))
     if any((d.get(k_k), d.get(k_wsum), d.get(k_lrmax)) != first for d in states):
@@ -219,16 +305,8 @@ def _build(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]
     steps = None
     if plan.second is not None:
         k_step, k_v = opt._keys[plan.second]
-        steps = torch.stack([d[k_step] for d in states])
-        if bool((steps != steps[0]).any()):
+        steps = _stacked(states, k_step)
+        if steps is None:
             return None
-        views = list(steps.unbind(0))  # as the fused path: 0-dim views of one buffer, one add_
-        for d, v in zip(states, views):
-            d[k_step] = v
         vs = [d[k_v] for d in states]
-    prox = None
-    if opt.prox is not None:
-        pairs = [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None]
-        prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs])
-    decay_all = plan.decay is None or all(pl.active[plan.decay] for pl in picked)
     return GroupCache(group, params, states, vs, steps, zs, p0.is_cuda, dtype, decay_all, prox)

@@ -59,7 +59,7 @@ class Optimizer(torch.optim.Optimizer):
         foreach: ``None`` (default) runs a chain that is exactly RMSprop,
             Adamax, Adadelta, NAdam or RAdam on torch's multi-tensor
             functional form (``gradwise.optim._delegate``), and a
-            Schedule-Free chain as multi-tensor ops (``gradwise.optim._group``),
+            Schedule-Free or ASGD chain a group at a time (``gradwise.optim._group``),
             when the tensors allow it; ``False`` runs the per-tensor reference path.
         **defaults: param-group options (``lr=...``); they override the
             hyperparameters the transforms declare.
@@ -117,7 +117,7 @@ class Optimizer(torch.optim.Optimizer):
         # Chains that are exactly another torch.optim algorithm (RMSprop, Adamax,
         # NAdam, ...) run on torch's multi-tensor functional form instead.
         self._delegate = _delegate.match(leaves) if self._fast is None and foreach is not False else None
-        # Schedule-Free chains run as multi-tensor ops (gradwise.optim._group).
+        # Schedule-Free and ASGD chains run a group at a time (gradwise.optim._group).
         self._group = (_group.match(leaves) if self._fast is None and self._delegate is None
                        and foreach is not False else None)
         self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
