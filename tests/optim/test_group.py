@@ -194,3 +194,47 @@ def test_asgd_with_prox_equals_the_reference_path():
     ref = _run(make(ps_r, foreach=False), ps_r)
     assert isinstance(opt._fast_cache[id(opt.param_groups[0])], _group.GroupCache)
     _assert_close(got, ref, torch.float64)
+
+
+def _embedding_run(make, dtype, steps=10):
+    # Two sparse embeddings; the second one sits out step 3, so its counter lags.
+    torch.manual_seed(0)
+    embs = [torch.nn.Embedding(30, 6, sparse=True).to(dtype), torch.nn.Embedding(12, 3, sparse=True).to(dtype)]
+    ps = [e.weight for e in embs]
+    opt = make(ps)
+    for t in range(steps):
+        opt.zero_grad()
+        g = torch.Generator().manual_seed(t)
+        loss = sum((e(torch.randint(0, e.num_embeddings, (7,), generator=g)) ** 2).sum()
+                   for i, e in enumerate(embs) if not (t == 3 and i == 1))
+        loss.backward()
+        opt.step()
+    return [p.detach().clone() for p in ps], opt
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("maximize", [False, True])
+def test_sparse_adam_group_path_equals_torch(dtype, maximize):
+    got, opt = _embedding_run(lambda ps: go.sparse_adam(ps, lr=0.05, betas=(0.8, 0.99), maximize=maximize), dtype)
+    ref, torch_opt = _embedding_run(lambda ps: torch.optim.SparseAdam(ps, lr=0.05, betas=(0.8, 0.99),
+                                                                      maximize=maximize), dtype)
+    assert isinstance(opt._fast_cache[id(opt.param_groups[0])], _group.GroupCache)
+    assert [opt.state[p]["step"] for p in opt.param_groups[0]["params"]] == [10, 9]
+    tol = 1e-6 if dtype is torch.float32 else 1e-14
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=tol)
+    for p, q in zip(opt.param_groups[0]["params"], torch_opt.param_groups[0]["params"]):
+        for k in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(opt.state[p][k], torch_opt.state[q][k], rtol=0, atol=tol)
+
+
+def test_sparse_adam_with_prox_equals_the_reference_path():
+    def make(ps, **k):
+        return go.sparse_adam(ps, lr=0.05, prox=L1(0.01))
+
+    got, opt = _embedding_run(make, torch.float64)
+    assert isinstance(opt._fast_cache[id(opt.param_groups[0])], _group.GroupCache)
+    ours_ref, ref_opt = _embedding_run(
+        lambda ps: go.Optimizer(ps, make(ps).transform, fused=False, foreach=False), torch.float64)
+    assert ref_opt._group is None
+    _assert_close(got, ours_ref, torch.float64)

@@ -1,4 +1,4 @@
-"""Group-level steps for chains no torch kernel covers: Schedule-Free AdamW and SGD.
+"""Group-level steps for chains no torch kernel covers: Schedule-Free AdamW and SGD, ASGD, SparseAdam.
 
 The reference path runs a chain parameter by parameter through the
 transforms' ``update`` calls; for Schedule-Free that Python was a
@@ -6,6 +6,8 @@ measurable share of a step on tens of tensors (benchmarks/bench_optim.py).
 When a chain is exactly
 
     [scale_by_second_moment] [add_decayed_weights] schedule_free [prox]
+    [add_l2] asgd_step [prox]
+    scale_by_sparse_adam scale_by_lr [prox]
 
 one group's step here computes the scalars (bias correction, the averaging
 weight ``c``, the scheduled ``lr``) once, then runs the tensor ops over
@@ -18,17 +20,24 @@ stay the same (as the fused and delegate paths cache theirs): on CUDA as
 CPU without decay ``u = g / d`` is folded into the two updates
 (``addcdiv_``), equal to round-off. The averaging bookkeeping (``sf_step``,
 ``weight_sum``, ``lr_max``) is written to every parameter's state, so a
-state_dict is the reference path's.
+state_dict is the reference path's. ASGD keeps torch's arithmetic and order
+(equal to ``torch.optim.ASGD`` bit for bit), its ``step``, ``eta`` and ``mu``
+as 0-dim views of one buffer each, advanced once per group. SparseAdam
+updates an embedding gradient's rows with ``index_select`` / ``index_copy_`` /
+``index_add_`` instead of building sparse tensors (equal to torch's
+SparseAdam to round-off).
 
 ``run`` returns False, before changing anything, when the step does not fit:
 a Tensor ``lr``, complex or sparse tensors, mixed dtypes or devices, a decay
 mask that leaves some parameters out while ``weight_decay`` is on, or
-parameters whose counters differ (one skipped steps); the reference path
+parameters whose counters differ (one skipped steps; SparseAdam keeps one per
+parameter), a sparse gradient that is not an embedding's rows; the reference path
 then runs.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -47,8 +56,8 @@ class GroupPlan(NamedTuple):
 
     second: int | None  # ScaleBySecondMoment (Schedule-Free AdamW); None otherwise
     decay: int | None  # AddDecayedWeights (Schedule-Free) or AddL2 (ASGD)
-    sf: int  # ScheduleFreeStep, or Asgd
-    algo: str = "schedule_free"  # or "asgd"
+    sf: int  # ScheduleFreeStep, Asgd or ScaleBySparseAdam
+    algo: str = "schedule_free"  # or "asgd", "sparse_adam"
 
 
 def _unmasked(t: Transform) -> bool:
@@ -59,9 +68,14 @@ def match(leaves: tuple[Transform, ...]) -> GroupPlan | None:
     """The ``GroupPlan`` of ``leaves`` if this module steps that chain."""
     from gradwise.optim._schedule_free import ScaleBySecondMoment, ScheduleFreeStep
     from gradwise.optim._signed import Asgd
+    from gradwise.optim._sparse import ScaleBySparseAdam
+    from gradwise.optim._transforms import ScaleByLr
 
     body = list(leaves[:-1] if leaves and leaves[-1].post_step else leaves)
     n, i = len(body), 0
+    if (n == 2 and type(body[0]) is ScaleBySparseAdam and type(body[1]) is ScaleByLr
+            and _unmasked(body[0]) and _unmasked(body[1])):
+        return GroupPlan(None, None, 0, "sparse_adam")
     if n == 2 and type(body[0]) is AddL2 and type(body[1]) is Asgd and _unmasked(body[1]):
         return GroupPlan(None, 0, 1, "asgd")
     second = decay = None
@@ -80,9 +94,9 @@ class GroupCache(NamedTuple):
     group: Group
     params: list[torch.Tensor]
     states: list[dict[str, Any]]
-    vs: list[torch.Tensor]  # second moments (AdamW)
+    vs: list[torch.Tensor]  # second moments (Schedule-Free AdamW, SparseAdam)
     steps: torch.Tensor | None  # the second moment's step counters, one buffer (AdamW)
-    zs: list[torch.Tensor]  # Schedule-Free's z, or ASGD's average ax
+    zs: list[torch.Tensor]  # Schedule-Free's z, ASGD's average ax, SparseAdam's first moment
     foreach: bool  # multi-tensor ops (CUDA) or one tensor at a time (CPU)
     dtype: torch.dtype
     decay_all: bool  # the decay mask selects every parameter
@@ -101,18 +115,12 @@ def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -
     if not params:
         return True
     grads = [p.grad for p in params]
+    if plan.algo == "sparse_adam":
+        return _sparse_adam(opt, plan, group, plans, params, grads, float(lr))
     wd = opt.leaves[plan.decay].option(group, "weight_decay") if plan.decay is not None else 0.0
-    cache = opt._fast_cache.get(id(group))
-    if (
-        cache is None
-        or cache.group is not group
-        or len(cache.params) != len(params)
-        or not all(map(operator.is_, cache.params, params))
-    ):
-        cache = _build(opt, plan, group, plans, params)
-        if cache is None:
-            return False
-        opt._fast_cache[id(group)] = cache
+    cache = _cached(opt, plan, group, plans, params)
+    if cache is None:
+        return False
     if wd and not cache.decay_all:
         return False
     # A gradient on another device makes the ops below raise, as on the reference path.
@@ -154,6 +162,21 @@ def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -
     if cache.prox is not None:
         cache.prox(group["lr"])
     return True
+
+
+def _cached(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan],
+            params: list[torch.Tensor]) -> GroupCache | None:
+    cache = opt._fast_cache.get(id(group))
+    if (
+        cache is None
+        or cache.group is not group
+        or len(cache.params) != len(params)
+        or not all(map(operator.is_, cache.params, params))
+    ):
+        cache = _build(opt, plan, group, plans, params)
+        if cache is not None:
+            opt._fast_cache[id(group)] = cache
+    return cache
 
 
 def _sgd(cache: GroupCache, grads: list[torch.Tensor], wd: float, ckp1: float, a: float, lr: float) -> None:
@@ -201,6 +224,43 @@ def _adamw(cache: GroupCache, grads: list[torch.Tensor], b2: float, bc: float, e
         else:  # u = g / d folded into the two updates
             y.lerp_(z, ckp1).addcdiv_(g, d, value=a)
             z.addcdiv_(g, d, value=-lr)
+
+
+def _sparse_adam(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan],
+                 params: list[torch.Tensor], grads: list[torch.Tensor], lr: float) -> bool:
+    # torch's SparseAdam on an embedding's gradient (rows of a hybrid COO
+    # tensor): the rows' moments read with index_select and written back with
+    # index_copy_ (m_old + (g - m_old)(1 - b1), the sum torch's sparse add
+    # makes), the weight moved with one index_add_; no sparse tensor is built.
+    for g in grads:
+        if not g.is_sparse or g.sparse_dim() != 1 or g.dim() != 2:
+            return False  # the reference path: its error for dense gradients, other layouts
+    cache = _cached(opt, plan, group, plans, params)
+    if cache is None:
+        return False
+    leaf = opt.leaves[plan.sf]
+    b1, b2 = leaf.option(group, "betas")
+    eps = leaf.option(group, "eps")
+    sign = -1.0 if group.get("maximize", False) else 1.0
+    k_step = opt._keys[plan.sf][0]
+    for p, g, m, v, d in zip(params, grads, cache.zs, cache.vs, cache.states):
+        t = d[k_step] + 1
+        d[k_step] = t
+        g = g.coalesce()
+        rows, vals = g.indices()[0], g.values()
+        if sign < 0:
+            vals = -vals
+        m_old = m.index_select(0, rows)
+        numer = vals.sub(m_old).mul_(1 - b1).add_(m_old)
+        m.index_copy_(0, rows, numer)
+        v_old = v.index_select(0, rows)
+        denom = vals.pow(2).sub_(v_old).mul_(1 - b2).add_(v_old)
+        v.index_copy_(0, rows, denom)
+        denom.sqrt_().add_(eps)
+        p.index_add_(0, rows, numer.div_(denom), alpha=-(lr * math.sqrt(1 - b2**t) / (1 - b1**t)))
+    if cache.prox is not None:
+        cache.prox(group["lr"])
+    return True
 
 
 def _asgd(cache: GroupCache, grads: list[torch.Tensor], lr: float, wd: float, lambd: float, alpha: float,
@@ -290,6 +350,10 @@ def _build(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]
         pairs = [(p, pl.factor) for p, pl in zip(params, picked) if pl.factor is not None]
         prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs])
     decay_all = plan.decay is None or all(pl.active[plan.decay] for pl in picked)
+    if plan.algo == "sparse_adam":
+        _, k_m, k_v = opt._keys[plan.sf]
+        return GroupCache(group, params, states, [d[k_v] for d in states], None, [d[k_m] for d in states],
+                          p0.is_cuda, dtype, True, prox)
     if plan.algo == "asgd":
         built = _build_asgd(opt, plan, group, params, states)
         if built is None:
