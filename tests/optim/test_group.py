@@ -238,3 +238,30 @@ def test_sparse_adam_with_prox_equals_the_reference_path():
         lambda ps: go.Optimizer(ps, make(ps).transform, fused=False, foreach=False), torch.float64)
     assert ref_opt._group is None
     _assert_close(got, ours_ref, torch.float64)
+
+
+ADAFACTOR = {
+    "plain": (dict(lr=0.05), "all"),
+    "wd-d-maximize": (dict(lr=0.05, weight_decay=0.1, d=1.5, maximize=True, beta2_decay=-0.6), "all"),
+    "wd-masked": (dict(lr=0.05, weight_decay=0.1), "auto"),  # no decay on the 1-D parameter
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", sorted(ADAFACTOR))
+def test_adafactor_group_path_equals_torch_exactly(case, dtype):
+    kw, mask = ADAFACTOR[case]
+    ps_g, ps_t = _params(dtype), _params(dtype)
+    opt = go.adafactor(ps_g, decay_mask=mask, **kw)
+    groups = ([dict(params=[ps_t[0], ps_t[2]]), dict(params=[ps_t[1]], weight_decay=0.0)]
+              if mask == "auto" else ps_t)
+    torch_opt = torch.optim.Adafactor(groups, foreach=False, **kw)
+    got, ref = _run(opt, ps_g), _run(torch_opt, ps_t)
+    assert isinstance(opt._fast_cache[id(opt.param_groups[0])], _group.GroupCache)
+    assert (ref[0] - _params(dtype)[0]).abs().max().item() > 1e-2
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for p, q in zip(ps_g, ps_t):
+        for k, v in torch_opt.state[q].items():
+            if v is not None:
+                torch.testing.assert_close(opt.state[p][k], v, rtol=0, atol=0)

@@ -1,4 +1,4 @@
-"""Group-level steps for chains no torch kernel covers: Schedule-Free AdamW and SGD, ASGD, SparseAdam.
+"""Group-level steps: Schedule-Free AdamW and SGD, ASGD, SparseAdam, Adafactor.
 
 The reference path runs a chain parameter by parameter through the
 transforms' ``update`` calls; for Schedule-Free that Python was a
@@ -8,6 +8,7 @@ When a chain is exactly
     [scale_by_second_moment] [add_decayed_weights] schedule_free [prox]
     [add_l2] asgd_step [prox]
     scale_by_sparse_adam scale_by_lr [prox]
+    scale_by_adafactor add_decayed_weights scale_by_lr [prox]   (gradwise.optim._group_adafactor)
 
 one group's step here computes the scalars (bias correction, the averaging
 weight ``c``, the scheduled ``lr``) once, then runs the tensor ops over
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
+from gradwise.optim import _group_adafactor
 from gradwise.optim._decay import AddDecayedWeights, AddL2, prox_runner
 
 if TYPE_CHECKING:
@@ -56,8 +58,8 @@ class GroupPlan(NamedTuple):
 
     second: int | None  # ScaleBySecondMoment (Schedule-Free AdamW); None otherwise
     decay: int | None  # AddDecayedWeights (Schedule-Free) or AddL2 (ASGD)
-    sf: int  # ScheduleFreeStep, Asgd or ScaleBySparseAdam
-    algo: str = "schedule_free"  # or "asgd", "sparse_adam"
+    sf: int  # ScheduleFreeStep, Asgd, ScaleBySparseAdam or ScaleByAdafactor
+    algo: str = "schedule_free"  # or "asgd", "sparse_adam", "adafactor"
 
 
 def _unmasked(t: Transform) -> bool:
@@ -66,6 +68,7 @@ def _unmasked(t: Transform) -> bool:
 
 def match(leaves: tuple[Transform, ...]) -> GroupPlan | None:
     """The ``GroupPlan`` of ``leaves`` if this module steps that chain."""
+    from gradwise.optim._matrix import ScaleByAdafactor
     from gradwise.optim._schedule_free import ScaleBySecondMoment, ScheduleFreeStep
     from gradwise.optim._signed import Asgd
     from gradwise.optim._sparse import ScaleBySparseAdam
@@ -76,6 +79,9 @@ def match(leaves: tuple[Transform, ...]) -> GroupPlan | None:
     if (n == 2 and type(body[0]) is ScaleBySparseAdam and type(body[1]) is ScaleByLr
             and _unmasked(body[0]) and _unmasked(body[1])):
         return GroupPlan(None, None, 0, "sparse_adam")
+    if (n == 3 and type(body[0]) is ScaleByAdafactor and type(body[1]) is AddDecayedWeights
+            and type(body[2]) is ScaleByLr and _unmasked(body[0]) and _unmasked(body[2])):
+        return GroupPlan(None, 1, 0, "adafactor")
     if n == 2 and type(body[0]) is AddL2 and type(body[1]) is Asgd and _unmasked(body[1]):
         return GroupPlan(None, 0, 1, "asgd")
     second = decay = None
@@ -102,6 +108,7 @@ class GroupCache(NamedTuple):
     decay_all: bool  # the decay mask selects every parameter
     prox: Callable[[float], None] | None
     scalars: tuple[torch.Tensor, ...] = ()  # ASGD: eta and mu, one buffer each
+    extra: Any = None  # Adafactor: row and column statistics, variances, decay on/off per parameter
 
 
 def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -> bool:
@@ -121,7 +128,7 @@ def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -
     cache = _cached(opt, plan, group, plans, params)
     if cache is None:
         return False
-    if wd and not cache.decay_all:
+    if wd and not cache.decay_all and plan.algo != "adafactor":
         return False
     # A gradient on another device makes the ops below raise, as on the reference path.
     dtype = cache.dtype
@@ -130,6 +137,14 @@ def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -
             return False
     if group.get("maximize", False):
         grads = torch._foreach_neg(grads)
+    if plan.algo == "adafactor":
+        if not lr:
+            return False  # the reference path's zero step
+        leaf = opt.leaves[plan.sf]
+        _group_adafactor.step(cache, grads, float(lr), wd, *(leaf.option(group, k) for k in ("beta2_decay", "eps", "d")))
+        if cache.prox is not None:
+            cache.prox(group["lr"])
+        return True
     if plan.algo == "asgd":
         _asgd(cache, grads, float(lr), wd, *(option(group, k) for k in ("lambd", "alpha", "t0")))
         if cache.prox is not None:
@@ -354,6 +369,14 @@ def _build(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]
         _, k_m, k_v = opt._keys[plan.sf]
         return GroupCache(group, params, states, [d[k_v] for d in states], None, [d[k_m] for d in states],
                           p0.is_cuda, dtype, True, prox)
+    if plan.algo == "adafactor":
+        k_step, k_row, k_col, k_var = opt._keys[plan.sf]
+        steps = _stacked(states, k_step)
+        if steps is None:
+            return None
+        extra = ([d.get(k_row) for d in states], [d.get(k_col) for d in states], [d.get(k_var) for d in states],
+                 [pl.active[plan.decay] for pl in picked])  # type: ignore[index]
+        return GroupCache(group, params, states, [], steps, [], p0.is_cuda, dtype, decay_all, prox, (), extra)
     if plan.algo == "asgd":
         built = _build_asgd(opt, plan, group, params, states)
         if built is None:
