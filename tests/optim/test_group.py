@@ -265,3 +265,27 @@ def test_adafactor_group_path_equals_torch_exactly(case, dtype):
         for k, v in torch_opt.state[q].items():
             if v is not None:
                 torch.testing.assert_close(opt.state[p][k], v, rtol=0, atol=0)
+
+
+class _ForeachCache(dict):
+    # The optimizer's cache dict with every group cache switched to the
+    # multi-tensor (CUDA) form, so that form is checked on CPU as well.
+    def __setitem__(self, key, cache):
+        super().__setitem__(key, cache._replace(foreach=True) if isinstance(cache, _group.GroupCache) else cache)
+
+
+@pytest.mark.parametrize("case", ["adamw-wd-warmup-r", "adamw-maximize-prox", "sgd", "sgd-wd-warmup", "asgd"])
+def test_the_multi_tensor_form_equals_the_reference_path(case):
+    def make(ps):
+        if case == "asgd":
+            return go.asgd(ps, lr=0.05, t0=3, weight_decay=0.1, lambd=0.01, decay_mask="all")
+        return CASES[case](ps)
+
+    ps_g, ps_r = _params(torch.float64), _params(torch.float64)
+    opt = make(ps_g)
+    opt._fast_cache = _ForeachCache()
+    got = _run(opt, ps_g)
+    assert opt._fast_cache[id(opt.param_groups[0])].foreach
+    ref_opt = make(ps_r)
+    ref_opt._group = None
+    _assert_close(got, _run(ref_opt, ps_r), torch.float64)
