@@ -15,9 +15,10 @@ on CPU, where one kernel per pass over all of the group's parameters beats a
 launch per parameter, else its per-tensor form, whose in-place passes beat
 the foreach form's temporaries on large CPU tensors. It is what keeps these
 aliases at torch's speed (benchmarks/bench_optim.py). tests/optim/test_delegate.py checks every
-one against torch and against the reference path. ASGD is left on the
-reference path: torch's foreach ASGD keeps ``eta`` in float32 and so departs
-from its own for-loop form (by 1e-8 in float64), which gradwise follows.
+one against torch and against the reference path. ASGD is not delegated:
+torch's foreach ASGD keeps ``eta`` in float32 and so departs from its own
+for-loop form (by 1e-8 in float64), which gradwise follows
+(``gradwise.optim._group`` steps it a group at a time).
 
 ``run`` returns False, before changing anything, whenever the tensors or
 options do not fit (a masked transform with a non-zero decay, sparse or

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from gradwise.errors import ConfigError
-from gradwise.optim import _delegate, _dispatch
+from gradwise.optim import _delegate, _dispatch, _group
 from gradwise.optim._base import EmptyState, Group, Transform, chain, leaves_of
 from gradwise.optim._decay import AddDecayedWeights, Prox, apply_prox
 from gradwise.optim._transforms import ScaleByLr
@@ -58,8 +58,9 @@ class Optimizer(torch.optim.Optimizer):
             ``True`` requires a chain the fused path covers.
         foreach: ``None`` (default) runs a chain that is exactly RMSprop,
             Adamax, Adadelta, NAdam or RAdam on torch's multi-tensor
-            functional form (``gradwise.optim._delegate``) when the tensors
-            allow it; ``False`` runs the per-tensor reference path.
+            functional form (``gradwise.optim._delegate``), and a
+            Schedule-Free or ASGD chain a group at a time (``gradwise.optim._group``),
+            when the tensors allow it; ``False`` runs the per-tensor reference path.
         **defaults: param-group options (``lr=...``); they override the
             hyperparameters the transforms declare.
 
@@ -116,6 +117,9 @@ class Optimizer(torch.optim.Optimizer):
         # Chains that are exactly another torch.optim algorithm (RMSprop, Adamax,
         # NAdam, ...) run on torch's multi-tensor functional form instead.
         self._delegate = _delegate.match(leaves) if self._fast is None and foreach is not False else None
+        # Schedule-Free and ASGD chains run a group at a time (gradwise.optim._group).
+        self._group = (_group.match(leaves) if self._fast is None and self._delegate is None
+                       and foreach is not False else None)
         self._plans: dict[int, tuple[Group, list[ParamPlan]]] = {}
         # Per group: the fused path's GroupCache or the delegate's DelegateCache.
         self._fast_cache: dict[int, Any] = {}
@@ -158,7 +162,7 @@ class Optimizer(torch.optim.Optimizer):
                 # stays out of the dict, so the keys are torch's.
                 state.update((k, v) for k, v in zip(keys, leaf.init(param)) if v is not None)
 
-    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast", "_delegate", "_tail")
+    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast", "_delegate", "_group", "_tail")
 
     def __getstate__(self) -> dict[str, Any]:
         # torch pickles only defaults, state and param_groups; the chain is
@@ -170,6 +174,7 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("_delegate", None)
+        self.__dict__.setdefault("_group", None)
         self._plans = {}
         self._fast_cache = {}
 
@@ -200,6 +205,8 @@ class Optimizer(torch.optim.Optimizer):
             if self._fast is not None and _dispatch.run(self, self._fast, group, plans):
                 continue
             if self._delegate is not None and _delegate.run(self, self._delegate, group, plans):
+                continue
+            if self._group is not None and _group.run(self, self._group, group, plans):
                 continue
             rest.append((group, plans))
         if rest:
