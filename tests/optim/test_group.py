@@ -289,3 +289,31 @@ def test_the_multi_tensor_form_equals_the_reference_path(case):
     ref_opt = make(ps_r)
     ref_opt._group = None
     _assert_close(got, _run(ref_opt, ps_r), torch.float64)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("case", ["adamw-wd-warmup-r", "adamw-maximize-prox", "sgd-wd-warmup", "asgd"])
+def test_on_cuda_the_group_path_takes_the_multi_tensor_form_and_equals_the_reference(case):
+    def make(ps):
+        if case == "asgd":
+            return go.asgd(ps, lr=0.05, t0=3, weight_decay=0.1, lambd=0.01, decay_mask="all")
+        return CASES[case](ps)
+
+    def on_cuda(ps):
+        return [torch.nn.Parameter(p.detach().cuda()) for p in ps]
+
+    def run(opt, ps, steps=10):
+        for t in range(steps):
+            for i, p in enumerate(ps):
+                g = torch.Generator().manual_seed(100 * t + i)
+                p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype).cuda()
+            opt.step()
+        return [p.detach().cpu() for p in ps]
+
+    ps_g, ps_r = on_cuda(_params(torch.float64)), on_cuda(_params(torch.float64))
+    opt = make(ps_g)
+    got = run(opt, ps_g)
+    assert opt._fast_cache[id(opt.param_groups[0])].foreach
+    ref_opt = make(ps_r)
+    ref_opt._group = None
+    _assert_close(got, run(ref_opt, ps_r), torch.float64)
