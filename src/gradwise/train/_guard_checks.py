@@ -21,8 +21,11 @@ class GradCheck:
     On a single device it runs the kernel behind ``torch.amp.GradScaler``
     (``torch._amp_foreach_non_finite_check_and_unscale_``, with a scale of
     exactly 1, so the gradients are left as they are): one pass over the
-    gradients, no allocation, one host read. Elsewhere (parameters on several
-    devices) it falls back to ``torch.nn.utils.get_total_norm``.
+    gradients, no allocation, one host read. On the CPU the flag is read
+    through a NumPy view of its memory (a plain array read, where ``.item()``
+    goes through torch's dispatcher: ~0.1 us against ~3 us, on a step of
+    ~400 us). Elsewhere (parameters on several devices) it falls back to
+    ``torch.nn.utils.get_total_norm``.
     """
 
     def __init__(self, params: list[torch.Tensor]) -> None:
@@ -33,13 +36,15 @@ class GradCheck:
             (device,) = devices
             self.found = torch.zeros(1, device=device)
             self.one = torch.ones(1, device=device)
+            # the kernel writes the flag in place: the view always shows its value
+            self.host = self.found.numpy() if device.type == "cpu" else None
 
     def finite(self, grads: list[torch.Tensor]) -> bool:
         if self.kernel is None:
             return math.isfinite(float(torch.nn.utils.get_total_norm(grads)))
         # The kernel only ever sets the flag: it is cleared after a find, not before each check.
         self.kernel(grads, self.found, self.one)
-        if not self.found.item():
+        if not (self.found.item() if self.host is None else self.host[0]):
             return True
         self.found.zero_()
         return False
