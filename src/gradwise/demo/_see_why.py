@@ -42,6 +42,9 @@ ADAMW: dict[str, Any] = {
     "optimizer": {"name": "adam", "lr": 0.001, "weight_decay": 0.0, "decoupled": True},
     "schedule": {"name": "cosine"},
     "training": {"epochs": 40, "batch_size": 32, "seed": 0},
+    # no divergence guard: its trend rule halves the lr of a run that stops
+    # improving and ends it with its best epoch's weights, blurring the lr axis
+    "callbacks": {"divergence_guard": {"enabled": False}},
     "sweep": {
         "method": "grid",
         "metric": "val_loss",

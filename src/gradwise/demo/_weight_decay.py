@@ -86,7 +86,9 @@ def weight_decay(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str,
         "weight decay stays put as the learning rate changes; with L2 it moves with it. The "
         "slope of log10(best weight decay) against log10(lr) is near 0 when the best decay does "
         "not depend on the learning rate, and positive when the good region runs diagonally. "
-        "The two use different decay ranges: AdamW's decay is multiplied by lr, L2's is not."
+        "The two use different decay ranges: AdamW's decay is multiplied by lr, L2's is not. "
+        "The runs have no divergence guard: its trend rule would halve the lr of a run that "
+        "stops improving, and the lr is what the grid varies."
     )
     sec = Section("Adam + L2 vs AdamW", text=text, tables=[("", rows)], images=[figure])
     out["report"] = str(sw._page(out_dir, "gradwise demo: decoupled weight decay", [sec]))
