@@ -133,7 +133,7 @@ def test_quick_tour_claims_hold(section, seed, tmp_path):
 @pytest.mark.claim
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("section", ["train", "finetune", "regularize", "weight-decay"])
+@pytest.mark.parametrize("section", ["train", "finetune", "regularize"])
 def test_quick_tour_claims_hold_slow(section, seed, tmp_path):
     import torch
 
