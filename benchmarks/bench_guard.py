@@ -3,27 +3,32 @@
 The digits MLP (64-128-64-10) with SGD + momentum at lr_find's rate, batch 128,
 with validation data (so the trend rule watches val_loss): the same Trainer run
 without a guard, with one whose trend rule is off (``monitor=None``) and with
-a default one, alternated, best of ``--repeats``. Times are per optimizer step,
-the per-epoch validation pass included, as wall time and as this process's CPU
-time (``time.process_time``: on a machine shared with other jobs it is the
-steadier of the two; with one thread it is the step's own work). Prints the
-ratios; the goal is guard / plain <= 1.05 (the guard costs <= 5% of a step).
+a default one. The goal is guard / plain <= 1.05 (the guard costs <= 5% of a
+step, the per-epoch validation pass included).
 
-On a busy machine the runs being compared see different loads, and the
-ratios are noise. ``--share`` measures instead, inside each guarded run, the
-time spent in the guard's own callbacks (every event it handles: the per-step
-checks, the copies, the trend rule, the final restore) against the run's
-time: numerator and denominator see the same load. (Under a load of 10-22 on
-2 cores it still moved between 0.02 and 0.07 from one round to the next.) ``1 + share / (1 - share)`` is the guard / plain
-ratio it implies. (It uses ``perf_counter``: in a sandbox ``process_time``
-can be a system call of ~10 us, more than the guard's own work per call.)
+On a machine shared with other jobs, runs measured one after the other see
+different loads, and a best-of or mean ratio is noise as large as the 5% it
+looks for. So the runs are *paired*: each round runs the three variants back to
+back (in an order that rotates from round to round, so that no variant always
+comes first), each timed by this process's CPU time (``time.process_time``:
+with one thread it is the step's own work, and other jobs' time is not in
+it); the ratio guard / plain is taken within each round, and the median of the
+rounds' ratios is reported, with its quartiles. A load that changes from one
+round to the next cancels in the ratio; one that changes within a round moves
+that round's ratio only, and the median ignores it.
 
-    python benchmarks/bench_guard.py --repeats 7 [--threads 1] [--share]
+``--share`` measures instead, inside each guarded run, the time spent in the
+guard's own callbacks (every event it handles: the per-step checks, the
+copies, the trend rule, the final restore) against the run's time; ``1 +
+share / (1 - share)`` is the guard / plain ratio it implies.
+
+    python benchmarks/bench_guard.py --rounds 21 [--threads 1] [--share]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -95,45 +100,60 @@ def guard_share(splits) -> float:
     return guard.spent / (time.perf_counter() - t0)
 
 
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 4], statistics.median(v), v[(3 * n) // 4]
+
+
+def paired_ratios(splits, rounds: int) -> dict[str, list[float]]:
+    """Per round, CPU seconds per step of each variant over the plain run's, same round."""
+    variants = {"plain": None, "guard, no trend rule": {"monitor": None}, "guard": {}}
+    names = list(variants)
+    for kw in variants.values():
+        seconds_per_step(splits, kw)  # warm-up
+    ratios: dict[str, list[float]] = {n: [] for n in names[1:]}
+    plain: list[float] = []
+    for r in range(rounds):
+        order = names[r % 3 :] + names[: r % 3]  # rotate: no variant always runs first
+        cpu = {n: seconds_per_step(splits, variants[n])[1] for n in order}
+        plain.append(cpu["plain"])
+        for n in names[1:]:
+            ratios[n].append(cpu[n] / cpu["plain"])
+    ratios["plain us/step"] = [p * 1e6 for p in plain]
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=21, help="paired rounds (odd: a median)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--share", action="store_true", help="only the in-run share")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     splits = _digits(0)
-    guard_share(splits)  # warm-up
-    shares = sorted(guard_share(splits) for _ in range(args.repeats))
-    med = shares[len(shares) // 2]
-    print(
-        f"guard's share of a guarded run's time: median {med:.3f} of {args.repeats} runs "
-        f"(min {shares[0]:.3f}, max {shares[-1]:.3f}); implied guard / plain = "
-        f"{1 + med / (1 - med):.3f}"
-    )
     if args.share:
-        return
-    variants = {"plain": None, "guard, no trend rule": {"monitor": None}, "guard": {}}
-    for kw in variants.values():
-        seconds_per_step(splits, kw)  # warm-up
-    wall: dict[str, list[float]] = {name: [] for name in variants}
-    cpu: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats):
-        for name, kw in variants.items():
-            w, c = seconds_per_step(splits, kw)
-            wall[name].append(w)
-            cpu[name].append(c)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {EPOCHS} epochs, "
-          f"best of {args.repeats}")  # fmt: skip
-    for label, times in (("wall", wall), ("CPU", cpu)):
-        best = {name: min(ts) for name, ts in times.items()}
-        for name, sec in best.items():
-            print(f"{label:4s} {name:22s} {sec * 1e6:7.1f} us/step (incl. per-epoch validation)")
-        p, n, g = best["plain"], best["guard, no trend rule"], best["guard"]
+        guard_share(splits)  # warm-up
+        shares = sorted(guard_share(splits) for _ in range(args.rounds))
+        lo, med, hi = _quartiles(shares)
         print(
-            f"{label:4s} guard / plain = {g / p:.3f}; guard without trend rule / plain = "
-            f"{n / p:.3f}; trend rule alone: (guard - no trend) / plain = {(g - n) / p:+.3f}"
+            f"guard's share of a guarded run's time: median {med:.3f} of {args.rounds} runs "
+            f"(quartiles {lo:.3f}, {hi:.3f}); implied guard / plain = {1 + med / (1 - med):.3f}"
         )
+        return
+    t0 = time.perf_counter()
+    ratios = paired_ratios(splits, args.rounds)
+    lo, med, hi = _quartiles(ratios.pop("plain us/step"))
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {EPOCHS} epochs per "
+        f"run, {args.rounds} paired rounds, {time.perf_counter() - t0:.0f} s; CPU time"
+    )
+    print(f"plain: median {med:.1f} us/step (quartiles {lo:.1f}, {hi:.1f}), validation included")
+    for name, values in ratios.items():
+        lo, med, hi = _quartiles(values)
+        print(f"{name:22s} / plain: median paired ratio {med:.3f} (quartiles {lo:.3f}, {hi:.3f})")
+    med = statistics.median(ratios["guard"])
+    print(f"goal guard / plain <= 1.05: {'met' if med <= 1.05 else 'NOT met'} ({med:.3f})")
 
 
 if __name__ == "__main__":

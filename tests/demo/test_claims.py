@@ -36,8 +36,8 @@ def test_every_claim_names_a_tour_section_once():
     for sec in SECTIONS:
         assert sec.section in tour
         assert sec.claims and all(c.name.startswith(sec.section + ".") for c in sec.claims)
-    # every section of the tour has claims, except the weight-decay sweep (40 runs a seed)
-    assert tour - {s.section for s in SECTIONS} == {"weight-decay"}
+    # every section of the tour has claims
+    assert tour == {s.section for s in SECTIONS}
 
 
 def test_unknown_section_is_a_clear_error():
@@ -133,7 +133,7 @@ def test_quick_tour_claims_hold(section, seed, tmp_path):
 @pytest.mark.claim
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("section", ["train", "finetune"])
+@pytest.mark.parametrize("section", ["train", "finetune", "regularize"])
 def test_quick_tour_claims_hold_slow(section, seed, tmp_path):
     import torch
 
@@ -150,3 +150,15 @@ def test_margins_of_extreme_values_are_numbers():
     assert vanish.margin({"sigmoid_first_over_last_grad": 0.0}) > 290
     assert vanish.margin({"sigmoid_first_over_last_grad": 1e-7}) == pytest.approx(4.0)
     assert vanish.margin({"sigmoid_first_over_last_grad": 0.1}) == pytest.approx(-2.0)
+
+
+def test_weight_decay_margins_read_the_slopes():
+    # slope of log10(best decay) vs log10(lr): L2's must reach 0.5, AdamW's stay within +-0.5
+    (wd,) = sections_with_claims(["weight-decay"])
+    margin = {c.name: c.margin for c in wd.claims}
+    moves, stays = margin["weight-decay.l2_moves"], margin["weight-decay.adamw_stays"]
+    assert moves({"adam_l2": 1.0, "adamw": 0.0}) == pytest.approx(0.5)
+    assert moves({"adam_l2": 0.0, "adamw": 0.0}) == pytest.approx(-0.5)
+    assert stays({"adam_l2": 1.0, "adamw": 0.0}) == pytest.approx(0.5)
+    assert stays({"adam_l2": 1.0, "adamw": -1.0}) == pytest.approx(-0.5)
+    assert math.isnan(stays({"adam_l2": 1.0, "adamw": math.nan}))  # NaN fails the check

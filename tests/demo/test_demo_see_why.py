@@ -54,7 +54,7 @@ def test_weight_decay_demo_labels_each_studys_trial_list(tmp_path, monkeypatch, 
     # the section runs two sweeps, each printing "trial 0..n"; a line before each says which
     import gradwise.sweep
     import gradwise.sweep._report
-    from gradwise.demo import _see_why
+    from gradwise.demo import _see_why, _weight_decay
 
     calls = []
 
@@ -72,7 +72,7 @@ def test_weight_decay_demo_labels_each_studys_trial_list(tmp_path, monkeypatch, 
     monkeypatch.setattr(_see_why, "_open", lambda res: (None, res))
     monkeypatch.setattr(gradwise.sweep._report, "grid_matrix", grid)
     with pytest.raises(_Stop):
-        _see_why.weight_decay(tmp_path, quick=True)
+        _weight_decay.weight_decay(tmp_path, quick=True)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert lines == [
         "AdamW (decoupled): 3 lr x 3 weight decay trials",

@@ -130,6 +130,12 @@ SECTIONS: tuple[SectionClaims, ...] = (
         Claim("activations.relu", "relu >= sigmoid + 30 points val accuracy (8 layers)",
               lambda v: v["relu_accuracy"] - v["sigmoid_accuracy"] - 0.30),
     ), SWEEP),
+    SectionClaims("weight-decay", _m.weight_decay, (
+        Claim("weight-decay.l2_moves", "Adam + L2: the best decay moves with lr: slope of "
+              "log10(best decay) vs log10(lr) >= 0.5", lambda v: v["adam_l2"] - 0.5),
+        Claim("weight-decay.adamw_stays", "AdamW: the best decay stays put: |slope| <= 0.5 "
+              "(margin in decades per decade of lr)", lambda v: 0.5 - abs(v["adamw"])),
+    ), SWEEP),
     SectionClaims("regularize", _m.regularize, (
         Claim("regularize.dropout", "dropout 0.5 narrows the train-val loss gap (two moons)",
               lambda v: v["gap_none"] - v["gap_dropout"]),
@@ -150,9 +156,7 @@ SECTIONS: tuple[SectionClaims, ...] = (
               lambda v: 0.1 - v["exact_match_before"]),
     ), HF),
 )  # fmt: skip
-"""Every section's claims, in tour order. ``weight-decay`` is not among them: its
-claim (the best decay moves with lr under Adam + L2, not under AdamW) needs
-the full (lr, decay) grid, 40 runs per seed, too long for a quick check."""
+"""Every section's claims, in tour order."""
 
 
 def sections_with_claims(names: Iterable[str] | None = None) -> list[SectionClaims]:

@@ -99,6 +99,14 @@ def activations(seed: int, work_dir: Path) -> dict[str, float]:
     return {k: float(v) for k, v in r.items() if k.endswith(("_accuracy", "_grad"))}
 
 
+def weight_decay(seed: int, work_dir: Path) -> dict[str, float]:
+    """The weight-decay section's two quick grids: the slope of log10(best decay) vs log10(lr)."""
+    from gradwise.demo._weight_decay import weight_decay as section
+
+    r = section(work_dir / "demo-weight-decay", quick=True, seed=seed)
+    return {k: float(r[f"{k}_best_decay_slope"]) for k in ("adamw", "adam_l2")}
+
+
 def regularize(seed: int, work_dir: Path) -> dict[str, float]:
     from gradwise.demo._see_why import regularize as section
 

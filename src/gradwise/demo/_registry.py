@@ -55,7 +55,16 @@ def run_section(name: str, out_dir: Path, quick: bool = False) -> dict[str, Any]
 
 
 # the modules whose import registers a section, in no particular order
-_BUILTIN = ("_train", "_lr", "_linear", "_finetune", "_lora", "_see_why", "_instruct")
+_BUILTIN = (
+    "_train",
+    "_lr",
+    "_linear",
+    "_finetune",
+    "_lora",
+    "_see_why",
+    "_weight_decay",
+    "_instruct",
+)
 
 
 def _load_builtin_sections() -> None:

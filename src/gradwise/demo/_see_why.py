@@ -1,7 +1,9 @@
 """Demo sections that show *why* a technique works, each one a small sweep.
 
 * ``activations``: five activations on an 8-layer MLP; gradient norms per layer.
-* ``weight-decay``: Adam + L2 against AdamW over a (learning rate, weight decay) grid.
+* ``weight-decay``: Adam + L2 against AdamW over a (learning rate, weight decay) grid
+  (the section itself is in :mod:`gradwise.demo._weight_decay`; its configs and
+  :func:`best_decay_slope` are here).
 * ``regularize``: dropout and batch norm on and off; the gap between train and validation.
 * ``sparsity``: L1 against L2 as proximal steps; zero weights against accuracy.
 
@@ -40,6 +42,9 @@ ADAMW: dict[str, Any] = {
     "optimizer": {"name": "adam", "lr": 0.001, "weight_decay": 0.0, "decoupled": True},
     "schedule": {"name": "cosine"},
     "training": {"epochs": 40, "batch_size": 32, "seed": 0},
+    # no divergence guard: its trend rule halves the lr of a run that stops
+    # improving and ends it with its best epoch's weights, blurring the lr axis
+    "callbacks": {"divergence_guard": {"enabled": False}},
     "sweep": {
         "method": "grid",
         "metric": "val_loss",
@@ -55,14 +60,17 @@ DROPOUT_BATCHNORM: dict[str, Any] = {
     "name": "sweep_dropout_batchnorm",
     "data": {
         "name": "moons",
-        "options": {"n": 400, "noise": 0.35},
+        "options": {"n": 200, "noise": 0.35},
         "val": 0.3,
         "test": 0.3,
         "seed": 0,
     },  # fmt: skip
     "model": {"hidden": [256, 256]},
-    "optimizer": {"name": "adam", "lr": 0.001},
-    "training": {"epochs": 100, "batch_size": 32, "seed": 0},
+    "optimizer": {"name": "adam", "lr": 0.003},
+    "training": {"epochs": 100, "batch_size": 16, "seed": 0},
+    # no divergence guard: its trend rule would end each run with its best
+    # epoch's weights, before the overfitting this sweep is about
+    "callbacks": {"divergence_guard": {"enabled": False}},
     "sweep": {
         "method": "grid",
         "metric": "val_loss",
@@ -195,8 +203,7 @@ def activations(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, 
 # -- weight decay --------------------------------------------------------------------------
 
 
-def _nan_last(v: float) -> float:
-    return v if math.isfinite(v) else math.inf
+# -- weight decay (the section: gradwise.demo._weight_decay) -------------------------------
 
 
 def best_decay_slope(grid: list[list[float]], lrs: list[float], decays: list[float]) -> float:
@@ -215,77 +222,11 @@ def best_decay_slope(grid: list[list[float]], lrs: list[float], decays: list[flo
     return float(np.polyfit(x, y, 1)[0])
 
 
-@register("weight-decay", "Adam + L2 vs AdamW over a (lr, weight decay) grid", order=71)
-def weight_decay(out_dir: Path, quick: bool = False) -> dict[str, Any]:
-    from gradwise.report import Section
-    from gradwise.sweep import plot_heatmap
-    from gradwise.sweep._report import grid_matrix
-
-    out_dir = Path(out_dir)
-    lr_key = ("sweep", "params", "optimizer.lr")
-    wd_key = ("sweep", "params", "optimizer.weight_decay")
-    lrs = [1.0e-3, 3.0e-3, 1.0e-2] if quick else ADAMW["sweep"]["params"]["optimizer.lr"]["values"]
-    decays = {
-        "AdamW (decoupled)": ADAMW["sweep"]["params"]["optimizer.weight_decay"]["values"],
-        "Adam + L2 (coupled)": L2_DECAYS,
-    }
-    if quick:
-        decays = {k: v[1:4] for k, v in decays.items()}
-    epochs = 20 if quick else ADAMW["training"]["epochs"]
-    results, grids = {}, {}
-    for label, wds in decays.items():
-        coupled = label.startswith("Adam +")
-        # two studies print their trials 0..n: say which one follows
-        print(f"{label}: {len(lrs)} lr x {len(wds)} weight decay trials", flush=True)
-        res = _run(ADAMW, out_dir, {
-            ("name",): "sweep_adam_l2" if coupled else "sweep_weight_decay",
-            ("optimizer", "decoupled"): not coupled, ("training", "epochs"): epochs,
-            lr_key: {"values": lrs}, wd_key: {"values": wds},
-        }, quick)  # fmt: skip
-        results[label] = res
-        study, cfg = _open(res)
-        grids[label] = grid_matrix(study, cfg, "optimizer.weight_decay", "optimizer.lr")
-    finite = [v for g, _, _ in grids.values() for row in g for v in row if math.isfinite(v)]
-    lo, hi = min(finite), min(max(finite), 2 * min(finite) + 0.3)  # keep the good region readable
-    fig, axes = _figure(10, 3.8, 1, 2)
-    for ax, (label, (grid, xs, ys)) in zip(axes, grids.items()):
-        plot_heatmap(grid, xs, ys, xname="weight_decay", yname="lr", title=f"{label}: val loss",
-                     maximize=False, vmin=lo, vmax=hi, ax=ax)  # fmt: skip
-    fig.tight_layout()
-    figure = _save(fig, out_dir / "plots" / "weight_decay_heatmaps.png")
-    out: dict[str, Any] = {}
-    rows = []
-    for label, (grid, _, _) in grids.items():
-        key = "adamw" if label.startswith("AdamW") else "adam_l2"
-        slope = best_decay_slope(grid, lrs, decays[label])
-        best = results[label]
-        out[f"{key}_best_val_loss"] = best.best_value
-        out[f"{key}_best_decay_slope"] = slope
-        out[f"{key}_best_decay_by_lr"] = {
-            lr: decays[label][min(range(len(row)), key=lambda j: _nan_last(row[j]))]
-            for lr, row in zip(lrs, grid)
-        }
-        rows.append({"optimizer": label, "best val loss": best.best_value,
-                     "best lr": best.best_params["optimizer.lr"],
-                     "best weight_decay": best.best_params["optimizer.weight_decay"],
-                     "slope of log best wd vs log lr": slope,
-                     "sweep report": str(best.report)})  # fmt: skip
-    text = (
-        "The same MLP on 449 digits, trained with Adam for every (learning rate, weight decay) "
-        "pair, once with the decay added to the gradient (L2, divided by Adam's gradient scale) "
-        "and once decoupled (AdamW: w -= lr * wd * w outside the adaptive step). Bright is a "
-        "low validation loss; the red box is the best cell. Read each row: with AdamW the best "
-        "weight decay stays put as the learning rate changes; with L2 it moves with it. The "
-        "slope of log10(best weight decay) against log10(lr) is near 0 when the best decay does "
-        "not depend on the learning rate, and positive when the good region runs diagonally. "
-        "The two use different decay ranges: AdamW's decay is multiplied by lr, L2's is not."
-    )
-    sec = Section("Adam + L2 vs AdamW", text=text, tables=[("", rows)], images=[figure])
-    out["report"] = str(_page(out_dir, "gradwise demo: decoupled weight decay", [sec]))
-    return out
-
-
 # -- dropout and batch norm ---------------------------------------------------------------
+
+
+QUICK_REGULARIZE_EPOCHS = 50
+"""Epochs of the quick ``regularize`` section (the full one: the config's 100)."""
 
 
 @register("regularize", "Dropout and batch norm on/off: the train-validation gap", order=72)
@@ -293,7 +234,8 @@ def regularize(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, A
     from gradwise.report import Section
 
     out_dir = Path(out_dir)
-    result = _run(DROPOUT_BATCHNORM, out_dir, {("training", "epochs"): 50} if quick else {}, quick, seed)
+    changes = {("training", "epochs"): QUICK_REGULARIZE_EPOCHS} if quick else {}
+    result = _run(DROPOUT_BATCHNORM, out_dir, changes, quick, seed)
     fig, (curve_ax, bar_ax) = _figure(10, 3.8, 1, 2)
     colors = _colormap("tab10")
     out: dict[str, Any] = {}
@@ -333,10 +275,13 @@ def regularize(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, A
     fig.tight_layout()
     figure = _save(fig, out_dir / "plots" / "train_val_gap.png")
     text = (
-        "A 256-256 MLP on 160 noisy two-moons points overfits: it bends its boundary around "
-        "the noise, so its training loss keeps falling while the validation loss turns up. The "
-        "gap is the validation loss minus the training loss of the final model, both measured "
-        "in eval mode. The dashed training curves are epoch "
+        "A 256-256 MLP trained with Adam on 80 noisy two-moons points overfits: it bends its "
+        "boundary around the noise, so its training loss keeps falling while the validation "
+        "loss turns up. The runs have no divergence guard, whose trend rule would end them with "
+        "their best epoch's weights, before the overfitting. The gap is the validation loss "
+        "minus the training loss of the final model, both measured in eval mode. Dropout "
+        "narrows it, with batch norm or without. The dashed training "
+        "curves are epoch "
         "averages measured while training (dropout active), so early on they lie above the "
         "validation curve. Every run's records are in the sweep report."
     )

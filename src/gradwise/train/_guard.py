@@ -19,8 +19,10 @@ from typing import Any
 
 import torch
 
-from gradwise.errors import ConfigError, GradwiseError
+from gradwise.errors import GradwiseError
 from gradwise.optim import scale_lr
+from gradwise.train._guard_checks import GradCheck as _GradCheck
+from gradwise.train._guard_checks import check_args
 from gradwise.train._rollback import Snapshot
 from gradwise.train._state import Callback, Control, TrainState
 from gradwise.train._trend import AUTO, BestEpoch
@@ -32,36 +34,6 @@ the median of the first ones is the run's starting loss."""
 
 class DivergenceError(GradwiseError, RuntimeError):
     """Training kept diverging after :class:`DivergenceGuard` used all its retries."""
-
-
-class _GradCheck:
-    """Whether any gradient holds a NaN or inf, in one multi-tensor kernel where it can.
-
-    On a single device it runs the kernel behind ``torch.amp.GradScaler``
-    (``torch._amp_foreach_non_finite_check_and_unscale_``, with a scale of
-    exactly 1, so the gradients are left as they are): one pass over the
-    gradients, no allocation, one host read. Elsewhere (parameters on several
-    devices) it falls back to ``torch.nn.utils.get_total_norm``.
-    """
-
-    def __init__(self, params: list[torch.Tensor]) -> None:
-        devices = {p.device for p in params}
-        kernel = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
-        self.kernel = kernel if len(devices) == 1 else None
-        if self.kernel is not None:
-            (device,) = devices
-            self.found = torch.zeros(1, device=device)
-            self.one = torch.ones(1, device=device)
-
-    def finite(self, grads: list[torch.Tensor]) -> bool:
-        if self.kernel is None:
-            return math.isfinite(float(torch.nn.utils.get_total_norm(grads)))
-        # The kernel only ever sets the flag: it is cleared after a find, not before each check.
-        self.kernel(grads, self.found, self.one)
-        if not self.found.item():
-            return True
-        self.found.zero_()
-        return False
 
 
 class DivergenceGuard(Callback):
@@ -181,21 +153,11 @@ class DivergenceGuard(Callback):
         trend_patience: int = 2,
         tolerance: float = 0.1,
     ) -> None:
-        _check_int("snapshot_every", snapshot_every, 1)
-        _check_int("max_retries", max_retries, 0)
-        _check_int("window", window, 1)
-        _check_int("patience", patience, 1)
-        _check_int("trend_patience", trend_patience, 1)
-        if not _is_number(factor) or not 0.0 < factor < 1.0:
-            raise ConfigError(f"DivergenceGuard: factor must be a number in (0, 1), got {factor!r}")
-        if loss_factor is not None and (not _is_number(loss_factor) or not loss_factor > 1.0):
-            raise ConfigError(
-                f"DivergenceGuard: loss_factor must be a number > 1 or None, got {loss_factor!r}"
-            )
-        if not isinstance(check_grads, bool):
-            raise ConfigError(
-                f"DivergenceGuard: check_grads must be True or False, got {check_grads!r}"
-            )
+        check_args(
+            snapshot_every=snapshot_every, max_retries=max_retries, window=window,
+            patience=patience, trend_patience=trend_patience, factor=factor,
+            loss_factor=loss_factor, check_grads=check_grads,
+        )  # fmt: skip
         self.snapshot_every, self.max_retries = snapshot_every, max_retries
         self.factor = float(factor)
         self.loss_factor = None if loss_factor is None else float(loss_factor)
@@ -429,12 +391,3 @@ class DivergenceGuard(Callback):
         self._pending = None if state["pending"] is None else Snapshot(**state["pending"])
         if self._best is not None and state.get("best") is not None:
             self._best.load_state_dict(state["best"])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"DivergenceGuard: {name} must be an int >= {minimum}, got {value!r}")

@@ -1,0 +1,88 @@
+"""The divergence guard's per-step gradient check and its argument checks.
+
+:class:`GradCheck` answers "is any gradient NaN or inf?" in one multi-tensor
+kernel per optimizer step; :func:`check_args` validates
+:class:`gradwise.train.DivergenceGuard`'s arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from gradwise.errors import ConfigError
+
+
+class GradCheck:
+    """Whether any gradient holds a NaN or inf, in one multi-tensor kernel where it can.
+
+    On a single device it runs the kernel behind ``torch.amp.GradScaler``
+    (``torch._amp_foreach_non_finite_check_and_unscale_``, with a scale of
+    exactly 1, so the gradients are left as they are): one pass over the
+    gradients, no allocation, one host read. On the CPU the flag is read
+    through a NumPy view of its memory (a plain array read, where ``.item()``
+    goes through torch's dispatcher: ~0.1 us against ~3 us, on a step of
+    ~400 us). Elsewhere (parameters on several devices) it falls back to
+    ``torch.nn.utils.get_total_norm``.
+    """
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        devices = {p.device for p in params}
+        kernel = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+        self.kernel = kernel if len(devices) == 1 else None
+        if self.kernel is not None:
+            (device,) = devices
+            self.found = torch.zeros(1, device=device)
+            self.one = torch.ones(1, device=device)
+            # the kernel writes the flag in place: the view always shows its value
+            self.host = self.found.numpy() if device.type == "cpu" else None
+
+    def finite(self, grads: list[torch.Tensor]) -> bool:
+        if self.kernel is None:
+            return math.isfinite(float(torch.nn.utils.get_total_norm(grads)))
+        # The kernel only ever sets the flag: it is cleared after a find, not before each check.
+        self.kernel(grads, self.found, self.one)
+        if not (self.found.item() if self.host is None else self.host[0]):
+            return True
+        self.found.zero_()
+        return False
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"DivergenceGuard: {name} must be an int >= {minimum}, got {value!r}")
+
+
+def check_args(
+    *,
+    snapshot_every: Any,
+    max_retries: Any,
+    window: Any,
+    patience: Any,
+    trend_patience: Any,
+    factor: Any,
+    loss_factor: Any,
+    check_grads: Any,
+) -> None:
+    """Raise :class:`ConfigError` naming the first DivergenceGuard argument that is off."""
+    check_int("snapshot_every", snapshot_every, 1)
+    check_int("max_retries", max_retries, 0)
+    check_int("window", window, 1)
+    check_int("patience", patience, 1)
+    check_int("trend_patience", trend_patience, 1)
+    if not is_number(factor) or not 0.0 < factor < 1.0:
+        raise ConfigError(f"DivergenceGuard: factor must be a number in (0, 1), got {factor!r}")
+    if loss_factor is not None and (not is_number(loss_factor) or not loss_factor > 1.0):
+        raise ConfigError(
+            f"DivergenceGuard: loss_factor must be a number > 1 or None, got {loss_factor!r}"
+        )
+    if not isinstance(check_grads, bool):
+        raise ConfigError(
+            f"DivergenceGuard: check_grads must be True or False, got {check_grads!r}"
+        )
