@@ -11,6 +11,8 @@ MODULES = [
     "gradwise.instruct",
     "gradwise.instruct._attention",
     "gradwise.instruct._base",
+    "gradwise.instruct._pretrain",
+    "gradwise.instruct._tokenizer",
     "gradwise.instruct._config",
     "gradwise.instruct._data",
     "gradwise.instruct._evaluate",

@@ -11,7 +11,9 @@
    instruction-tune it with LoRA, and measure again: the format learned on
    some facts carries over to the held-out ones.
 
-The full section's lesson: held-out exact match 0% before, about 75% after.
+The full section's lesson: held-out exact match 0% before, about 75% after
+(LoRA). The quick one (three tasks, a 121 k-parameter base, every weight
+tuned): 0% before, about 87% after.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ PLANS: dict[str, dict[str, Any]] = {
             "steps": 500,
             "batch_size": 32,
             "lr": 3e-3,
+            "seed": 0,
         },
         "n_train": 100,
         "n_test": 20,
@@ -48,11 +51,13 @@ PLANS: dict[str, dict[str, Any]] = {
         "r": 16,
         "max_new_tokens": 16,
     },
-    # the tour's version: six tasks, a smaller base and a short tuning. It does
-    # not yet show the full section's claim: held-out exact match goes from 0%
-    # to about 18% (count is learned, the letter tasks are not); see docs/instruct.md
+    # the tour's version: a smaller base (121 k parameters, 12 s of pretraining on 2
+    # cores, cached) and three tasks; held-out exact match 0% -> about 87%. Fully
+    # fine-tuned (r=0): LoRA of any rank up to 64 does not learn to copy a letter on
+    # this base within the tour's time, while training every weight, the tied
+    # embedding included, does (docs/instruct.md, "The quick version")
     "quick": {
-        "tasks": ["first", "last", "count", "spell", "larger", "next"],
+        "tasks": ["first", "last", "count"],
         "base": {
             "hidden": 64,
             "layers": 2,
@@ -63,14 +68,18 @@ PLANS: dict[str, dict[str, Any]] = {
             "steps": 300,
             "batch_size": 32,
             "lr": 1e-2,
+            "seed": 0,
+            "tasks": ["first", "last", "count", "spell", "larger", "next"],
         },
-        "n_train": 40,
+        "n_train": 90,
         "n_test": 10,
-        "epochs": 12,
-        "batch_size": 8,
-        "lr": 1e-2,
-        "r": 8,
-        "max_new_tokens": 12,
+        "epochs": 36,
+        "batch_size": 32,
+        "packing": False,
+        "lr": 3e-3,
+        "schedule": {"name": "constant"},
+        "r": 0,
+        "max_new_tokens": 8,
     },
 }
 
@@ -86,8 +95,11 @@ def run_demo(
 ) -> dict[str, Any]:
     """Build (or reuse) the base, measure, tune, measure; returns the headline numbers.
 
-    ``seed`` seeds the base model's recipe, the train/held-out split and the
-    tuning; ``cache`` is the base-model cache root (default: the user's).
+    ``seed`` draws the train/held-out split, the LoRA adapters' initial
+    weights and the order of the batches. The base model is the plan's
+    (``plan["base"]``, its own ``seed`` included): a fixed pretrained model,
+    built once and then loaded from the cache. ``cache`` is the base-model
+    cache root (default: the user's).
     """
     from gradwise.instruct import cached_base, instruction_set, task_of, write_jsonl
     from gradwise.instruct._config import InstructConfig
@@ -99,9 +111,8 @@ def run_demo(
 
     # 1. the base model: tokenizer + pretraining on task facts, once per recipe
     start = time.perf_counter()
-    info = cached_base(
-        cache=cache, device=device, progress=verbose, seed=seed, tasks=tasks, **plan["base"]
-    )
+    base = {"tasks": tasks, **plan["base"]}  # the base's corpus may hold more tasks
+    info = cached_base(cache=cache, device=device, progress=verbose, **base)
     t_base = time.perf_counter() - start
     how = (
         f"reused from the cache ({info.path}; built in {info.seconds:.0f} s)"
@@ -118,7 +129,7 @@ def run_demo(
     write_jsonl(train, out_dir / "data" / "train.jsonl")
     write_jsonl(test, out_dir / "data" / "test.jsonl")
 
-    # 3. LoRA instruction tuning with before/after evaluation
+    # 3. instruction tuning (LoRA, or every weight when r is 0) with before/after evaluation
     cfg = InstructConfig.model_validate(
         {
             "name": out_dir.name,
@@ -127,12 +138,17 @@ def run_demo(
             "data": {
                 "train": str(out_dir / "data" / "train.jsonl"),
                 "val": str(out_dir / "data" / "test.jsonl"),
-                "template": "chatml",
+                "template": plan.get("template", "chatml"),
                 "max_length": 128,
-                "packing": True,
+                "packing": plan.get("packing", True),
             },
-            "lora": {"r": plan["r"], "alpha": 2 * plan["r"], "target_modules": "all-linear"},
-            "optimizer": {"lr": plan["lr"], "warmup": 0.05},
+            "lora": (
+                {"r": plan["r"], "alpha": 2 * plan["r"], "target_modules": "all-linear"}
+                if plan["r"]
+                else None
+            ),
+            "optimizer": {"name": "adamw", "lr": plan["lr"], "weight_decay": 0.0},
+            "schedule": plan.get("schedule", {"name": "warmup_cosine", "warmup": 0.05}),
             "training": {
                 "epochs": plan["epochs"],
                 "batch_size": plan["batch_size"],
@@ -146,9 +162,11 @@ def run_demo(
                 "max_new_tokens": plan["max_new_tokens"],
                 "batch_size": 64,
             },
-            "save": "adapter",
+            "save": "adapter" if plan["r"] else "merged",
         }
     )
+    how = f"LoRA r={plan['r']}" if plan["r"] else "every weight (full fine-tuning)"
+    say(f"   tuning {how} on {len(train)} instructions, {plan['epochs']} epochs")
     start = time.perf_counter()
     result = sft(cfg, progress=verbose)
     t_tune = time.perf_counter() - start

@@ -24,7 +24,6 @@ so the base model knows them but has never seen an instruction.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -37,65 +36,22 @@ import torch
 
 from gradwise._optional import require
 from gradwise.errors import ConfigError
+from gradwise.instruct._pretrain import PretrainProgress, pretrain, token_rows
 from gradwise.instruct._tasks import corpus as task_corpus
+from gradwise.instruct._tokenizer import CHATML_JINJA, SPECIAL_TOKENS, train_tokenizer
 
-SPECIAL_TOKENS = ("<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>")
-CHATML_JINJA = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-
-
-def train_tokenizer(texts: Sequence[str], vocab_size: int = 384) -> Any:
-    """Train a byte-level BPE tokenizer; return a transformers fast tokenizer.
-
-    All 256 byte symbols are in the vocabulary, so any text encodes;
-    ``vocab_size`` bounds the merges learned on top of them. Digits and
-    capital letters are never merged.
-
-    >>> tok = train_tokenizer(["the cat sat", "the dog ran"], vocab_size=300)
-    >>> tok.decode(tok("the cat 42")["input_ids"])
-    'the cat 42'
-    """
-    require("tokenizers", "hf", "train_tokenizer")
-    require("transformers", "hf", "train_tokenizer")
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    if vocab_size < len(alphabet) + len(SPECIAL_TOKENS):
-        raise ConfigError(
-            f"vocab_size must be at least {len(alphabet) + len(SPECIAL_TOKENS)} "
-            f"(256 bytes + {len(SPECIAL_TOKENS)} special tokens), got {vocab_size}"
-        )
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            # one token per digit and capital letter: arithmetic and the
-            # letter tasks see every character (BPE merges would hide them)
-            pre_tokenizers.Split(Regex("[0-9A-Z]"), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=alphabet,
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<|pad|>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
-    )
-    hf.chat_template = CHATML_JINJA
-    return hf
+__all__ = [
+    "CHATML_JINJA",
+    "SPECIAL_TOKENS",
+    "BaseModelInfo",
+    "PretrainProgress",
+    "init_base",
+    "init_chat_embeddings",
+    "pretrain",
+    "save_pretrained_atomic",
+    "tiny_config",
+    "train_tokenizer",
+]
 
 
 def tiny_config(
@@ -144,18 +100,6 @@ def tiny_config(
     raise ConfigError(f"unknown base architecture {arch!r}; allowed: gpt2, llama")
 
 
-def _rows(tokenizer: Any, texts: Sequence[str], max_length: int) -> torch.Tensor:
-    """Documents joined by EOS and cut into rows of ``max_length`` tokens (N, T)."""
-    eos = tokenizer.eos_token_id
-    flat: list[int] = []
-    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
-        flat += ids + [eos]
-    n = len(flat) // max_length
-    if n == 0:
-        raise ConfigError(f"the corpus has {len(flat)} tokens, fewer than one row of {max_length}")
-    return torch.tensor(flat[: n * max_length]).view(n, max_length)
-
-
 def init_chat_embeddings(model: Any, tokenizer: Any) -> None:
     """Start the chat tokens that pretraining never saw from embeddings they stand for.
 
@@ -186,66 +130,6 @@ class BaseModelInfo:
     seconds: float
     losses: list[float] = field(default_factory=list)
     cached: bool = False  # True when :func:`~._base_cache.cached_base` reused a saved model
-
-
-def pretrain(
-    model: torch.nn.Module,
-    rows: torch.Tensor,
-    *,
-    steps: int,
-    batch_size: int = 32,
-    lr: float = 3e-3,
-    warmup: int = 20,
-    weight_decay: float = 0.01,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    log: Callable[[int, float], None] | None = None,
-) -> list[float]:
-    """Next-token pretraining on token rows (N, T); returns the loss of every step.
-
-    The learning rate warms up linearly for ``warmup`` steps, then follows a
-    cosine to 10% of ``lr``; only 2-D weights decay (as in nanoGPT).
-    """
-    g = torch.Generator().manual_seed(seed)
-    model.to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=lr,
-        betas=(0.9, 0.95),
-    )
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    model.train()
-    losses = []
-    order = torch.randperm(len(rows), generator=g)
-    at = 0
-    for step in range(steps):
-        if at + batch_size > len(order):
-            order, at = torch.randperm(len(rows), generator=g), 0
-        x = rows[order[at : at + batch_size]].to(device)
-        at += batch_size
-        loss = model(input_ids=x, labels=x).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if log is not None:
-            log(step, losses[-1])
-    model.eval().to("cpu")
-    return losses
 
 
 def init_base(
@@ -313,7 +197,7 @@ def init_base(
         pad_id=tokenizer.pad_token_id,
     )
     model = AutoModelForCausalLM.from_config(config)
-    rows = _rows(tokenizer, texts, max_length)
+    rows = token_rows(tokenizer, texts, max_length)
     with PretrainProgress(steps, enabled=progress) as bar:
 
         def on_step(step: int, loss: float) -> None:
@@ -338,76 +222,6 @@ def init_base(
     files = {"pretraining.json": json.dumps({**stats, "losses": [round(x, 5) for x in losses]})}
     path = save_pretrained_atomic(model, tokenizer, out_dir, {**files, **(extra_files or {})})
     return BaseModelInfo(path, n_params, steps, seconds, losses)
-
-
-class PretrainProgress:
-    """Pretraining progress on stderr: a ``rich`` bar with the loss on a terminal,
-    else one line per tenth of the steps (a log is read by line); silent when
-    ``enabled`` is False. A context manager; ``update(step, loss)`` after each step.
-    """
-
-    def __init__(self, steps: int, enabled: bool = True) -> None:
-        self.steps, self.enabled = steps, enabled
-        self._bar: Any = None
-        self._task: Any = None
-        self._console: Any = None
-        self._start = 0.0
-        self._next = 0.0
-
-    def __enter__(self) -> PretrainProgress:
-        if not self.enabled:
-            return self
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._console = Console(stderr=True)
-        self._start = time.monotonic()
-        if self._console.is_terminal:
-            self._bar = Progress(
-                TextColumn("[bold]pretraining"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=self._console,
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("", total=self.steps, loss="-")
-        return self
-
-    def update(self, step: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            now = time.monotonic()
-            if now >= self._next or step + 1 == self.steps:
-                self._bar.update(self._task, completed=step + 1, loss=f"{loss:.3f}")
-                self._next = now + 0.2
-        elif (step + 1) % max(1, self.steps // 10) == 0 or step + 1 == self.steps:
-            elapsed = time.monotonic() - self._start
-            self._console.print(
-                f"pretraining step {step + 1}/{self.steps}  loss {loss:.3f}  {elapsed:.1f}s",
-                soft_wrap=True,
-                highlight=False,
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            if exc[0] is None:
-                self._console.print(
-                    f"pretrained {self.steps} steps in {time.monotonic() - self._start:.1f}s",
-                    highlight=False,
-                )
 
 
 def save_pretrained_atomic(
