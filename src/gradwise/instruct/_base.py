@@ -236,8 +236,11 @@ def save_pretrained_atomic(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    from gradwise._steps import quiet_transformers
+
+    with quiet_transformers():  # no "Writing model shards" bar of transformers' own
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text, encoding="utf-8")
     if out.exists():
