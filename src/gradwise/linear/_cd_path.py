@@ -30,8 +30,8 @@ cg = load("_cd_gram", backend_of(JIT))
 
 @njit
 def path_gram(Gm, h, b, lams, l1u, l2u, opts, coefs, gaps, iters, start, stop):
-    """Covariance mode over lams[start:stop]; returns the first lam left unconverged
-    (or ``stop``). ``h`` and ``b`` are updated in place."""
+    """Covariance mode over lams[start:stop], solution k into row ``coefs[k]``; returns the
+    first lam left unconverged (or ``stop``). ``h`` and ``b`` are updated in place."""
     p = h.shape[0]
     ws = cd.where(Gm.H > 0.0)
     l1 = np.empty(p)
@@ -41,7 +41,7 @@ def path_gram(Gm, h, b, lams, l1u, l2u, opts, coefs, gaps, iters, start, stop):
         cd.scale_into(l2, lams[k], l2u)
         ep, gap = cg.cd_gram(Gm, h, b, ws, l1, l2, opts.positive, opts.form_b, opts.chunk,
                              opts.tol)
-        coefs[:, k] = b
+        coefs[k] = b
         gaps[k] = gap
         iters[k] = ep
         if gap > opts.tol:
@@ -115,13 +115,13 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
     r_tmp = np.empty(r.shape[0])
     bp = np.empty(p)
     tol = opts.tol
+    thr_scale = 1.0  # glmnet's inner threshold, as a fraction of tol (adapted below)
     for k in range(start, stop):
         lam = lams[k]
         cd.scale_into(l1, lam, l1u)
         cd.scale_into(l2, lam, l2u)
         nws = cd.strong_set(in_ws, usable, g, b, l1, l1u, lam, lam_prev, opts.positive)
         epochs = 0
-        tol_k = tol
         cd.gather(g_use, g, usable)  # the previous solution may already do here
         gap = cd.gap_given_g(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
         g_ready = True
@@ -129,28 +129,37 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
             f = (lam - lam_prev) / (lam_prev - lam_pp)
             if predict_step(D, r, st, b, b_last2, f, l1, l2, usable, r_tmp, bp):
                 g_ready = False  # the kernel's first gap check recomputes g on ws
+        first = True
         while gap > tol:
             ws = cd.where(in_ws)
             g_ws = np.empty(nws)
-            cd.gather(g_ws, g, ws)
-            ep, _ = cd.cd_residual(D, r, st, b, ws, l1, l2, opts.positive, opts.form_b,
-                                   opts.chunk - epochs, tol_k, g_ws, g_ready)
+            if g_ready:
+                cd.gather(g_ws, g, ws)
+            else:
+                cd._grad_cols(D, r, st[0], ws, g_ws)
             g_ready = True
+            ep = cd.cd_active(D, r, st, b, ws, l1, l2, opts.positive, opts.chunk - epochs,
+                              thr_scale * tol, g_ws)
             epochs += ep
             gap = cd.gap_ws(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
             cd.scatter(g, usable, g_use)
-            if gap <= tol or epochs >= opts.chunk:
+            if gap <= tol:
+                if first:  # met at the first check: glmnet's threshold may loosen again
+                    thr_scale = min(thr_scale * 2.0, 1.0)
+                break
+            first = False
+            if epochs >= opts.chunk:
                 break
             nv = cd.kkt_violators(viol, in_ws, usable, g, l1, opts.positive)
             if nv == 0:
-                # the kernel met tol only up to round-off: ask for more; one that did no
-                # epoch at all must run its budget
-                tol_k = -1.0 if ep == 0 else tol_k * 0.5
+                # the threshold was too loose for tol here (and, the path being smooth,
+                # for the next lams too): tighten it
+                thr_scale *= 0.1
                 continue
             for t in range(nv):  # all violators join (glmnet); the strong rule keeps them few
                 in_ws[viol[t]] = True
             nws += nv
-        coefs[:, k] = b
+        coefs[k] = b
         gaps[k] = gap
         iters[k] = epochs
         if gap > tol:
