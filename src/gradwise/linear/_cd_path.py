@@ -58,40 +58,37 @@ def predict_step(D, r, st, b, b2, f, l1, l2, usable, r_tmp, bp):
     warm start than the last solution alone. Coordinates whose sign would
     flip are set to zero. Returns True when the prediction replaced (b, r, s).
     """
-    changed = False
-    for t in range(usable.shape[0]):
+    nu = usable.shape[0]
+    moved = np.empty(nu, dtype=np.int64)
+    delta = np.empty(nu)
+    cnt = 0
+    dpen = 0.0  # penalty change, over the moved coordinates only
+    for t in range(nu):
         j = usable[t]
         v = b[j]
         if v != 0.0:
             v = v + f * (v - b2[j])
             if (v > 0.0) != (b[j] > 0.0):
                 v = 0.0
-        bp[j] = v
-        if v != b[j]:
-            changed = True
-    if not changed:
+            d = v - b[j]
+            if d != 0.0:
+                moved[cnt] = j
+                delta[cnt] = d
+                bp[cnt] = v
+                cnt += 1
+                dpen += l1[j] * (abs(v) - abs(b[j])) + 0.5 * l2[j] * (v * v - b[j] * b[j])
+    if cnt == 0:
         return False
     cd._copy(r_tmp, r)
-    nu = usable.shape[0]
-    moved = np.empty(nu, dtype=np.int64)
-    delta = np.empty(nu)
-    cnt = 0
-    for t in range(nu):
-        j = usable[t]
-        d = bp[j] - b[j]
-        if d != 0.0:
-            moved[cnt] = j
-            delta[cnt] = d
-            cnt += 1
     s_new = st[0] + cd._axpy_cols(D, moved, delta, cnt, r_tmp)
-    old = 0.5 * cd._res_norms(D.w, D.zc, r, st[0])[0] + cd.penalty(b, usable, nu, l1, l2)
-    new = 0.5 * cd._res_norms(D.w, D.zc, r_tmp, s_new)[0] + cd.penalty(bp, usable, nu, l1, l2)
+    old = 0.5 * cd._res_norms(D.w, D.zc, r, st[0])[0]
+    new = 0.5 * cd._res_norms(D.w, D.zc, r_tmp, s_new)[0] + dpen
     if new >= old:
         return False
     cd._copy(r, r_tmp)
     st[0] = s_new
-    for t in range(nu):
-        b[usable[t]] = bp[usable[t]]
+    for t in range(cnt):
+        b[moved[t]] = bp[t]
     return True
 
 
