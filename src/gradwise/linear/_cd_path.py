@@ -5,9 +5,14 @@ For each lam of a decreasing grid (glmnet's recipe, Tibshirani et al. 2012):
 0. if the previous solution already has a duality gap <= tol here, keep it;
    otherwise try the path prediction ``b + f (b - b_prev)`` (`predict_step`);
 1. the sequential strong rule picks the working set (`_cd.strong_set`);
-2. coordinate descent (`_cd.cd_residual`) solves the working-set problem;
+2. coordinate descent (`_cd.cd_active`) cycles on the active set until
+   glmnet's coefficient-change rule is met (threshold ``thr_scale * tol``),
+   with no gap computed inside;
 3. one pass over all features gives the full gradient and the full gap:
-   KKT violators join the working set and step 2 repeats.
+   KKT violators join the working set and step 2 repeats; when there are
+   none yet the gap is above tol, the threshold is too loose: it is cut
+   tenfold (for the next lams too) and doubled again, up to tol, after each
+   lam met at its first check.
 
 In covariance mode (`path_gram`) ``h = q - G b`` is the full gradient, so
 the kernel's gap over every usable feature is the full gap already.
