@@ -156,7 +156,7 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
             if nv == 0:
                 # the threshold was too loose for tol here (and, the path being smooth,
                 # for the next lams too): tighten it
-                thr_scale *= 0.1
+                thr_scale = max(thr_scale * 0.1, 1e-8)
                 continue
             for t in range(nv):  # all violators join (glmnet); the strong rule keeps them few
                 in_ws[viol[t]] = True
