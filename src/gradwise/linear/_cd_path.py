@@ -5,9 +5,14 @@ For each lam of a decreasing grid (glmnet's recipe, Tibshirani et al. 2012):
 0. if the previous solution already has a duality gap <= tol here, keep it;
    otherwise try the path prediction ``b + f (b - b_prev)`` (`predict_step`);
 1. the sequential strong rule picks the working set (`_cd.strong_set`);
-2. coordinate descent (`_cd.cd_residual`) solves the working-set problem;
+2. coordinate descent (`_cd.cd_active`) cycles on the active set until
+   glmnet's coefficient-change rule is met (threshold ``thr_scale * tol``),
+   with no gap computed inside;
 3. one pass over all features gives the full gradient and the full gap:
-   KKT violators join the working set and step 2 repeats.
+   KKT violators join the working set and step 2 repeats; when there are
+   none yet the gap is above tol, the threshold is too loose: it is cut
+   tenfold (for the next lams too) and doubled again, up to tol, after each
+   lam met at its first check.
 
 In covariance mode (`path_gram`) ``h = q - G b`` is the full gradient, so
 the kernel's gap over every usable feature is the full gap already.
@@ -30,8 +35,8 @@ cg = load("_cd_gram", backend_of(JIT))
 
 @njit
 def path_gram(Gm, h, b, lams, l1u, l2u, opts, coefs, gaps, iters, start, stop):
-    """Covariance mode over lams[start:stop]; returns the first lam left unconverged
-    (or ``stop``). ``h`` and ``b`` are updated in place."""
+    """Covariance mode over lams[start:stop], solution k into row ``coefs[k]``; returns the
+    first lam left unconverged (or ``stop``). ``h`` and ``b`` are updated in place."""
     p = h.shape[0]
     ws = cd.where(Gm.H > 0.0)
     l1 = np.empty(p)
@@ -41,7 +46,7 @@ def path_gram(Gm, h, b, lams, l1u, l2u, opts, coefs, gaps, iters, start, stop):
         cd.scale_into(l2, lams[k], l2u)
         ep, gap = cg.cd_gram(Gm, h, b, ws, l1, l2, opts.positive, opts.form_b, opts.chunk,
                              opts.tol)
-        coefs[:, k] = b
+        coefs[k] = b
         gaps[k] = gap
         iters[k] = ep
         if gap > opts.tol:
@@ -58,40 +63,37 @@ def predict_step(D, r, st, b, b2, f, l1, l2, usable, r_tmp, bp):
     warm start than the last solution alone. Coordinates whose sign would
     flip are set to zero. Returns True when the prediction replaced (b, r, s).
     """
-    changed = False
-    for t in range(usable.shape[0]):
+    nu = usable.shape[0]
+    moved = np.empty(nu, dtype=np.int64)
+    delta = np.empty(nu)
+    cnt = 0
+    dpen = 0.0  # penalty change, over the moved coordinates only
+    for t in range(nu):
         j = usable[t]
         v = b[j]
         if v != 0.0:
             v = v + f * (v - b2[j])
             if (v > 0.0) != (b[j] > 0.0):
                 v = 0.0
-        bp[j] = v
-        if v != b[j]:
-            changed = True
-    if not changed:
+            d = v - b[j]
+            if d != 0.0:
+                moved[cnt] = j
+                delta[cnt] = d
+                bp[cnt] = v
+                cnt += 1
+                dpen += l1[j] * (abs(v) - abs(b[j])) + 0.5 * l2[j] * (v * v - b[j] * b[j])
+    if cnt == 0:
         return False
     cd._copy(r_tmp, r)
-    nu = usable.shape[0]
-    moved = np.empty(nu, dtype=np.int64)
-    delta = np.empty(nu)
-    cnt = 0
-    for t in range(nu):
-        j = usable[t]
-        d = bp[j] - b[j]
-        if d != 0.0:
-            moved[cnt] = j
-            delta[cnt] = d
-            cnt += 1
     s_new = st[0] + cd._axpy_cols(D, moved, delta, cnt, r_tmp)
-    old = 0.5 * cd._res_norms(D.w, D.zc, r, st[0])[0] + cd.penalty(b, usable, nu, l1, l2)
-    new = 0.5 * cd._res_norms(D.w, D.zc, r_tmp, s_new)[0] + cd.penalty(bp, usable, nu, l1, l2)
+    old = 0.5 * cd._res_norms(D.w, D.zc, r, st[0])[0]
+    new = 0.5 * cd._res_norms(D.w, D.zc, r_tmp, s_new)[0] + dpen
     if new >= old:
         return False
     cd._copy(r, r_tmp)
     st[0] = s_new
-    for t in range(nu):
-        b[usable[t]] = bp[usable[t]]
+    for t in range(cnt):
+        b[moved[t]] = bp[t]
     return True
 
 
@@ -115,13 +117,13 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
     r_tmp = np.empty(r.shape[0])
     bp = np.empty(p)
     tol = opts.tol
+    thr_scale = 1.0  # glmnet's inner threshold, as a fraction of tol (adapted below)
     for k in range(start, stop):
         lam = lams[k]
         cd.scale_into(l1, lam, l1u)
         cd.scale_into(l2, lam, l2u)
         nws = cd.strong_set(in_ws, usable, g, b, l1, l1u, lam, lam_prev, opts.positive)
         epochs = 0
-        tol_k = tol
         cd.gather(g_use, g, usable)  # the previous solution may already do here
         gap = cd.gap_given_g(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
         g_ready = True
@@ -129,28 +131,37 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
             f = (lam - lam_prev) / (lam_prev - lam_pp)
             if predict_step(D, r, st, b, b_last2, f, l1, l2, usable, r_tmp, bp):
                 g_ready = False  # the kernel's first gap check recomputes g on ws
+        first = True
         while gap > tol:
             ws = cd.where(in_ws)
             g_ws = np.empty(nws)
-            cd.gather(g_ws, g, ws)
-            ep, _ = cd.cd_residual(D, r, st, b, ws, l1, l2, opts.positive, opts.form_b,
-                                   opts.chunk - epochs, tol_k, g_ws, g_ready)
+            if g_ready:
+                cd.gather(g_ws, g, ws)
+            else:
+                cd._grad_cols(D, r, st[0], ws, g_ws)
             g_ready = True
+            ep = cd.cd_active(D, r, st, b, ws, l1, l2, opts.positive, opts.chunk - epochs,
+                              thr_scale * tol, g_ws)
             epochs += ep
             gap = cd.gap_ws(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
             cd.scatter(g, usable, g_use)
-            if gap <= tol or epochs >= opts.chunk:
+            if gap <= tol:
+                if first:  # met at the first check: glmnet's threshold may loosen again
+                    thr_scale = min(thr_scale * 2.0, 1.0)
+                break
+            first = False
+            if epochs >= opts.chunk:
                 break
             nv = cd.kkt_violators(viol, in_ws, usable, g, l1, opts.positive)
             if nv == 0:
-                # the kernel met tol only up to round-off: ask for more; one that did no
-                # epoch at all must run its budget
-                tol_k = -1.0 if ep == 0 else tol_k * 0.5
+                # the threshold was too loose for tol here (and, the path being smooth,
+                # for the next lams too): tighten it
+                thr_scale = max(thr_scale * 0.1, 1e-8)
                 continue
             for t in range(nv):  # all violators join (glmnet); the strong rule keeps them few
                 in_ws[viol[t]] = True
             nws += nv
-        coefs[:, k] = b
+        coefs[k] = b
         gaps[k] = gap
         iters[k] = epochs
         if gap > tol:

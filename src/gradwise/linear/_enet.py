@@ -238,7 +238,7 @@ def solve_path(
     tol_abs = max(tol * prob.zz, 1e-300)
     L = lams.shape[0]
     lams = np.ascontiguousarray(lams, dtype=np.float64)
-    coefs = np.empty((prob.p, L))
+    coefs_t = np.empty((L, prob.p))  # one contiguous row per lam: the kernels write rows
     gaps = np.empty(L)
     n_iters = np.zeros(L, dtype=np.int64)
     unconverged = []
@@ -250,12 +250,12 @@ def solve_path(
         stop = k + 1 if do_polish else L
         opts = _kernels.Opts(positive, form_b, tol_abs, max(min(chunk, max_iter - done), 1))
         if prob.kind == "gram":
-            k_new = drv.path_gram(D, state.g, state.b, lams, l1u, l2u, opts, coefs, gaps,
+            k_new = drv.path_gram(D, state.g, state.b, lams, l1u, l2u, opts, coefs_t, gaps,
                                   n_iters, k, stop)
         else:
             k_new = drv.path_residual(D, state.r, state.st, state.b, state.g, lams,
                                       -1.0 if lam_prev is None else float(lam_prev), l1u, l2u,
-                                      opts, coefs, gaps, n_iters, k, stop)
+                                      opts, coefs_t, gaps, n_iters, k, stop)
         k_new = int(k_new)
         stalled = k_new < stop
         last = k_new if stalled else k_new - 1
@@ -276,7 +276,7 @@ def solve_path(
             done, chunk = int(n_iters[last]), chunk * 2  # resume this lam, longer budget
             k = last
             continue
-        coefs[:, last] = state.b
+        coefs_t[last] = state.b
         gaps[last] = gap
         lam_prev = lam
         k = last + 1
@@ -293,5 +293,6 @@ def solve_path(
             ConvergenceWarning,
             stacklevel=3,
         )
+    coefs = coefs_t.T
     intercepts = prob.y_mean - prob.x_mean @ coefs
     return PathResult(np.asarray(lams, float), coefs, intercepts, gaps, n_iters)
