@@ -32,12 +32,12 @@ def test_quick_instruct_section_answers_stops_and_reuses_its_base(tmp_path, monk
     assert (tmp_path / "a" / "model" / "config.json").is_file()
     # the section's base model is in the cache: a second run does not pretrain
     plan = PLANS["quick"]
-    hit = cached_base(tasks=plan["tasks"], **plan["base"])
+    hit = cached_base(**{"tasks": plan["tasks"], **plan["base"]})  # as run_demo builds it
     assert hit.cached and hit.path.parent == tmp_path / "cache" / "base-models"
 
 
 # -- the section's claim, per seed ---------------------------------------------------------------
-# instruct.after: held-out exact match >= 0.5 after LoRA tuning; instruct.before: <= 0.1 before
+# instruct.after: held-out exact match >= 0.5 after tuning; instruct.before: <= 0.1 before
 # (gradwise.demo._claims, the definition `gradwise demo --check` uses). The seed draws the
 # train/held-out split, the adapters' initial weights and the batch order; the base model is
 # the plan's, built once into a cache shared by the seeds.

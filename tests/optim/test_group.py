@@ -16,7 +16,7 @@ import torch
 
 from gradwise import optim as go
 from gradwise.optim import _group
-from gradwise.optim._schedule_free import ScheduleFreeOptimizer
+from gradwise.optim._schedule_free_optimizer import ScheduleFreeOptimizer
 from gradwise.regularization import L1
 
 CASES = {

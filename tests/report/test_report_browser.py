@@ -115,6 +115,7 @@ def test_sweep_report_opens_in_chromium(browser, tmp_path, _one_thread):
             "optimizer.lr": {"values": [0.01, 0.1]},
             "optimizer.weight_decay": {"values": [0.0, 0.01]},
         },
+        "trial_reports": True,  # each trial's own page too (off by default)
     }
     result = run_sweep(parse_sweep(raw), verbose=False)
     problems, widths, _ = _open(browser, result.report)
@@ -220,6 +221,7 @@ def test_sweep_report_layout(browser, tmp_path, _one_thread):
             "optimizer.lr": {"values": [0.01, 0.1]},
             "optimizer.weight_decay": {"values": [0.0, 0.01]},
         },
+        "trial_reports": True,  # each trial's own page too (off by default)
     }
     result = run_sweep(parse_sweep(raw), verbose=False)
     _assert_readable(browser, result.report, min_plots=2, all_wide=True)

@@ -68,11 +68,8 @@ from gradwise.optim._modern import (
 )
 from gradwise.optim._optimizer import Optimizer
 from gradwise.optim._sam import SAM
-from gradwise.optim._schedule_free import (
-    ScheduleFreeOptimizer,
-    scale_by_second_moment,
-    schedule_free,
-)
+from gradwise.optim._schedule_free import scale_by_second_moment, schedule_free
+from gradwise.optim._schedule_free_optimizer import ScheduleFreeOptimizer
 from gradwise.optim._signed import AsgdState, RpropState, asgd_step, rprop_step
 from gradwise.optim._sparse import SparseAdamState, scale_by_sparse_adam
 from gradwise.optim._transforms import (

@@ -15,11 +15,8 @@ from gradwise.optim._decay import add_decayed_weights
 from gradwise.optim._decay import prox as prox_transform
 from gradwise.optim._modern import scale_by_lamb, scale_by_lars, scale_by_lion
 from gradwise.optim._optimizer import Optimizer
-from gradwise.optim._schedule_free import (
-    ScheduleFreeOptimizer,
-    scale_by_second_moment,
-    schedule_free,
-)
+from gradwise.optim._schedule_free import scale_by_second_moment, schedule_free
+from gradwise.optim._schedule_free_optimizer import ScheduleFreeOptimizer
 from gradwise.optim._transforms import scale_by_lr, scale_by_momentum
 from gradwise.regularization import Mask, Penalty, check_mask
 

@@ -11,9 +11,8 @@ does). No learning-rate schedule is needed: the averaging weights
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -21,7 +20,6 @@ from torch import Tensor
 from gradwise.errors import ConfigError
 from gradwise.optim import _validate as check
 from gradwise.optim._base import Group, Transform
-from gradwise.optim._optimizer import Optimizer
 from gradwise.optim._transforms import _step_counter
 from gradwise.regularization import Mask, check_mask
 
@@ -133,51 +131,3 @@ def schedule_free(lr: float = 1.0, momentum: float = 0.9, warmup_steps: int = 0,
         raise ConfigError(f"{owner}: momentum must be in (0, 1); got {momentum!r}")
     return ScheduleFreeStep(check.lr(owner, lr), momentum, warmup_steps, check.number(owner, "r", r),
                             check.number(owner, "weight_lr_power", weight_lr_power), check_mask(mask))
-
-
-class ScheduleFreeOptimizer(Optimizer):
-    """An ``Optimizer`` whose chain ends in ``schedule_free``, with ``train()`` and ``eval()``.
-
-    Call ``opt.eval()`` before evaluating or saving the model (the parameters
-    then hold the average ``x``) and ``opt.train()`` before the next step.
-    It starts in train mode; ``step`` in eval mode raises.
-    """
-
-    def __init__(self, params: Iterable[Any], transform: Any, **defaults: Any) -> None:
-        super().__init__(params, transform, **defaults)
-        self._sf = next((t for t in reversed(self.leaves) if isinstance(t, ScheduleFreeStep)), None)
-        if self._sf is None:
-            raise ConfigError("ScheduleFreeOptimizer needs a chain with schedule_free(...)")
-        for g in self.param_groups:
-            g.setdefault("train_mode", True)
-
-    _PICKLED = Optimizer._PICKLED + ("_sf",)
-
-    def _swap(self, to_train: bool) -> None:
-        j = self.leaves.index(self._sf)
-        key = self._keys[j][0]  # "z"
-        for g in self.param_groups:
-            if bool(g.get("train_mode", True)) == to_train:
-                continue
-            beta = g.get("momentum", self._sf.momentum)
-            weight = 1 - beta if to_train else 1 - 1 / beta
-            with torch.no_grad():
-                for p in g["params"]:
-                    z = self.state[p].get(key) if p in self.state else None
-                    if z is not None:
-                        p.lerp_(z, weight)
-            g["train_mode"] = to_train
-
-    def eval(self) -> None:
-        """Put the averaged weights ``x`` into the parameters (for evaluation, saving)."""
-        self._swap(False)
-
-    def train(self) -> None:
-        """Put the gradient points ``y`` back into the parameters (for training steps)."""
-        self._swap(True)
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        if not all(g.get("train_mode", True) for g in self.param_groups):
-            raise RuntimeError("schedule-free: call opt.train() before step (the optimizer is in eval mode)")
-        return super().step(closure)
