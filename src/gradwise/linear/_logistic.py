@@ -208,6 +208,7 @@ def fit_logistic(
         return max(g, 0.0) + free_decrement(data, P_, V_, free, binary) + extra, V_
 
     gap, it, stalls = np.inf, 0, 0
+    V: np.ndarray | None = None
     f_prev, gap_prev, scale = np.inf, np.inf, _THR
     for it in range(1, max_iter + 1):  # noqa: B007 - `it` reported as n_iter
         P = probs(eta, binary)

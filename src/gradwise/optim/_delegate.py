@@ -143,7 +143,7 @@ def run(opt: Optimizer, plan: DelegatePlan, group: Group, plans: list[ParamPlan]
         cache = _build(opt, plan, group, plans, params, key)
         if cache is None:
             return False
-        opt._fast_cache[id(group)] = cache  # type: ignore[assignment]
+        opt._fast_cache[id(group)] = cache
     dtype, device = params[0].dtype, params[0].device
     for g in grads:
         if g.dtype is not dtype or g.is_sparse or g.device != device:

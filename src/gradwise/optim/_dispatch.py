@@ -269,7 +269,7 @@ def _segments(opt: Optimizer, cache: GroupCache, idx: list[int] | None) -> list[
     segs = []
     for run in runs:
         lists = [[xs[i] for i in run] if xs else [] for xs in (cache.params, *cache.state)]
-        pairs = [(cache.params[i], cache.plans[i].factor) for i in run if cache.plans[i].factor is not None]
+        pairs = [(cache.params[i], f) for i in run if (f := cache.plans[i].factor) is not None]
         prox = prox_runner(opt.prox, [p for p, _ in pairs], [f for _, f in pairs]) if pairs else None  # type: ignore[arg-type]
         segs.append(Segment(run, lists, prox))
     cache.segments[None if idx is None else tuple(idx)] = segs  # type: ignore[index]

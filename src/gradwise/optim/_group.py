@@ -133,10 +133,10 @@ def run(opt: Optimizer, plan: GroupPlan, group: Group, plans: list[ParamPlan]) -
     # A gradient on another device makes the ops below raise, as on the reference path.
     dtype = cache.dtype
     for g in grads:
-        if g.dtype is not dtype or g.is_sparse:  # type: ignore[union-attr]
+        if g.dtype is not dtype or g.is_sparse:
             return False
     if group.get("maximize", False):
-        grads = torch._foreach_neg(grads)
+        grads = list(torch._foreach_neg(grads))
     if plan.algo == "adafactor":
         if not lr:
             return False  # the reference path's zero step
@@ -204,9 +204,9 @@ def _sgd(cache: GroupCache, grads: list[torch.Tensor], wd: float, ckp1: float, a
         torch._foreach_sub_(zs, u, alpha=lr)
         return
     for y, g, z in zip(params, grads, zs):
-        u = g.add(y, alpha=wd) if wd else g
-        y.lerp_(z, ckp1).add_(u, alpha=a)
-        z.sub_(u, alpha=lr)
+        ui = g.add(y, alpha=wd) if wd else g
+        y.lerp_(z, ckp1).add_(ui, alpha=a)
+        z.sub_(ui, alpha=lr)
 
 
 def _adamw(cache: GroupCache, grads: list[torch.Tensor], b2: float, bc: float, eps: float, wd: float,
@@ -233,9 +233,9 @@ def _adamw(cache: GroupCache, grads: list[torch.Tensor], b2: float, bc: float, e
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
         d = v.div(bc).sqrt_().add_(eps)
         if wd:
-            u = torch.div(g, d, out=d).add_(y, alpha=wd)
-            y.lerp_(z, ckp1).add_(u, alpha=a)
-            z.sub_(u, alpha=lr)
+            ui = torch.div(g, d, out=d).add_(y, alpha=wd)
+            y.lerp_(z, ckp1).add_(ui, alpha=a)
+            z.sub_(ui, alpha=lr)
         else:  # u = g / d folded into the two updates
             y.lerp_(z, ckp1).addcdiv_(g, d, value=a)
             z.addcdiv_(g, d, value=-lr)
@@ -301,8 +301,8 @@ def _asgd(cache: GroupCache, grads: list[torch.Tensor], lr: float, wd: float, la
             torch._foreach_copy_(axs, params)
     else:
         for i, (p, g, ax) in enumerate(zip(params, grads, axs)):
-            u = g.add(p, alpha=wd) if wd else g  # at w before its decay, as torch
-            p.mul_(1 - lambd * e).add_(u, alpha=-e)
+            ui = g.add(p, alpha=wd) if wd else g  # at w before its decay, as torch
+            p.mul_(1 - lambd * e).add_(ui, alpha=-e)
             if averaging:
                 ax.add_(p.sub(ax).mul_(mu_list[i]))
             else:

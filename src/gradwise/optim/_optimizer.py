@@ -162,7 +162,7 @@ class Optimizer(torch.optim.Optimizer):
                 # stays out of the dict, so the keys are torch's.
                 state.update((k, v) for k, v in zip(keys, leaf.init(param)) if v is not None)
 
-    _PICKLED = ("transform", "leaves", "prox", "fused", "_keys", "_fast", "_delegate", "_group", "_tail")
+    _PICKLED: tuple[str, ...] = ("transform", "leaves", "prox", "fused", "_keys", "_fast", "_delegate", "_group", "_tail")
 
     def __getstate__(self) -> dict[str, Any]:
         # torch pickles only defaults, state and param_groups; the chain is

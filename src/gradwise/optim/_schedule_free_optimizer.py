@@ -26,9 +26,10 @@ class ScheduleFreeOptimizer(Optimizer):
 
     def __init__(self, params: Iterable[Any], transform: Any, **defaults: Any) -> None:
         super().__init__(params, transform, **defaults)
-        self._sf = next((t for t in reversed(self.leaves) if isinstance(t, ScheduleFreeStep)), None)
-        if self._sf is None:
+        sf = next((t for t in reversed(self.leaves) if isinstance(t, ScheduleFreeStep)), None)
+        if sf is None:
             raise ConfigError("ScheduleFreeOptimizer needs a chain with schedule_free(...)")
+        self._sf: ScheduleFreeStep = sf
         for g in self.param_groups:
             g.setdefault("train_mode", True)
 
@@ -58,7 +59,7 @@ class ScheduleFreeOptimizer(Optimizer):
         self._swap(True)
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Any = None) -> Any:
         if not all(g.get("train_mode", True) for g in self.param_groups):
             raise RuntimeError("schedule-free: call opt.train() before step (the optimizer is in eval mode)")
         return super().step(closure)

@@ -8,6 +8,8 @@ and :class:`ShardedLMLoss` normalises by the global labelled-token count.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler
@@ -28,7 +30,7 @@ class CausalLMAdapter(nn.Module):
 
     def __init__(self, lm: nn.Module) -> None:
         super().__init__()
-        self.lm = lm
+        self.lm: Any = lm  # a transformers causal LM
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         device = self.lm.get_input_embeddings().weight.device

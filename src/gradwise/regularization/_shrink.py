@@ -93,7 +93,7 @@ class _Batch:
         self.shared = factors[0] if shared else None
         self.factors = np.asarray(factors, dtype=np.float64)
         self.scaled = np.empty(len(tensors), dtype=np.float64)
-        self.thresholds = np.empty(len(tensors), dtype=np_dtype)
+        self.thresholds: np.ndarray = np.empty(len(tensors), dtype=np_dtype)
 
     def moved(self) -> bool:
         return list(map(Tensor.data_ptr, self.tensors)) != self.ptrs

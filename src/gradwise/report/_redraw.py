@@ -54,7 +54,8 @@ def _results_page(run_dir: Path) -> list[Section]:
     sections = []
     if isinstance(results, dict):
         sections.append(Section("Results", tables=_results_tables(results)))
-    plots = sorted((run_dir / "plots").glob("*.png"), key=lambda p: (p.stat().st_mtime, p.name))
+    pngs = sorted((run_dir / "plots").glob("*.png"), key=lambda p: (p.stat().st_mtime, p.name))
+    plots: list[Path | str | tuple[Path | str, str]] = list(pngs)
     if plots:
         sections.append(Section("Pictures", text="Click a plot to see it at full size.", images=plots))
     cfg = run_dir / "config.yaml"
