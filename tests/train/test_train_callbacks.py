@@ -282,3 +282,27 @@ def test_progress_bar_leaves_no_stale_bar_on_a_terminal():
     # next starts where the bar was, not below a stale copy of it
     assert "epoch 2/2  step 8" in text
     assert text.endswith("\x1b[1A\x1b[2K")
+
+
+def test_restore_best_says_it_replaces_the_guards_choice_of_another_epoch():
+    from types import SimpleNamespace
+
+    from gradwise.train import EarlyStopping
+
+    model = torch.nn.Linear(2, 1)
+    best = {k: torch.full_like(v, 7.0) for k, v in model.state_dict().items()}
+    es = EarlyStopping(monitor="val_accuracy", restore_best=True)
+    es.best_weights, es.monitor.epoch, es.monitor.value = best, 2, 0.95
+    guard_event = {"type": "event", "kind": "best_weights", "epoch": 4, "step": 40,
+                   "monitor": "val_loss", "message": "the model holds the weights of epoch 4"}  # fmt: skip
+    state = SimpleNamespace(history=[{"epoch": 5}], model=model, events=[guard_event], step=40)
+    ctl = es.on_fit_end(state)
+    (event,) = ctl.events
+    assert event["kind"] == "restore_best" and event["best_epoch"] == 2
+    assert "replace the guard's epoch 4 (best by val_loss)" in event["message"]
+    assert "the model ends with epoch 2's weights" in event["message"]
+    assert torch.equal(model.weight, best["weight"])
+    # a guard event of an earlier fit (another step) is not this fit's: plain message
+    state.events = [{**guard_event, "step": 12}]
+    (event,) = es.on_fit_end(state).events
+    assert event["message"] == "restored the weights of epoch 2 (val_accuracy=0.95)"

@@ -78,11 +78,17 @@ class EarlyStopping(Callback):
             return None
         state.model.load_state_dict(self.best_weights)
         m = self.monitor
-        return Control.emit(
-            "restore_best",
-            f"restored the weights of epoch {m.epoch} ({m.key}={m.value:.6g})",
-            best_epoch=m.epoch,
-        )
+        message = f"restored the weights of epoch {m.epoch} ({m.key}={m.value:.6g})"
+        # a divergence guard that kept another epoch by its own monitor has just said so
+        guard = next((ev for ev in reversed(state.events) if ev.get("kind") == "best_weights"
+                      and ev.get("step") == state.step), None)  # fmt: skip
+        if guard is not None and guard.get("epoch") != m.epoch:
+            message += (
+                f", the best by early stopping's {m.key}; they replace the guard's epoch "
+                f"{guard['epoch']} (best by {guard.get('monitor')}): the model ends with "
+                f"epoch {m.epoch}'s weights"
+            )
+        return Control.emit("restore_best", message, best_epoch=m.epoch)
 
     def state_dict(self) -> dict[str, Any]:
         return {
