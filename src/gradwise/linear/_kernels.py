@@ -108,7 +108,10 @@ def inline_decorator(jit: bool) -> Callable:
     return numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
-_KERNEL_SOURCES = ("_kernels.py", "_cd_prims.py", "_cd.py", "_cd_gram.py", "_cd_path.py")
+_KERNEL_SOURCES = (
+    "_kernels.py", "_cd_screen.py", "_cd_prims.py", "_cd.py", "_cd_gram.py", "_cd_path.py",
+    "_logistic_cd.py",
+)
 _checked: list[bool] = []
 
 
