@@ -42,9 +42,26 @@ def _check_lr(v: Any) -> float | str:
     return float(v)
 
 
+def _check_distributed(v: Any) -> Any:
+    from gradwise.train._fsdp import trainer_mode
+
+    trainer_mode(v)
+    return v
+
+
+def _check_threads(v: Any) -> Any:
+    from gradwise.train._threads import parse_threads
+
+    return parse_threads(v)
+
+
 # Field types shared by the configs of every recipe.
 Betas = Annotated[tuple[float, float], AfterValidator(_check_betas)]
 Device = Annotated[str, AfterValidator(_check_device)]
+# "auto" | "off" | "ddp" | "fsdp" | {fsdp: {mixed_precision, activation_checkpointing}}
+Distributed = Annotated[Any, AfterValidator(_check_distributed)]
+# CPU threads: N >= 1, or "auto" (the rule of docs/train.md)
+Threads = Annotated[Any, AfterValidator(_check_threads)]
 # A run's name is the name of its directory under runs_dir.
 RunName = Annotated[str, AfterValidator(_check_run_name)]
 # The one check of a configured learning rate (the optimizer's ``lr``).

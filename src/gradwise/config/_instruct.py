@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from gradwise.config._base import Device, RunName, Strict
+from gradwise.config._base import Device, Distributed, RunName, Strict, Threads
 from gradwise.config._optimizer import OptimizerConfig, optimizer_config
 from gradwise.config._schedule import ScheduleConfig, schedule_config
 
@@ -104,29 +104,13 @@ class InstructTrainingConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Device = "auto"
     seed: int = 0
-    # "auto" | "off" | "ddp" | "fsdp" | {fsdp: {mixed_precision, activation_checkpointing}}
-    distributed: Any = "auto"
-    threads: Any = "auto"  # CPU threads: N >= 1, or "auto" (the rule of docs/train.md)
+    distributed: Distributed = "auto"
+    threads: Threads = "auto"
 
     checkpoint: bool = True
     guard: bool = True  # DivergenceGuard: roll back and lower the lr on NaN/inf or a loss spike
     progress: bool = True
     log_every: int = Field(10, ge=1)
-
-    @field_validator("distributed")
-    @classmethod
-    def _valid_distributed(cls, v: Any) -> Any:
-        from gradwise.train._fsdp import trainer_mode
-
-        trainer_mode(v)
-        return v
-
-    @field_validator("threads")
-    @classmethod
-    def _valid_threads(cls, v: Any) -> Any:
-        from gradwise.train._threads import parse_threads
-
-        return parse_threads(v)
 
 
 class InstructEvalConfig(Strict):
