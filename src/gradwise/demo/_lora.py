@@ -73,9 +73,8 @@ def speed_text(lora_seconds: float, full_seconds: float) -> str:
     if lora_seconds > 0 and full_seconds / lora_seconds >= 1.25:
         return (
             f"{head} LoRA was {full_seconds / lora_seconds:.1f}x faster per epoch here, far "
-            f"from the ratio of trainable parameters: {why} (AdamW's update of every weight, "
-            "the 11.7 M of the token-embedding table among them, is a large part of a full "
-            "fine-tune's step at this batch size)."
+            f"from the ratio of trainable parameters: {why} (a full fine-tune's AdamW step "
+            "updates all 22.6 M weights, the 11.7 M of the token-embedding table among them)."
         )
     return f"{head} On a CPU LoRA is not much faster per epoch: {why}."
 
