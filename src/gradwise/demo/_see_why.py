@@ -49,7 +49,7 @@ ADAMW: dict[str, Any] = {
         "method": "grid",
         "metric": "val_loss",
         "params": {
-            "optimizer.lr": {"values": [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2]},
+            "optimizer.lr": {"values": [1.0e-3, 3.0e-3, 1.0e-2]},
             "optimizer.weight_decay": {
                 "values": [1.0e-2, 3.0e-2, 1.0e-1, 3.0e-1, 1.0, 3.0, 10.0, 30.0]
             },
@@ -58,7 +58,7 @@ ADAMW: dict[str, Any] = {
 }
 # Adam + L2 needs a range about 100x lower: its decay is divided by Adam's gradient scale
 L2_DECAYS = [1.0e-5, 3.0e-5, 1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2, 1.0e-1]
-# the quick grids: 3 lr x 4 decays each, the decays around the edge of the good band
+# the quick grids: the same 3 lr x 4 decays each, the decays around the edge of the good band
 QUICK_LRS = [1.0e-3, 3.0e-3, 1.0e-2]
 QUICK_ADAMW_DECAYS = [1.0, 3.0, 10.0, 30.0]
 QUICK_L2_DECAYS = [3.0e-3, 1.0e-2, 3.0e-2, 1.0e-1]

@@ -8,11 +8,12 @@ What the section measures is the *edge* of each lr row's good band: the largest
 decay whose validation loss is within :data:`EDGE_TOLERANCE` of the row's best
 (:func:`decay_edges`). Past it the decay over-regularizes and the loss climbs
 steeply. Theory (the EMA view of AdamW, Wang & Aitchison 2024): with
-``w <- (1 - lr wd) w - lr u`` and Adam's normalized step ``|u| <~ 1``, the
-weights are ``1/wd`` times an average of ``-u`` over the last ``1/(lr wd)``
-steps, so their size, and so how much the decay costs, is set by ``wd``
-alone: the lr cancels, and the edge should sit at the same ``wd`` at every lr
-(slope 0 in log-log; slope -1 if the per-step decay ``lr * wd`` set it).
+``w <- (1 - lr wd) w - lr u`` and Adam's normalized step ``|u| <~ 1``, once
+``lr * wd * steps >> 1`` the weights are ``1/wd`` times an average of ``-u``
+over the last ``1/(lr wd)`` steps (``|w| <~ max|u| / wd``), so how much the
+decay costs is set by ``wd`` alone: the lr cancels, and the edge should sit at
+the same ``wd`` at every lr (slope 0 in log-log; slope -1 if the per-step
+decay ``lr * wd`` set it).
 Adam + L2's term ``wd * w`` is divided by Adam's gradient scale
 ``sqrt(v_hat)`` with the gradient, so it bites at a much smaller ``wd``
 (``wd_L2 ~ wd_AdamW * sqrt(v_hat)``, and ``sqrt(v_hat) << 1`` per weight).
@@ -157,10 +158,12 @@ def weight_decay(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str,
         f"the edge of the good band: the largest decay within {EDGE_TOLERANCE:g} of that row's "
         "best loss; one step more and the decay over-regularizes. With AdamW the edge sits at "
         "the same weight decay at every learning rate: the decay shrinks w by lr * wd per step "
-        "while Adam moves it by about lr, so the weights settle near 1 / wd in size (an "
-        "average of Adam's steps over the last 1 / (lr * wd) steps, scaled by 1 / wd) and the "
-        "lr cancels. Had the per-step decay lr * wd been what counts (Loshchilov and Hutter's "
-        "lr-free parameterization), the edge would move a decade down per decade of lr. With L2 "
+        "while Adam moves it by at most about lr, so once lr * wd * steps >> 1 the weights are "
+        "1 / wd times an average of Adam's steps over the last 1 / (lr * wd) steps, at most "
+        "about 1 / wd in size, and the lr cancels (past the edge, at wd 10 and lr >= 1e-3, "
+        "lr * wd * steps is 1.5 or more under the cosine schedule). Had the per-step decay "
+        "lr * wd been what counts (Loshchilov and Hutter's lr-free parameterization), the "
+        "edge would move a decade down per decade of lr. With L2 "
         "the decay is part of the gradient and is divided by Adam's gradient scale "
         "sqrt(v_hat), well below 1 per weight: the same damage comes at a weight decay about "
         "100x smaller. Where the loss is flat (small decays at a small lr) the best cell is "
