@@ -75,9 +75,9 @@ def test_weight_decay_demo_labels_each_studys_trial_list(tmp_path, monkeypatch, 
         _weight_decay.weight_decay(tmp_path, quick=True)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert lines == [
-        "AdamW (decoupled): 3 lr x 3 weight decay trials",
+        "AdamW (decoupled): 3 lr x 4 weight decay trials",
         "trial 0: complete",
-        "Adam + L2 (coupled): 3 lr x 3 weight decay trials",
+        "Adam + L2 (coupled): 3 lr x 4 weight decay trials",
         "trial 0: complete",
     ]
     assert calls == ["sweep_weight_decay_quick", "sweep_adam_l2_quick"]

@@ -36,7 +36,7 @@ def test_the_adam_l2_variant_in_the_comment_validates():
     raw = apply_sweep_overrides(
         read_yaml(EXAMPLES / "sweep_weight_decay.yaml"),
         ["name=sweep_adam_l2", "optimizer.decoupled=false",
-         "sweep.params.optimizer.weight_decay.values=[1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2, 1.0e-1]"],
+         "sweep.params.optimizer.weight_decay.values=[1.0e-5, 3.0e-5, 1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2, 1.0e-1]"],
     )  # fmt: skip
     cfg = parse_sweep(raw)
     assert cfg.optimizer.decoupled is False

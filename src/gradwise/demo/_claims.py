@@ -131,10 +131,12 @@ SECTIONS: tuple[SectionClaims, ...] = (
               lambda v: v["relu_accuracy"] - v["sigmoid_accuracy"] - 0.30),
     ), SWEEP),
     SectionClaims("weight-decay", _m.weight_decay, (
-        Claim("weight-decay.l2_moves", "Adam + L2: the best decay moves with lr: slope of "
-              "log10(best decay) vs log10(lr) >= 0.5", lambda v: v["adam_l2"] - 0.5),
-        Claim("weight-decay.adamw_stays", "AdamW: the best decay stays put: |slope| <= 0.5 "
-              "(margin in decades per decade of lr)", lambda v: 0.5 - abs(v["adamw"])),
+        Claim("weight-decay.adamw_edge", "AdamW (w -= lr*wd*w): the good band ends at the same "
+              "wd at every lr: |slope of log10(edge wd) vs log10(lr)| <= 0.5 (theory 0; -1 if "
+              "lr*wd set it)", lambda v: 0.5 - abs(v["adamw_edge_slope"])),
+        Claim("weight-decay.l2_scale", "Adam + L2's band ends >= 10x below AdamW's at every lr "
+              "(L2 is divided by Adam's gradient scale; margin in decades)",
+              lambda v: v["edge_ratio_decades"] - 1.0),
     ), SWEEP),
     SectionClaims("regularize", _m.regularize, (
         Claim("regularize.dropout", "dropout 0.5 narrows the train-val loss gap (two moons)",

@@ -99,11 +99,15 @@ def activations(seed: int, work_dir: Path) -> dict[str, float]:
 
 
 def weight_decay(seed: int, work_dir: Path) -> dict[str, float]:
-    """The weight-decay section's two quick grids: the slope of log10(best decay) vs log10(lr)."""
+    """The weight-decay section's two quick grids: where each lr row's good band ends.
+
+    ``adamw_edge_slope``: slope of log10(AdamW's edge decay) vs log10(lr);
+    ``edge_ratio_decades``: min over lr of log10(AdamW's edge / Adam + L2's).
+    """
     from gradwise.demo._weight_decay import weight_decay as section
 
     r = section(work_dir / "demo-weight-decay", quick=True, seed=seed)
-    return {k: float(r[f"{k}_best_decay_slope"]) for k in ("adamw", "adam_l2")}
+    return {k: float(r[k]) for k in ("adamw_edge_slope", "adam_l2_edge_slope", "edge_ratio_decades")}
 
 
 def regularize(seed: int, work_dir: Path) -> dict[str, float]:

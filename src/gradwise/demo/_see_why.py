@@ -3,7 +3,7 @@
 * ``activations``: five activations on an 8-layer MLP; gradient norms per layer.
 * ``weight-decay``: Adam + L2 against AdamW over a (learning rate, weight decay) grid
   (the section itself is in :mod:`gradwise.demo._weight_decay`; its configs and
-  :func:`best_decay_slope` are here).
+  :func:`best_decay_slope` are here, its edge rule there).
 * ``regularize``: dropout and batch norm on and off; the gap between train and validation.
 * ``sparsity``: L1 against L2 as proximal steps; zero weights against accuracy.
 
@@ -41,7 +41,7 @@ ADAMW: dict[str, Any] = {
     "model": {"hidden": [256, 256]},
     "optimizer": {"name": "adam", "lr": 0.001, "weight_decay": 0.0, "decoupled": True},
     "schedule": {"name": "cosine"},
-    "training": {"epochs": 40, "batch_size": 32, "seed": 0},
+    "training": {"epochs": 20, "batch_size": 32, "seed": 0},
     # no divergence guard: its trend rule halves the lr of a run that stops
     # improving and ends it with its best epoch's weights, blurring the lr axis
     "callbacks": {"divergence_guard": {"enabled": False}},
@@ -49,13 +49,19 @@ ADAMW: dict[str, Any] = {
         "method": "grid",
         "metric": "val_loss",
         "params": {
-            "optimizer.lr": {"values": [1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2]},
-            "optimizer.weight_decay": {"values": [1.0e-3, 1.0e-2, 1.0e-1, 1.0, 10.0]},
+            "optimizer.lr": {"values": [1.0e-3, 3.0e-3, 1.0e-2]},
+            "optimizer.weight_decay": {
+                "values": [1.0e-2, 3.0e-2, 1.0e-1, 3.0e-1, 1.0, 3.0, 10.0, 30.0]
+            },
         },
     },
 }
-# Adam + L2 needs a range 100x lower: its decay is not multiplied by lr, AdamW's is
-L2_DECAYS = [1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2, 1.0e-1]
+# Adam + L2 needs a range about 100x lower: its decay is divided by Adam's gradient scale
+L2_DECAYS = [1.0e-5, 3.0e-5, 1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2, 1.0e-1]
+# the quick grids: the same 3 lr x 4 decays each, the decays around the edge of the good band
+QUICK_LRS = [1.0e-3, 3.0e-3, 1.0e-2]
+QUICK_ADAMW_DECAYS = [1.0, 3.0, 10.0, 30.0]
+QUICK_L2_DECAYS = [3.0e-3, 1.0e-2, 3.0e-2, 1.0e-1]
 DROPOUT_BATCHNORM: dict[str, Any] = {
     "name": "sweep_dropout_batchnorm",
     "data": {
@@ -198,9 +204,6 @@ def activations(out_dir: Path, quick: bool = False, seed: int = 0) -> dict[str, 
             out[f"{act}_most_saturated"] = max(diag["saturated"].values())
     out["report"] = str(result.report)
     return out
-
-
-# -- weight decay --------------------------------------------------------------------------
 
 
 # -- weight decay (the section: gradwise.demo._weight_decay) -------------------------------
