@@ -114,7 +114,8 @@ class BestEpoch:
         self.held = self.better(value)
         if self.held:
             self.value, self.epoch, self.worse = value, state.epoch, 0
-            self.snapshot = Snapshot.take(state, losses)
+            # into the tensors of the previous best copy: no allocation
+            self.snapshot = Snapshot.take(state, losses, reuse=self.snapshot)
         elif self.worse_than_best(value):
             self.worse += 1
         else:
