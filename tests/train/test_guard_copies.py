@@ -197,3 +197,45 @@ def test_rescues_with_a_copy_every_step_come_back_to_the_exact_state():
     for a, b in zip(ref.parameters(), t.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert math.isclose(t.optimizer.param_groups[0]["lr"], 0.025)
+
+
+class Script(Callback):
+    """Writes scripted val_loss values before the guard reads them."""
+
+    order = -100
+
+    def __init__(self, values):
+        self.values = values
+
+    def on_epoch_end(self, state):
+        state.metrics["val_loss"] = self.values[state.epoch - 1]
+
+
+class Momenta(Callback):
+    def __init__(self):
+        self.after = {}
+
+    def on_step_end(self, state):
+        opt = state.optimizer
+        params = [p for g in opt.param_groups for p in g["params"]]
+        self.after[state.step] = [opt.state[p]["momentum_buffer"].clone() for p in params]
+
+
+def test_the_end_restore_gives_the_best_epochs_optimizer_state_exactly():
+    # epoch 2 is the best; epochs 3 and 4 stay within the tolerance (no rescue):
+    # the end puts epoch 2 (step 12) back, weights and momentum, its copy handed over
+    loss = Poison(())
+    torch.manual_seed(0)
+    model = nn.Linear(D, 1)
+    rec, mom = Record(loss), Momenta()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    t = Trainer(model, opt, loss, epochs=4, batch_size=8, shuffle=False,
+                callbacks=[rec, mom, Script([1, 0.5, 0.52, 0.53]),
+                           DivergenceGuard(loss_factor=None)])  # fmt: skip
+    hist = t.fit(data())
+    (best,) = [e for e in hist.events if e["kind"] == "best_weights"]
+    assert best["epoch"] == 2 and best["restored"] is True
+    assert all(torch.equal(t.model.state_dict()[k], rec.after[12][k]) for k in rec.after[12])
+    now = [opt.state[p]["momentum_buffer"] for p in model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(now, mom.after[12], strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(now, mom.after[24], strict=True))

@@ -245,7 +245,7 @@ class DivergenceGuard(Callback):
             last = float(state.metrics[field])
             restored = not best.held
             if restored:
-                best.restore(state, 1.0)  # the weights of the best epoch, the lr of now
+                best.restore(state, 1.0, last=True)  # best epoch's weights, lr of now
             where = (
                 f"the weights of epoch {best.epoch}, its best by {field} ({best.value:.4g}); "
                 f"the last epoch had {last:.4g}" + ("; loaded back at the end" if restored else "")

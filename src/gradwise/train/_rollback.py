@@ -154,11 +154,13 @@ class Snapshot:
             owned=True,
         )
 
-    def restore(self, state: TrainState) -> None:
+    def restore(self, state: TrainState, last: bool = False) -> None:
+        """Load the copy back; ``last``: it is not used again (its tensors go to the optimizer)."""
         state.model.load_state_dict(self.model)  # copies into the existing tensors
         # Optimizer.load_state_dict keeps the tensors it is given (a shallow
         # copy): hand it copies so that the snapshot stays as it was.
-        state.optimizer.load_state_dict(_clone(self.optimizer))
+        state.optimizer.load_state_dict(self.optimizer if last else _clone(self.optimizer))
+        self.owned = self.owned and not last
         if state.scheduler is not None and self.scheduler is not None:
             state.scheduler.load_state_dict(copy.deepcopy(self.scheduler))
 
