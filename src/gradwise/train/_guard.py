@@ -198,10 +198,9 @@ class DivergenceGuard(Callback):
         return Control(skip_step=True)  # on_step_end rolls back
 
     def on_step_end(self, state: TrainState) -> Control | None:
-        loss = state.loss
-        if loss is None:
+        if state.loss is None:
             return None
-        loss = float(loss)
+        loss = float(state.loss)
         start = self._start  # a finite loss below the start fires no rule: skip _trigger
         if self._bad_grad or not math.isfinite(loss) or (start is not None and loss > start):
             reason = self._trigger(loss)
