@@ -51,12 +51,9 @@ class DivergenceGuard(Callback):
 
       with ``W = window`` and ``loss_start`` the median of the run's first
       ``n0 = min(window, 5)`` step losses (the rule applies from step
-      ``n0 + 1``). A loss above its recent median *and* above where training
-      started is a run getting worse than the untrained model. The second
-      condition matters: late in training batch losses are small and
-      heavy-tailed (a batch with one misclassified example can be 10x the
-      median), so a ratio alone fires in healthy runs. ``patience`` lets one
-      unlucky batch pass, while a diverging run stays up;
+      ``n0 + 1``): a run getting worse than the untrained model. Late in
+      training batch losses are small and heavy-tailed, so a ratio alone
+      fires in healthy runs; ``patience`` lets one unlucky batch pass;
     * a worsening trend (slow divergence), checked at every epoch end: the
       monitored field of the epoch record (``monitor``: ``val_loss`` when
       there is validation data, else the epoch's mean training loss, a
@@ -92,15 +89,17 @@ class DivergenceGuard(Callback):
     copies the state in memory; the copy becomes the restore point once the
     next step's loss, computed from those very weights, passes the checks
     without even nearing a spike (a copy taken just before a failure, or in
-    the middle of a jump, is never used). The state at the
-    start of ``fit`` is the first restore point. Memory: one or two copies of
-    the weights and optimizer state (and of this guard's state in
-    checkpoints, so that a resumed run rolls back as the original would).
+    the middle of a jump, is never used). The state at the start of ``fit`` is
+    the first restore point. Memory: two copies of the weights and optimizer
+    state (restore point and next copy; a copy is written in place into the
+    one it replaces), a third for the best epoch, and this guard's state in
+    checkpoints, so that a resumed run rolls back as the original would.
 
-    Cost per step: one pass over the gradients and two host reads (the
-    gradient check, the loss), plus a copy every ``snapshot_every`` steps.
-    The trend rule costs nothing per step: one read of the epoch record and,
-    in an epoch that improves on the best, one copy of the state.
+    Cost per step: one multi-tensor pass over the gradients, two host reads
+    (its flag, the loss; the spike rule's median only for a loss above the
+    starting loss), and every ``snapshot_every`` steps an in-place copy of the
+    state. The trend rule adds nothing per step: per epoch, one read of the
+    epoch record and, in an epoch that improves on the best, one in-place copy.
 
     Args:
         snapshot_every: optimizer steps between copies of the state (>= 1).
@@ -162,16 +161,15 @@ class DivergenceGuard(Callback):
         self.factor = float(factor)
         self.loss_factor = None if loss_factor is None else float(loss_factor)
         self.window, self.patience, self.check_grads = window, patience, check_grads
-        self.retries = 0
+        self.retries, self.trend_patience = 0, trend_patience
         self._losses: deque[float] = deque(maxlen=window)
         self._start: float | None = None
-        self._streak = 0
+        self._streak, self._bad_grad = 0, False
         self._good: Snapshot | None = None
         self._pending: Snapshot | None = None
+        self._spare: Snapshot | None = None  # a copy no longer needed: the next one reuses it
         self._params: list[torch.Tensor] = []
         self._check: _GradCheck | None = None
-        self._bad_grad = False
-        self.trend_patience = trend_patience
         self._best = None if monitor is None else BestEpoch(monitor, mode, tolerance)
 
     # -- events ------------------------------------------------------------------
@@ -182,11 +180,13 @@ class DivergenceGuard(Callback):
         self._bad_grad = False
         if state.resumed and self._good is not None:
             return  # load_state_dict brought the restore point of the checkpoint
-        self.retries, self._streak, self._pending, self._start = 0, 0, None, None
+        self.retries, self._streak, self._start = 0, 0, None
+        self._drop_pending()
         self._losses.clear()
         if self._best is not None:
             self._best.reset()
-        self._good = Snapshot.take(state, self._losses)
+        self._good = Snapshot.take(state, self._losses, reuse=self._spare)
+        self._spare = None
 
     def on_before_step(self, state: TrainState) -> Control | None:
         if self._check is None:
@@ -201,21 +201,26 @@ class DivergenceGuard(Callback):
         if state.loss is None:
             return None
         loss = float(state.loss)
-        reason = self._trigger(loss)
-        if reason is not None:
-            return self._rescue(state, reason, loss)
+        start = self._start  # a finite loss below the start fires no rule: skip _trigger
+        if self._bad_grad or not math.isfinite(loss) or (start is not None and loss > start):
+            reason = self._trigger(loss)
+            if reason is not None:
+                return self._rescue(state, reason, loss)
+        else:
+            self._streak = 0
         self._losses.append(loss)
-        if self._start is None and len(self._losses) >= min(self.window, MIN_HISTORY):
+        if start is None and len(self._losses) >= min(self.window, MIN_HISTORY):
             self._start = statistics.median(self._losses)
         if self._streak:
             # A suspicious step: its weights and the copy it was meant to
             # confirm do not become restore points.
-            self._pending = None
+            self._drop_pending()
             return None
         if self._pending is not None:
-            self._good, self._pending = self._pending, None
+            self._spare, self._good, self._pending = self._good, self._pending, None
         if state.step % self.snapshot_every == 0:
-            self._pending = Snapshot.take(state, self._losses)
+            self._pending = Snapshot.take(state, self._losses, reuse=self._spare)
+            self._spare = None
         return None
 
     def on_epoch_end(self, state: TrainState) -> Control | None:
@@ -239,7 +244,7 @@ class DivergenceGuard(Callback):
             last = float(state.metrics[field])
             restored = not best.held
             if restored:
-                best.restore(state, 1.0)  # the weights of the best epoch, the lr of now
+                best.restore(state, 1.0, last=True)  # best epoch's weights, lr of now
             where = (
                 f"the weights of epoch {best.epoch}, its best by {field} ({best.value:.4g}); "
                 f"the last epoch had {last:.4g}" + ("; loaded back at the end" if restored else "")
@@ -296,7 +301,8 @@ class DivergenceGuard(Callback):
         old_lr = float(state.optimizer.param_groups[0]["lr"])
         good.restore(state)
         self._losses = deque(good.losses, maxlen=self.window)
-        self._streak, self._pending = 0, None
+        self._streak = 0
+        self._drop_pending()
         if self.retries >= self.max_retries:
             raise DivergenceError(
                 f"DivergenceGuard: training diverged at step {state.step}: {reason}. Gave up "
@@ -310,17 +316,18 @@ class DivergenceGuard(Callback):
         scale_lr(state.optimizer, self.factor, state.scheduler)
         new_lr = float(state.optimizer.param_groups[0]["lr"])
         # The same weights with the lowered lr: a later rescue from here lowers it again.
-        self._good = Snapshot.take(state, self._losses)
-        self._good.step = good.step
+        restored = good.step
+        self._good = Snapshot.take(state, self._losses, reuse=good)  # into good's memory
+        self._good.step = restored
         return Control.emit(
             "divergence_rescue",
-            f"step {state.step}: {reason}; restored step {good.step}, "
+            f"step {state.step}: {reason}; restored step {restored}, "
             f"lr {old_lr:.3g} -> {new_lr:.3g} (rescue {self.retries} of {self.max_retries})",
             reason=reason,
             loss=loss,
             old_lr=old_lr,
             new_lr=new_lr,
-            restored_step=good.step,
+            restored_step=restored,
             retry=self.retries,
         )
 
@@ -332,8 +339,9 @@ class DivergenceGuard(Callback):
         give_up = self.retries >= self.max_retries
         best.restore(state, 1.0 if give_up else self.factor)
         self._losses = deque(best.snapshot.losses, maxlen=self.window)
-        self._streak, self._pending = 0, None
-        self._good = Snapshot.take(state, self._losses)
+        self._streak = 0
+        self._drop_pending()
+        self._good = Snapshot.take(state, self._losses, reuse=self._good)
         self._good.step = best.snapshot.step
         new_lr = float(state.optimizer.param_groups[0]["lr"])
         data = dict(
@@ -363,9 +371,13 @@ class DivergenceGuard(Callback):
             **data,
         )
 
+    def _drop_pending(self) -> None:
+        if self._pending is not None:
+            self._spare, self._pending = self._pending, None
+
     def _release(self) -> None:
         # The copies can be as large as the model and its optimizer state.
-        self._good = self._pending = None
+        self._good = self._pending = self._spare = None
         if self._best is not None:
             self._best.snapshot = None
         self._params, self._check = [], None
@@ -389,5 +401,6 @@ class DivergenceGuard(Callback):
         self._start = state["start"]
         self._good = None if state["good"] is None else Snapshot(**state["good"])
         self._pending = None if state["pending"] is None else Snapshot(**state["pending"])
+        self._spare = None
         if self._best is not None and state.get("best") is not None:
             self._best.load_state_dict(state["best"])

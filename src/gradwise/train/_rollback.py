@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -52,6 +52,60 @@ def _clone(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+def _refill(old: Any, new: Any, dst: list[torch.Tensor], src: list[torch.Tensor]) -> bool:
+    """Make ``old``, an earlier copy of the state dict ``new``, a copy of it again, in place.
+
+    Numbers and other immutable values are written into ``old``'s dicts, other
+    objects copied as :func:`_clone` does, and each tensor pair is queued in
+    ``dst``/``src`` for :func:`copy_all` (no allocation). Returns False,
+    leaving ``old`` half updated, where the two differ in structure: a key
+    added or gone, a tensor of another shape, dtype or layout, or a tensor
+    subclass; the caller then copies afresh.
+    """
+    if type(old) is not type(new) or old.keys() != new.keys():
+        return False
+    for k, v in new.items():
+        kind = type(v)
+        if kind is torch.Tensor:
+            o = old[k]
+            if (
+                type(o) is not torch.Tensor
+                or o.shape != v.shape
+                or o.dtype != v.dtype
+                or v.layout != torch.strided
+            ):
+                return False
+            dst.append(o)
+            src.append(v)
+        elif kind in _IMMUTABLE_TYPES:
+            old[k] = v
+        elif isinstance(v, dict):
+            if not _refill(old[k], v, dst, src):
+                return False
+        else:
+            old[k] = _clone(v)
+    return True
+
+
+_FOREACH_COPY = getattr(torch, "_foreach_copy_", None)
+
+
+def copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    """``d.copy_(s)`` for every pair, in one multi-tensor kernel (``torch._foreach_copy_``).
+
+    Falls back to one ``copy_`` per tensor if this torch has no such kernel
+    (the test ``test_foreach_copy_is_there`` says so when it goes).
+    """
+    if not dst:
+        return
+    with torch.no_grad():
+        if _FOREACH_COPY is not None:
+            _FOREACH_COPY(dst, src)
+        else:
+            for d, s in zip(dst, src, strict=True):
+                d.copy_(s)
+
+
 @dataclass
 class Snapshot:
     """The training state at the end of one step, copied so that training cannot change it."""
@@ -61,29 +115,58 @@ class Snapshot:
     optimizer: dict[str, Any]
     scheduler: dict[str, Any] | None
     losses: list[float]
+    # Whether its tensors are its own (a copy it took, never handed out), so
+    # that a later take may overwrite them in place.
+    owned: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
-    def take(cls, state: TrainState, losses: deque[float]) -> Snapshot:
+    def take(
+        cls, state: TrainState, losses: deque[float], reuse: Snapshot | None = None
+    ) -> Snapshot:
+        """Copy the state; into ``reuse`` (a copy no longer needed), in place, where it fits.
+
+        With ``reuse``, the tensors of ``reuse`` are overwritten (one
+        multi-tensor copy, no allocation) and ``reuse`` itself is returned;
+        if the state's structure changed since, a fresh copy is. A snapshot
+        that handed its tensors out (:meth:`as_dict`) or was built from a
+        checkpoint is never overwritten.
+        """
         sched = state.scheduler
+        # state_dict() returns the live state tensors (momentum buffers...):
+        # without copies the snapshot would follow training.
+        msd, osd = state.model.state_dict(), state.optimizer.state_dict()
+        scheduler = None if sched is None else copy.deepcopy(sched.state_dict())
+        if reuse is not None and reuse.owned:
+            reuse.owned = False
+            dst: list[torch.Tensor] = []
+            src: list[torch.Tensor] = []
+            if _refill(reuse.model, msd, dst, src) and _refill(reuse.optimizer, osd, dst, src):
+                copy_all(dst, src)
+                reuse.step, reuse.scheduler, reuse.losses = state.step, scheduler, list(losses)
+                reuse.owned = True
+                return reuse
         return cls(
             step=state.step,
-            model=_clone(state.model.state_dict()),
-            # state_dict() returns the live state tensors (momentum buffers...):
-            # without copies the snapshot would follow training.
-            optimizer=_clone(state.optimizer.state_dict()),
-            scheduler=None if sched is None else copy.deepcopy(sched.state_dict()),
+            model=_clone(msd),
+            optimizer=_clone(osd),
+            scheduler=scheduler,
             losses=list(losses),
+            owned=True,
         )
 
-    def restore(self, state: TrainState) -> None:
+    def restore(self, state: TrainState, last: bool = False) -> None:
+        """Load the copy back; ``last``: it is not used again (its tensors go to the optimizer)."""
         state.model.load_state_dict(self.model)  # copies into the existing tensors
         # Optimizer.load_state_dict keeps the tensors it is given (a shallow
         # copy): hand it copies so that the snapshot stays as it was.
-        state.optimizer.load_state_dict(_clone(self.optimizer))
+        state.optimizer.load_state_dict(self.optimizer if last else _clone(self.optimizer))
+        self.owned = self.owned and not last
         if state.scheduler is not None and self.scheduler is not None:
             state.scheduler.load_state_dict(copy.deepcopy(self.scheduler))
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields, tensors included (not copies): a later take no longer reuses them."""
+        self.owned = False
         return {
             "step": self.step,
             "model": self.model,

@@ -114,25 +114,27 @@ class BestEpoch:
         self.held = self.better(value)
         if self.held:
             self.value, self.epoch, self.worse = value, state.epoch, 0
-            self.snapshot = Snapshot.take(state, losses)
+            # into the tensors of the previous best copy: no allocation
+            self.snapshot = Snapshot.take(state, losses, reuse=self.snapshot)
         elif self.worse_than_best(value):
             self.worse += 1
         else:
             self.worse = 0
         return value
 
-    def restore(self, state: TrainState, factor: float) -> None:
+    def restore(self, state: TrainState, factor: float, last: bool = False) -> None:
         """Put the best epoch's state back, with ``factor`` times the lr the run has now.
 
         The best epoch's optimizer state carries the lr of that time; a spike
         rescue may have lowered it since. The restored rates are scaled (with
         :func:`scale_lr`, base rates of a scheduler included) so that they end
-        at ``factor`` times the current ones, never back up.
+        at ``factor`` times the current ones, never back up. ``last``: the copy
+        is dropped after (the end of ``fit``), so it is handed over, not copied.
         """
         if self.snapshot is None:
             raise RuntimeError("BestEpoch.restore: no epoch recorded yet")
         now = lr_level(state)
-        self.snapshot.restore(state)
+        self.snapshot.restore(state, last)
         then = lr_level(state)
         scale_lr(state.optimizer, factor * now / then if then else factor, state.scheduler)
         self.worse, self.held = 0, True
