@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from gradwise.config import parse_config
 from gradwise.errors import ConfigError
 from gradwise.sweep._config import SweepConfig, trial_raw
 from gradwise.sweep._space import Space
+from gradwise.sweep._workers import worker_id
 from gradwise.train import Callback, Control, TrainState
 
 
@@ -21,7 +20,9 @@ class TrialPruning(Callback):
 
     At each epoch end ``trial.report(metrics[monitor], step=epoch)``; when
     ``trial.should_prune()`` it emits a ``"pruned"`` event and stops training
-    (the partial run keeps its records). A non-finite value emits
+    (the partial run keeps its records). Under Optuna's ``NopPruner`` (a
+    sweep's ``pruner: none``) nothing is reported: the trial has no
+    intermediate values. A non-finite value emits
     ``"diverged"`` and stops at once: a diverged run does not come back.
     After ``fit``, :attr:`pruned_at` / :attr:`diverged_at` hold the epoch it
     stopped at, or None.
@@ -32,7 +33,9 @@ class TrialPruning(Callback):
 
     def __init__(self, trial: Any, monitor: str) -> None:
         self.trial, self.monitor = trial, monitor
-        # no pruner, no question: should_prune would re-read the trial each epoch
+        # No pruner, no database traffic per epoch: a report is three statements
+        # and a commit, should_prune re-reads the trial, and only a pruner reads
+        # either (the sweep report draws each trial's epochs from its "run" record).
         from optuna.pruners import NopPruner
 
         self._ask = not isinstance(getattr(trial.study, "pruner", None), NopPruner)
@@ -53,8 +56,10 @@ class TrialPruning(Callback):
             return Control.emit(
                 "diverged", f"trial {n} stopped at epoch {epoch}: {self.monitor}={value}", stop=True
             )
+        if not self._ask:
+            return None
         self.trial.report(value, step=epoch)
-        if not self._ask or not self.trial.should_prune():
+        if not self.trial.should_prune():
             return None
         self.pruned_at = epoch
         return Control.emit(
@@ -62,11 +67,6 @@ class TrialPruning(Callback):
             f"sweep pruner stopped trial {n} at epoch {epoch}: {self.monitor}={value:.4g}",
             stop=True,
         )
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process, kept on each trial it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Objective:
