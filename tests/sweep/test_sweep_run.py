@@ -217,7 +217,7 @@ def test_load_sweep_config_with_overrides(tmp_path, base):
 
 def test_a_trial_is_its_training_run(tmp_path, base, monkeypatch):
     """No report.html per trial (trial_reports off), CPU seconds kept, no should_prune reads
-    without a pruner, and the data loaded once per worker before the first trial."""
+    without a pruner, and the data loaded once per worker, before the first trial."""
     import gradwise.recipes.train as recipe
 
     loads = []
@@ -232,7 +232,7 @@ def test_a_trial_is_its_training_run(tmp_path, base, monkeypatch):
     cfg = parse_sweep(base(sweep={"method": "grid", "params": params, "pruner": "none"}))
     result = run_sweep(cfg, verbose=False)
     assert len(result.trials) == 2 and asked == []
-    assert len(loads) == 1 + 2  # the worker's warm-up, then each trial's run
+    assert len(loads) == 1  # the worker's warm-up; its trials reuse the table
     for t in study_of(cfg).get_trials():
         run = t.user_attrs["run"]
         assert 0 < run["cpu_seconds"] and 0 < run["seconds"]
@@ -254,7 +254,9 @@ def test_gradwise_threads_holds_for_the_whole_worker(tmp_path, no_trial_reports,
     seen = []
     real = recipe.prepare
     monkeypatch.setattr(
-        recipe, "prepare", lambda cfg: seen.append(torch.get_num_threads()) or real(cfg)
+        recipe,
+        "prepare",
+        lambda cfg, table=None: seen.append(torch.get_num_threads()) or real(cfg, table),
     )
     monkeypatch.setenv("GRADWISE_THREADS", "2")
     cfg = parse_sweep(base(sweep={"method": "grid", "params": {"optimizer.lr": {"values": LRS}}}))
@@ -267,16 +269,17 @@ def test_gradwise_threads_holds_for_the_whole_worker(tmp_path, no_trial_reports,
 def test_a_sweep_over_the_data_loads_only_each_trials_data(
     tmp_path, no_trial_reports, base, monkeypatch
 ):
-    """The worker's warm-up skips the base data when trials choose their own."""
+    """The worker's warm-up skips the base data when trials choose their own; each
+    dataset is loaded once however many trials use it."""
     import gradwise.recipes.train as recipe
 
     loaded = []
     real_load = recipe.load_table
     monkeypatch.setattr(recipe, "load_table", lambda cfg: loaded.append(cfg.name) or real_load(cfg))
-    params = {"data.name": {"values": ["wine", "breast_cancer"]}}
+    params = {"data.name": {"values": ["wine", "breast_cancer"]}, "optimizer.lr": {"values": LRS}}
     cfg = parse_sweep(base(sweep={"method": "grid", "params": params}))
     result = run_sweep(cfg, verbose=False)
-    assert len(result.trials) == 2
+    assert len(result.trials) == 4
     assert sorted(loaded) == ["breast_cancer", "wine"]  # not the base's iris
 
 
@@ -337,13 +340,13 @@ def test_workers_on_one_machine_share_its_cores(tmp_path, no_trial_reports, base
     seen = []
     real = recipe.prepare
 
-    def prepare(cfg):
+    def prepare(cfg, table=None):
         seen.append(torch.get_num_threads())
         if others:  # one of the other workers ends during each trial
             p = others.pop()
             p.kill()
             p.wait()
-        return real(cfg)
+        return real(cfg, table)
 
     monkeypatch.setattr(recipe, "prepare", prepare)
     params = {"optimizer.lr": {"values": [0.003, 0.03, 0.3]}}
@@ -389,3 +392,21 @@ def test_local_worker_count_and_share():
     assert [thread_share(2, 2), thread_share(16, 3), thread_share(2, 5)] == [1, 5, 1]
     assert thread_share(8, 1) is None and thread_share(8, 1, cap=4) == 4
     assert thread_share(8, 4, cap=4) == 2
+
+
+def test_a_trial_on_the_workers_table_equals_a_run_of_its_config(tmp_path, no_trial_reports, base):
+    """The worker's loaded table is not changed by its trials: the last trial of a sweep
+    ends exactly as ``gradwise train`` of that trial's config on freshly loaded data."""
+    from gradwise.recipes.train import run
+
+    params = {"optimizer.lr": {"values": [0.3, 0.03, 0.003]}}
+    raw = base(sweep={"method": "grid", "params": params, "pruner": "none"})
+    raw["data"]["standardize"] = True
+    cfg = parse_sweep(raw)
+    run_sweep(cfg, verbose=False)
+    last = max(study_of(cfg).get_trials(), key=lambda t: t.number)
+    trial_cfg = parse_config(yaml.safe_load(
+        (cfg.run_dir / "trials" / f"trial-{last.number:04d}" / "config.yaml").read_text()
+    ))  # fmt: skip
+    alone = run(trial_cfg.model_copy(update={"name": "alone"}), progress=False, report=False)
+    assert last.user_attrs["run"]["results"] == alone.results

@@ -132,18 +132,19 @@ def _fail_dead_local(study: Any, storage: Any, trials: list[Any]) -> bool:
     return failed
 
 
-def _warm_up(cfg: SweepConfig) -> None:
-    """Import the training recipe and load the base config's data once, before any trial.
+def _warm_up(cfg: SweepConfig, objective: Objective) -> None:
+    """Import the training recipe and load the base config's data, before any trial.
 
     A worker's first trial would otherwise carry seconds of imports (torch's
     and scikit-learn's modules, the dataset's loader) while holding a trial
     open in the study; a broken data path fails here, before a trial exists.
+    The table stays loaded for the worker's trials (:meth:`Objective.table`).
     A sweep over ``data.*`` loads nothing here: each trial names its own data.
     """
-    from gradwise.recipes.train import load_table
+    import gradwise.recipes.train  # noqa: F401  (the recipe's imports, outside any trial)
 
     if not any(path.split(".")[0] == "data" for path in cfg.sweep.params):
-        load_table(cfg.data)
+        objective.table(cfg.data)
 
 
 def work(
@@ -207,7 +208,7 @@ def _work(
         waits.callback(unregister, study, me)
         alone = torch.get_num_threads()
         objective = Objective(cfg, cfg.run_dir, verbose=verbose)
-        _warm_up(cfg)
+        _warm_up(cfg, objective)
         total = cfg.sweep.total_trials
         # One read of the study per turn: study.optimize itself fails stale
         # trials before it asks, so that is done here only before a wait.

@@ -14,6 +14,8 @@ from gradwise.sweep._space import Space
 from gradwise.sweep._workers import worker_id
 from gradwise.train import Callback, Control, TrainState
 
+KEEP_TABLES = 4  # datasets a worker keeps loaded (a sweep over data.* loads each trial's)
+
 
 class TrialPruning(Callback):
     """Report an epoch-record metric to an Optuna trial; stop when its pruner says so.
@@ -87,6 +89,24 @@ class Objective:
         self.run_dir = Path(run_dir)
         self.verbose = verbose
         self.ran = 0  # trials this process trained
+        self._tables: dict[str, Any] = {}  # data config (JSON) -> its loaded Table
+
+    def table(self, data: Any) -> Any:
+        """The dataset ``data`` (a DataConfig) names, loaded once per worker.
+
+        Trials differ in their hyperparameters, rarely in their data, so the
+        worker keeps the last ``KEEP_TABLES`` datasets it loaded (a CSV is
+        parsed once, not once per trial); the recipe's split and
+        standardization copy it, so every trial starts from the same rows.
+        """
+        from gradwise.recipes.train import load_table
+
+        key = data.model_dump_json()
+        if key not in self._tables:
+            while len(self._tables) >= KEEP_TABLES:
+                self._tables.pop(next(iter(self._tables)))
+            self._tables[key] = load_table(data)
+        return self._tables[key]
 
     def __call__(self, trial: Any) -> float:
         import optuna
@@ -117,7 +137,13 @@ class Objective:
         # a trial's own report.html costs more than training a small model; the
         # sweep report covers every trial
         report = self.spec.trial_reports
-        result = run(run_cfg, progress=False, extra_callbacks=extra, report=report)
+        result = run(
+            run_cfg,
+            progress=False,
+            extra_callbacks=extra,
+            report=report,
+            table=self.table(run_cfg.data),
+        )
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu
         self.ran += 1
