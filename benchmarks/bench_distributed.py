@@ -13,10 +13,11 @@ Part 2 (``--part sweep``), the sweep throughput. A throwaway PostgreSQL
 server (``initdb`` + ``pg_ctl`` on 127.0.0.1, as in the tests; Debian's
 ``postgresql`` package and ``psycopg[binary]`` needed) holds the study. A
 random sweep (digits, an MLP of 128×128 hidden units, 24 epochs: a trial is
-about 1 s of CPU, nearly all of it training, so the per-trial fixed costs do
+about 0.6 s of CPU, nearly all of it training, so the per-trial fixed costs do
 not dominate) runs once with 1 worker process and once with 2, each started
 separately with ``gradwise sweep --storage URL`` as on separate machines,
-with ``GRADWISE_THREADS=1`` (several workers share the cores). Throughput is
+with ``GRADWISE_THREADS=1`` (two workers on 2 cores would take 1 thread each
+by themselves; this holds the 1-worker runs to 1 thread too). Throughput is
 counted from the database: finished trials divided by the time from the
 first trial's start to the last trial's end, per hour (a worker imports and
 loads the data before it takes its first trial; the launch-to-exit rate,
@@ -26,12 +27,16 @@ pessimistic, the CPU is accounted too: training CPU per trial (each trial
 records it), each worker's CPU outside its trials (``wait4``: start-up and
 the study's round trips), the PostgreSQL server's CPU (its postmaster's
 reaped children) and how many cores the whole machine was busy (all users,
-``/proc/stat``). Repeats alternate 1 and 2 workers; the ratio is that of
-medians.
+``/proc/stat``), and how far apart the workers' first trials start and
+their last ones end. Repeats alternate 1 and 2 workers; the ratio is that of
+medians. First, one worker runs the same sweep with its CPU split by phase
+(imports, config, storage, warm-up, trials, loop, report), SQL statements
+and fsyncs per trial counted (``--part phases`` runs only that).
 
     python benchmarks/bench_distributed.py            # both parts; 12 trials, 3 repeats
     python benchmarks/bench_distributed.py --quick    # 8 trials, 1 repeat, fewer steps
     python benchmarks/bench_distributed.py --part fsdp
+    python benchmarks/bench_distributed.py --part phases --quick   # one worker's CPU by phase
 """
 
 from __future__ import annotations
