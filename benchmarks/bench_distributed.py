@@ -13,10 +13,11 @@ Part 2 (``--part sweep``), the sweep throughput. A throwaway PostgreSQL
 server (``initdb`` + ``pg_ctl`` on 127.0.0.1, as in the tests; Debian's
 ``postgresql`` package and ``psycopg[binary]`` needed) holds the study. A
 random sweep (digits, an MLP of 128×128 hidden units, 24 epochs: a trial is
-about 1 s of CPU, nearly all of it training, so the per-trial fixed costs do
+about 0.6 s of CPU, nearly all of it training, so the per-trial fixed costs do
 not dominate) runs once with 1 worker process and once with 2, each started
 separately with ``gradwise sweep --storage URL`` as on separate machines,
-with ``GRADWISE_THREADS=1`` (several workers share the cores). Throughput is
+with ``GRADWISE_THREADS=1`` (two workers on 2 cores would take 1 thread each
+by themselves; this holds the 1-worker runs to 1 thread too). Throughput is
 counted from the database: finished trials divided by the time from the
 first trial's start to the last trial's end, per hour (a worker imports and
 loads the data before it takes its first trial; the launch-to-exit rate,
@@ -26,12 +27,16 @@ pessimistic, the CPU is accounted too: training CPU per trial (each trial
 records it), each worker's CPU outside its trials (``wait4``: start-up and
 the study's round trips), the PostgreSQL server's CPU (its postmaster's
 reaped children) and how many cores the whole machine was busy (all users,
-``/proc/stat``). Repeats alternate 1 and 2 workers; the ratio is that of
-medians.
+``/proc/stat``), and how far apart the workers' first trials start and
+their last ones end. Repeats alternate 1 and 2 workers; the ratio is that of
+medians. First, one worker runs the same sweep with its CPU split by phase
+(imports, config, storage, warm-up, trials, loop, report), SQL statements
+and fsyncs per trial counted (``--part phases`` runs only that).
 
     python benchmarks/bench_distributed.py            # both parts; 12 trials, 3 repeats
     python benchmarks/bench_distributed.py --quick    # 8 trials, 1 repeat, fewer steps
     python benchmarks/bench_distributed.py --part fsdp
+    python benchmarks/bench_distributed.py --part phases --quick   # one worker's CPU by phase
 """
 
 from __future__ import annotations
@@ -243,9 +248,20 @@ def trial_stats(url: str, name: str) -> dict:
         raise SystemExit(f"bench_distributed: {name}: trials lost or unfinished: {states}")
     start = min(t.datetime_start for t in done)
     end = max(t.datetime_complete for t in done)
+    # per worker: when its first trial started and its last one ended
+    firsts: dict[str, float] = {}
+    lasts: dict[str, float] = {}
+    for t in done:
+        w = t.user_attrs.get("worker", "?")
+        a, b = (t.datetime_start - start).total_seconds(), (t.datetime_complete - start).total_seconds()
+        firsts[w], lasts[w] = min(firsts.get(w, a), a), max(lasts.get(w, b), b)
     return {
         "done": len(done),
         "span_s": (end - start).total_seconds(),
+        # the later worker's first trial starts this much after the first one (start-up skew)
+        "start_skew_s": max(firsts.values()) - min(firsts.values()),
+        # one worker is done (and waits) this long before the last trial ends
+        "end_skew_s": max(lasts.values()) - min(lasts.values()),
         "train_s": sum(t.user_attrs["run"]["seconds"] for t in done),
         "train_cpu_s": sum(t.user_attrs["run"]["cpu_seconds"] for t in done),
     }
@@ -297,7 +313,7 @@ def run_once(pg, url: str, tmp: Path, tag: str, workers: int, n: int, epochs: in
     }
 
 
-def sweep_throughput(n: int, epochs: int, repeats: int) -> None:
+def sweep_throughput(n: int, epochs: int, repeats: int, phases_only: bool = False) -> None:
     pg = _pg()
     why = pg.missing()
     if why is not None:
@@ -307,6 +323,9 @@ def sweep_throughput(n: int, epochs: int, repeats: int) -> None:
           f"trial, GRADWISE_THREADS=1; load average before: {os.getloadavg()[0]:.1f}")  # fmt: skip
     runs: dict[int, list[dict]] = {1: [], 2: []}
     with pg.postgres_server() as url, tempfile.TemporaryDirectory() as tmp:
+        phase_table(pg, url, Path(tmp), n, epochs)
+        if phases_only:
+            return
         for r in range(repeats):
             for workers in (1, 2) if r % 2 == 0 else (2, 1):
                 res = run_once(pg, url, Path(tmp), f"r{r}_w{workers}", workers, n, epochs)
@@ -318,6 +337,8 @@ def sweep_throughput(n: int, epochs: int, repeats: int) -> None:
                     f"per trial: training {res['train_s'] / done:.2f} s wall, "
                     f"{res['train_cpu_s'] / done:.2f} s CPU; per worker outside its trials "
                     f"(start-up, study): {(cpu - res['train_cpu_s']) / workers:.2f} s CPU; "
+                    f"first trials {res['start_skew_s']:.2f} s apart, last ones "
+                    f"{res['end_skew_s']:.2f} s apart; "
                     f"PostgreSQL {res['pg_cpu_s']:.2f} s CPU; machine busy "
                     f"{res['machine_busy_cores']:.2f} of {cores} cores (all users)"
                 )
@@ -340,13 +361,152 @@ def sweep_throughput(n: int, epochs: int, repeats: int) -> None:
         ("training CPU s per trial", "train_cpu_s"),
         ("CPU s per worker outside its trials (start-up, study)", "outside_cpu_s"),
         ("PostgreSQL CPU s per sweep", "pg_cpu_s"),
+        ("workers' first trials apart, s (start-up skew)", "start_skew_s"),
+        ("workers' last trials apart, s (one waits)", "end_skew_s"),
         ("machine busy cores, all users", "machine_busy_cores"),
     )
     for label, key in rows:
         a, b = med(1, key), med(2, key)
-        print(f"| {label} | {a:,.2f} | {b:,.2f} | {b / a:.2f} |")
+        ratio = f"{b / a:.2f}" if a else "-"
+        print(f"| {label} | {a:,.2f} | {b:,.2f} | {ratio} |")
     one, two = med(1, "rate"), med(2, "rate")
     print(f"\n2 workers / 1 worker: {two / one:.2f} (goal >= 1.8)")
+
+
+def worker_phases(cfg_path: Path, url: str, out: Path) -> None:
+    """One ``gradwise sweep CONFIG --storage URL`` worker, its CPU split by phase (JSON to ``out``).
+
+    Runs in its own process (``--worker-phases``): the CLI's own entry point,
+    with gradwise's sweep functions wrapped in CPU clocks. The training runs'
+    CPU is what each trial records; everything else is the worker's overhead.
+    Also counted: SQL statements per trial and fsyncs per trial (with their
+    wall time: the disk, not the CPU).
+    """
+    import json
+    import time
+
+    cpu = time.process_time
+    phases: dict[str, float] = {"python start-up": cpu()}
+    fsyncs = [0, 0.0]
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        t = time.perf_counter()
+        real_fsync(fd)
+        fsyncs[0] += 1
+        fsyncs[1] += time.perf_counter() - t
+
+    os.fsync = fsync
+    t = cpu()
+    import gradwise.cli
+
+    phases["import gradwise.cli"] = cpu() - t
+    t = cpu()
+    import gradwise.sweep._study as study_mod
+    import gradwise.sweep._trial as trial_mod
+
+    phases["import gradwise.sweep (torch, pydantic, configs, Trainer)"] = cpu() - t
+    sent = [0, False]  # statements while trials run; counting on
+
+    def clocked(mod, name, label, after=None):
+        real = getattr(mod, name)
+
+        def wrapper(*a, **k):
+            t0 = cpu()
+            try:
+                return real(*a, **k)
+            finally:
+                phases[label] = phases.get(label, 0.0) + cpu() - t0
+                if after is not None:
+                    after()
+
+        setattr(mod, name, wrapper)
+
+    def count_statements() -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        def on(*args):
+            sent[0] += sent[1]
+
+        if not event.contains(Engine, "before_cursor_execute", on):
+            event.listen(Engine, "before_cursor_execute", on)
+
+    def counting(on: bool):
+        return lambda: sent.__setitem__(1, on)
+
+    clocked(study_mod, "load_sweep_config", "config validation (torch._dynamo via torch.optim)")
+    clocked(study_mod, "open_storage", "open storage (Optuna, SQLAlchemy, alembic, psycopg)",
+            after=count_statements)  # fmt: skip
+    clocked(study_mod, "open_study", "open or create the study")
+    clocked(study_mod, "_warm_up", "warm-up (the recipe, scikit-learn, the data)",
+            after=counting(True))  # fmt: skip
+    clocked(study_mod, "write_sweep_report", "sweep report (matplotlib)")
+    clocked(trial_mod.Objective, "__call__", "objective")
+    real_report = study_mod.write_sweep_report
+
+    def report(*a, **k):
+        counting(False)()
+        return real_report(*a, **k)
+
+    study_mod.write_sweep_report = report
+    t_fsync = fsyncs[:]
+    try:
+        gradwise.cli.main(["sweep", str(cfg_path), "--storage", url])
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    total = cpu()
+    stats = trial_stats(url, yaml_name(cfg_path))
+    train_cpu = stats["train_cpu_s"]
+    phases["trials: training runs"] = train_cpu
+    phases["trials: the sweep's part (suggest, config, record)"] = (
+        phases.pop("objective") - train_cpu
+    )
+    phases["worker loop (ask/tell, study reads)"] = total - sum(phases.values())
+    done = stats["done"]
+    result = {
+        "phases": phases,
+        "total_cpu_s": total,
+        "outside_cpu_s": total - train_cpu,
+        "done": done,
+        "statements_per_trial": sent[0] / done,
+        "fsyncs_per_trial": (fsyncs[0] - t_fsync[0]) / done,
+        "fsync_wall_per_trial_s": (fsyncs[1] - t_fsync[1]) / done,
+    }
+    out.write_text(json.dumps(result))
+
+
+def yaml_name(cfg_path: Path) -> str:
+    import yaml
+
+    return yaml.safe_load(cfg_path.read_text())["name"]
+
+
+def phase_table(pg, url: str, tmp: Path, n: int, epochs: int) -> None:
+    """Where one worker's CPU goes (1 worker, the throughput sweep's workload)."""
+    import json
+
+    import yaml
+
+    name = "bench_phases"
+    db = pg.new_database(url, name)
+    cfg = tmp / f"{name}.yaml"
+    cfg.write_text(yaml.safe_dump(sweep_raw(name, tmp / "runs", n, epochs)))
+    out = tmp / "phases.json"
+    env = {**os.environ, "GRADWISE_THREADS": "1"}
+    env.pop("OMP_NUM_THREADS", None)
+    cmd = [sys.executable, __file__, "--worker-phases", str(cfg), "--storage", db, "--out", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    r = json.loads(out.read_text())
+    print(f"\none worker, {r['done']} trials: where its CPU goes\n\n| phase | CPU s |\n|---|---|")
+    for label, value in r["phases"].items():
+        print(f"| {label} | {value:.2f} |")
+    print(f"| **outside its training runs** | **{r['outside_cpu_s']:.2f}** |")
+    print(f"\nper trial: {r['statements_per_trial']:.0f} SQL statements, "
+          f"{r['fsyncs_per_trial']:.0f} fsyncs ({r['fsync_wall_per_trial_s'] * 1e3:.0f} ms wall)")  # fmt: skip
 
 
 def main() -> None:
@@ -355,14 +515,24 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=24, help="epochs per sweep trial")
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--part", choices=("all", "fsdp", "sweep"), default="all")
+    ap.add_argument(
+        "--part",
+        choices=("all", "fsdp", "sweep", "phases"),
+        default="all",
+        help="phases: only where one sweep worker's CPU goes",
+    )
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument(
         "--width", type=int, default=None, help="layer width of the FSDP/DDP model (default 2048)"
     )
     ap.add_argument("--rank-of", choices=("ddp", "fsdp"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-phases", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--storage", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker_phases:
+        worker_phases(args.worker_phases, args.storage, args.out)
+        return
     if args.width:
         os.environ["BENCH_DISTRIBUTED_WIDTH"] = str(args.width)
         global WIDTH
@@ -377,7 +547,7 @@ def main() -> None:
         return
     n = args.trials or (8 if args.quick else 12)
     repeats = args.repeats or (1 if args.quick else 3)
-    sweep_throughput(n, args.epochs, repeats)
+    sweep_throughput(n, args.epochs, repeats, phases_only=args.part == "phases")
 
 
 if __name__ == "__main__":

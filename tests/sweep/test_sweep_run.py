@@ -217,7 +217,7 @@ def test_load_sweep_config_with_overrides(tmp_path, base):
 
 def test_a_trial_is_its_training_run(tmp_path, base, monkeypatch):
     """No report.html per trial (trial_reports off), CPU seconds kept, no should_prune reads
-    without a pruner, and the data loaded once per worker before the first trial."""
+    without a pruner, and the data loaded once per worker, before the first trial."""
     import gradwise.recipes.train as recipe
 
     loads = []
@@ -232,7 +232,7 @@ def test_a_trial_is_its_training_run(tmp_path, base, monkeypatch):
     cfg = parse_sweep(base(sweep={"method": "grid", "params": params, "pruner": "none"}))
     result = run_sweep(cfg, verbose=False)
     assert len(result.trials) == 2 and asked == []
-    assert len(loads) == 1 + 2  # the worker's warm-up, then each trial's run
+    assert len(loads) == 1  # the worker's warm-up; its trials reuse the table
     for t in study_of(cfg).get_trials():
         run = t.user_attrs["run"]
         assert 0 < run["cpu_seconds"] and 0 < run["seconds"]
@@ -254,7 +254,9 @@ def test_gradwise_threads_holds_for_the_whole_worker(tmp_path, no_trial_reports,
     seen = []
     real = recipe.prepare
     monkeypatch.setattr(
-        recipe, "prepare", lambda cfg: seen.append(torch.get_num_threads()) or real(cfg)
+        recipe,
+        "prepare",
+        lambda cfg, table=None: seen.append(torch.get_num_threads()) or real(cfg, table),
     )
     monkeypatch.setenv("GRADWISE_THREADS", "2")
     cfg = parse_sweep(base(sweep={"method": "grid", "params": {"optimizer.lr": {"values": LRS}}}))
@@ -267,14 +269,144 @@ def test_gradwise_threads_holds_for_the_whole_worker(tmp_path, no_trial_reports,
 def test_a_sweep_over_the_data_loads_only_each_trials_data(
     tmp_path, no_trial_reports, base, monkeypatch
 ):
-    """The worker's warm-up skips the base data when trials choose their own."""
+    """The worker's warm-up skips the base data when trials choose their own; each
+    dataset is loaded once however many trials use it."""
     import gradwise.recipes.train as recipe
 
     loaded = []
     real_load = recipe.load_table
     monkeypatch.setattr(recipe, "load_table", lambda cfg: loaded.append(cfg.name) or real_load(cfg))
-    params = {"data.name": {"values": ["wine", "breast_cancer"]}}
+    params = {"data.name": {"values": ["wine", "breast_cancer"]}, "optimizer.lr": {"values": LRS}}
     cfg = parse_sweep(base(sweep={"method": "grid", "params": params}))
     result = run_sweep(cfg, verbose=False)
-    assert len(result.trials) == 2
+    assert len(result.trials) == 4
     assert sorted(loaded) == ["breast_cancer", "wine"]  # not the base's iris
+
+
+def _statements_of(fn):
+    """The SQL statements ``fn()`` sends to any database (SQLAlchemy's public event API)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    sent = []
+
+    def count(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        fn()
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return sent
+
+
+def test_no_pruner_no_database_round_trips_per_epoch(tmp_path, no_trial_reports, base):
+    """Without a pruner a trial's database traffic does not grow with its epochs (no
+    intermediate values, no should_prune reads); with one, every epoch is reported."""
+    params = {"optimizer.lr": {"values": LRS}}
+    sent, trials = {}, {}
+    for epochs in (2, 6):
+        raw = base(name=f"e{epochs}", sweep={"method": "grid", "params": params, "pruner": "none"})
+        raw["training"]["epochs"] = epochs
+        cfg = parse_sweep(raw)
+        sent[epochs] = _statements_of(lambda cfg=cfg: run_sweep(cfg, verbose=False))
+        trials[epochs] = study_of(cfg).get_trials()
+    assert len(sent[2]) == len(sent[6])  # 4 more epochs per trial: not one more statement
+    assert not any("trial_intermediate_values" in s and "INSERT" in s for s in sent[6])
+    assert [len(t.user_attrs["run"]["history"]) for t in trials[6]] == [6, 6]  # epochs kept
+    assert all(t.intermediate_values == {} for t in trials[6])
+    # a pruner gets every epoch's value
+    raw = base(name="pr", sweep={"method": "grid", "params": params, "pruner": "median"})
+    cfg = parse_sweep(raw)
+    run_sweep(cfg, verbose=False)
+    assert [sorted(t.intermediate_values) for t in study_of(cfg).get_trials()] == [[1, 2]] * 2
+
+
+def test_workers_on_one_machine_share_its_cores(tmp_path, no_trial_reports, base, monkeypatch):
+    """Separately started workers of a study on one host take cores // live local workers
+    threads each, counted before every trial; alone, a worker keeps torch's count."""
+    import gradwise.recipes.train as recipe
+    import gradwise.sweep._study as sweep_study
+    from gradwise.sweep._workers import PREFIX, worker_id
+    from gradwise.train import _threads
+
+    for var in ("GRADWISE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(sweep_study, "cores", lambda: 12)
+    torch.set_num_threads(_threads._AT_IMPORT)  # as if nobody chose a count (conftest restores)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    others = [subprocess.Popen(sleeper) for _ in range(2)]  # two more workers on this host
+    seen = []
+    real = recipe.prepare
+
+    def prepare(cfg, table=None):
+        seen.append(torch.get_num_threads())
+        if others:  # one of the other workers ends during each trial
+            p = others.pop()
+            p.kill()
+            p.wait()
+        return real(cfg, table)
+
+    monkeypatch.setattr(recipe, "prepare", prepare)
+    params = {"optimizer.lr": {"values": [0.003, 0.03, 0.3]}}
+    cfg = parse_sweep(base(sweep={"method": "grid", "params": params}))
+    study = study_of(cfg)
+    host = worker_id().rpartition(":")[0]
+    try:
+        for p in others:
+            study.set_user_attr(f"{PREFIX}{host}:{p.pid}", True)
+        study.set_user_attr(f"{PREFIX}elsewhere:{others[0].pid}", True)  # another machine's
+        run_sweep(cfg, verbose=False)
+    finally:
+        for p in others:
+            p.kill()
+            p.wait()
+    assert seen == [12 // 3, 12 // 2, _threads._AT_IMPORT]
+    assert study.user_attrs[PREFIX + worker_id()] is False  # gone once its loop ended
+    # GRADWISE_THREADS wins over the share
+    monkeypatch.setenv("GRADWISE_THREADS", "3")
+    seen.clear()
+    cfg = parse_sweep(base(name="forced", sweep={"method": "grid", "params": params}))
+    run_sweep(cfg, verbose=False)
+    assert seen == [3, 3, 3]
+
+
+def test_local_worker_count_and_share():
+    from gradwise.sweep._workers import PREFIX, local_workers, thread_share, worker_id
+
+    me = worker_id()
+    host = me.rpartition(":")[0]
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    attrs = {
+        PREFIX + me: True,
+        f"{PREFIX}{host}:{os.getppid()}": True,  # alive
+        f"{PREFIX}{host}:{done.stdout.strip()}": True,  # its process has ended
+        f"{PREFIX}{host}:1": False,  # unregistered
+        f"{PREFIX}other-host:{os.getppid()}": True,  # another machine
+        "sweep": {"method": "grid"},
+    }
+    assert local_workers(attrs, me) == 2
+    assert local_workers({}, me) == 1
+    assert [thread_share(2, 2), thread_share(16, 3), thread_share(2, 5)] == [1, 5, 1]
+    assert thread_share(8, 1) is None and thread_share(8, 1, cap=4) == 4
+    assert thread_share(8, 4, cap=4) == 2
+
+
+def test_a_trial_on_the_workers_table_equals_a_run_of_its_config(tmp_path, no_trial_reports, base):
+    """The worker's loaded table is not changed by its trials: the last trial of a sweep
+    ends exactly as ``gradwise train`` of that trial's config on freshly loaded data."""
+    from gradwise.recipes.train import run
+
+    params = {"optimizer.lr": {"values": [0.3, 0.03, 0.003]}}
+    raw = base(sweep={"method": "grid", "params": params, "pruner": "none"})
+    raw["data"]["standardize"] = True
+    cfg = parse_sweep(raw)
+    run_sweep(cfg, verbose=False)
+    last = max(study_of(cfg).get_trials(), key=lambda t: t.number)
+    trial_cfg = parse_config(yaml.safe_load(
+        (cfg.run_dir / "trials" / f"trial-{last.number:04d}" / "config.yaml").read_text()
+    ))  # fmt: skip
+    alone = run(trial_cfg.model_copy(update={"name": "alone"}), progress=False, report=False)
+    assert last.user_attrs["run"]["results"] == alone.results

@@ -82,13 +82,14 @@ class Prepared:
     optimizer: torch.optim.Optimizer
 
 
-def prepare(cfg: RunConfig) -> Prepared:
+def prepare(cfg: RunConfig, table: gdata.Table | None = None) -> Prepared:
     """Data (split, standardized on train only), head, seeded model and optimizer.
 
     With ``optimizer.lr: auto`` the optimizer starts at a placeholder lr;
-    :func:`choose_lr` replaces it.
+    :func:`choose_lr` replaces it. ``table``: ``cfg.data`` already loaded
+    (a sweep's worker loads it once for all its trials); it is not changed.
     """
-    table = load_table(cfg.data)
+    table = load_table(cfg.data) if table is None else table
     parts = gdata.split(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
     if cfg.data.standardize:
         parts, _ = gdata.standardize(parts)
@@ -164,6 +165,7 @@ def run(
     progress: bool = True,
     extra_callbacks: Sequence[Any] = (),
     report: bool = True,
+    table: gdata.Table | None = None,
 ) -> TrainResult:
     """Run a config end to end and write its run directory.
 
@@ -173,14 +175,15 @@ def run(
     A run that fails before its first result leaves no directory behind.
     ``extra_callbacks`` are added after the config's own (a sweep adds its
     pruning callback this way). ``report=False`` skips ``report.html`` and its
-    plots (a sweep's trials: the sweep report covers them).
+    plots (a sweep's trials: the sweep report covers them). ``table``: the
+    data of ``cfg.data``, already loaded (see :func:`prepare`).
     """
     run_dir = cfg.run_dir
     ckpt_dir = run_dir / "checkpoints"
     main = is_main_process()  # under torchrun only rank 0 writes files
     fresh = claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if main else False
     with cleanup_on_failure(run_dir, fresh):
-        return _run(cfg, run_dir, ckpt_dir, resume, main, progress, extra_callbacks, report)
+        return _run(cfg, run_dir, ckpt_dir, resume, main, progress, extra_callbacks, report, table)
 
 
 def _run(
@@ -192,10 +195,11 @@ def _run(
     progress: bool,
     extra_callbacks: Sequence[Any],
     report: bool = True,
+    table: gdata.Table | None = None,
 ) -> TrainResult:
     if resume:
         cfg = _resumed_lr(cfg, run_dir / "config.yaml")
-    prep = prepare(cfg)
+    prep = prepare(cfg, table)
     extra_sections: list[Section] = []
     if cfg.optimizer.lr == "auto":
         found = choose_lr(cfg, prep, run_dir / "lr_find.png" if main else None)

@@ -36,6 +36,15 @@ from gradwise.sweep._storage import (
     storage_url,
 )
 from gradwise.sweep._trial import Objective
+from gradwise.sweep._workers import (
+    alive,
+    cores,
+    local_workers,
+    register,
+    thread_share,
+    unregister,
+    worker_id,
+)
 from gradwise.train._io import write_text
 
 POLL_S = 2.0  # how often an idle worker looks whether the others are done
@@ -87,58 +96,55 @@ def open_study(cfg: SweepConfig, url: str, storage: Any = None) -> Any:
 # -- workers --------------------------------------------------------------------------------
 
 
-def _fail_dead_local(study: Any, storage: Any) -> None:
+def _fail_dead_local(study: Any, storage: Any, trials: list[Any]) -> bool:
     """Fail (and so retry) running trials whose worker process on this host is gone.
 
     The heartbeat catches those of other machines after GRACE_S; here a
-    resumed sweep need not wait for it. ``storage`` is the one the study was
-    opened on (Optuna's public storage API: trial ids from study name and trial number).
+    resumed sweep need not wait for it. ``trials``: the study's trials as just
+    read (no read of its own). ``storage`` is the one the study was opened on
+    (Optuna's public storage API: trial ids from study name and trial number).
+    Returns whether a trial was failed.
     """
     from optuna.trial import TrialState
-
-    from gradwise.sweep._trial import worker_id
 
     host = worker_id().rsplit(":", 1)[0]
     getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or getattr(
         storage, "get_failed_trial_callback", None
     )
-    callback = getter() if getter is not None else None
+    callback = None
     study_id = None
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = t.user_attrs.get("worker", "")
-        h, _, pid = owner.rpartition(":")
-        if h != host or not pid.isdigit() or _alive(int(pid)):
+    failed = False
+    for t in trials:
+        if t.state != TrialState.RUNNING:
             continue
+        h, _, pid = t.user_attrs.get("worker", "").rpartition(":")
+        if h != host or not pid.isdigit() or alive(int(pid)):
+            continue
+        if callback is None and getter is not None:
+            callback = getter()
         if study_id is None:
             study_id = storage.get_study_id_from_name(study.study_name)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            failed = True
             if callback is not None:
                 callback(study, storage.get_trial(trial_id))
+    return failed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _warm_up(cfg: SweepConfig) -> None:
-    """Import the training recipe and load the base config's data once, before any trial.
+def _warm_up(cfg: SweepConfig, objective: Objective) -> None:
+    """Import the training recipe and load the base config's data, before any trial.
 
     A worker's first trial would otherwise carry seconds of imports (torch's
     and scikit-learn's modules, the dataset's loader) while holding a trial
     open in the study; a broken data path fails here, before a trial exists.
+    The table stays loaded for the worker's trials (:meth:`Objective.table`).
     A sweep over ``data.*`` loads nothing here: each trial names its own data.
     """
-    from gradwise.recipes.train import load_table
+    import gradwise.recipes.train  # noqa: F401  (the recipe's imports, outside any trial)
 
     if not any(path.split(".")[0] == "data" for path in cfg.sweep.params):
-        load_table(cfg.data)
+        objective.table(cfg.data)
 
 
 def work(
@@ -151,28 +157,41 @@ def work(
 ) -> int:
     """One worker: run trials until the study is complete; returns how many it trained.
 
-    ``threads``: torch's thread count for the worker (``GRADWISE_THREADS=N``
-    wins over it). ``study`` and the ``storage`` it was opened on: both, or
-    neither (then opened on ``url``).
+    Torch's thread count for all of the worker's work (data, training,
+    evaluation): ``GRADWISE_THREADS=N``; else, where the user set none
+    (``OMP_NUM_THREADS``, ``torch.set_num_threads``), the worker's share of
+    the cores among the live workers of the study on this machine, counted
+    before each trial and capped by ``threads`` (``--jobs``' share; see
+    :mod:`gradwise.sweep._workers`). ``study`` and the ``storage`` it was
+    opened on: both, or neither (then opened on ``url``).
     """
     import torch
 
     from gradwise.train._threads import threads_override
 
     chosen = threads_override()  # GRADWISE_THREADS=N: the whole worker, evaluation included
-    if isinstance(chosen, int):
-        threads = chosen
     before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    if isinstance(chosen, int):
+        torch.set_num_threads(chosen)
+    share = chosen is None or threads is not None  # else the user's own count stands
     try:
-        return _work(raw, url, verbose, study, storage)
+        return _work(raw, url, verbose, study, storage, share, threads)
     finally:
         torch.set_num_threads(before)  # a worker in the caller's process leaves it as it was
 
 
-def _work(raw: dict[str, Any], url: str, verbose: bool, study: Any, storage: Any) -> int:
+def _work(
+    raw: dict[str, Any],
+    url: str,
+    verbose: bool,
+    study: Any,
+    storage: Any,
+    share: bool,
+    cap: int | None,
+) -> int:
+    """The loop of :func:`work`; ``share``: set the thread share (at most ``cap``) per trial."""
     optuna = optuna_module()
+    import torch
     from optuna.trial import TrialState
 
     cfg = SweepConfig.model_validate(raw)
@@ -185,20 +204,29 @@ def _work(raw: dict[str, Any], url: str, verbose: bool, study: Any, storage: Any
                 study_name=cfg.name, storage=storage,
                 sampler=make_sampler(cfg.sweep), pruner=make_pruner(cfg.sweep),
             )  # fmt: skip
+        me = register(study)  # before the warm-up: the others count this worker from now on
+        waits.callback(unregister, study, me)
+        alone = torch.get_num_threads()
         objective = Objective(cfg, cfg.run_dir, verbose=verbose)
-        _warm_up(cfg)
+        _warm_up(cfg, objective)
         total = cfg.sweep.total_trials
+        # One read of the study per turn: study.optimize itself fails stale
+        # trials before it asks, so that is done here only before a wait.
         while True:
-            _fail_dead_local(study, storage)
-            optuna.storages.fail_stale_trials(study)
             trials = [
                 t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")
             ]
+            if _fail_dead_local(study, storage, trials):
+                continue  # their retries are queued: read again
             states = [t.state for t in trials]
             taken = sum(s != TrialState.FAIL for s in states)
             if TrialState.WAITING in states or taken < total:
+                if share:
+                    n = thread_share(cores(), local_workers(study.user_attrs), cap)
+                    torch.set_num_threads(alone if n is None else n)
                 study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
             elif TrialState.RUNNING in states:
+                optuna.storages.fail_stale_trials(study)  # another machine's, silent too long
                 if bar is None:
                     from gradwise._steps import step_progress
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,10 @@ from gradwise.config import parse_config
 from gradwise.errors import ConfigError
 from gradwise.sweep._config import SweepConfig, trial_raw
 from gradwise.sweep._space import Space
+from gradwise.sweep._workers import worker_id
 from gradwise.train import Callback, Control, TrainState
+
+KEEP_TABLES = 4  # datasets a worker keeps loaded (a sweep over data.* loads each trial's)
 
 
 class TrialPruning(Callback):
@@ -21,7 +22,9 @@ class TrialPruning(Callback):
 
     At each epoch end ``trial.report(metrics[monitor], step=epoch)``; when
     ``trial.should_prune()`` it emits a ``"pruned"`` event and stops training
-    (the partial run keeps its records). A non-finite value emits
+    (the partial run keeps its records). Under Optuna's ``NopPruner`` (a
+    sweep's ``pruner: none``) nothing is reported: the trial has no
+    intermediate values. A non-finite value emits
     ``"diverged"`` and stops at once: a diverged run does not come back.
     After ``fit``, :attr:`pruned_at` / :attr:`diverged_at` hold the epoch it
     stopped at, or None.
@@ -32,7 +35,9 @@ class TrialPruning(Callback):
 
     def __init__(self, trial: Any, monitor: str) -> None:
         self.trial, self.monitor = trial, monitor
-        # no pruner, no question: should_prune would re-read the trial each epoch
+        # No pruner, no database traffic per epoch: a report is three statements
+        # and a commit, should_prune re-reads the trial, and only a pruner reads
+        # either (the sweep report draws each trial's epochs from its "run" record).
         from optuna.pruners import NopPruner
 
         self._ask = not isinstance(getattr(trial.study, "pruner", None), NopPruner)
@@ -53,8 +58,10 @@ class TrialPruning(Callback):
             return Control.emit(
                 "diverged", f"trial {n} stopped at epoch {epoch}: {self.monitor}={value}", stop=True
             )
+        if not self._ask:
+            return None
         self.trial.report(value, step=epoch)
-        if not self._ask or not self.trial.should_prune():
+        if not self.trial.should_prune():
             return None
         self.pruned_at = epoch
         return Control.emit(
@@ -62,11 +69,6 @@ class TrialPruning(Callback):
             f"sweep pruner stopped trial {n} at epoch {epoch}: {self.monitor}={value:.4g}",
             stop=True,
         )
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process, kept on each trial it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Objective:
@@ -87,6 +89,24 @@ class Objective:
         self.run_dir = Path(run_dir)
         self.verbose = verbose
         self.ran = 0  # trials this process trained
+        self._tables: dict[str, Any] = {}  # data config (JSON) -> its loaded Table
+
+    def table(self, data: Any) -> Any:
+        """The dataset ``data`` (a DataConfig) names, loaded once per worker.
+
+        Trials differ in their hyperparameters, rarely in their data, so the
+        worker keeps the last ``KEEP_TABLES`` datasets it loaded (a CSV is
+        parsed once, not once per trial); the recipe's split and
+        standardization copy it, so every trial starts from the same rows.
+        """
+        from gradwise.recipes.train import load_table
+
+        key = data.model_dump_json()
+        if key not in self._tables:
+            while len(self._tables) >= KEEP_TABLES:
+                self._tables.pop(next(iter(self._tables)))
+            self._tables[key] = load_table(data)
+        return self._tables[key]
 
     def __call__(self, trial: Any) -> float:
         import optuna
@@ -117,7 +137,13 @@ class Objective:
         # a trial's own report.html costs more than training a small model; the
         # sweep report covers every trial
         report = self.spec.trial_reports
-        result = run(run_cfg, progress=False, extra_callbacks=extra, report=report)
+        result = run(
+            run_cfg,
+            progress=False,
+            extra_callbacks=extra,
+            report=report,
+            table=self.table(run_cfg.data),
+        )
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu
         self.ran += 1
