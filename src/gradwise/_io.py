@@ -18,11 +18,17 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[IO[bytes]], object], *, durable: bool = True
+) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     The temporary file is flushed and fsynced before ``os.replace`` (atomic on
-    POSIX and Windows), and removed if ``write`` raises.
+    POSIX and Windows), and removed if ``write`` raises. ``durable=False``
+    skips the two fsyncs (the file's and its directory's): the replace is
+    still atomic (a reader sees the old file or the new one), but a power cut
+    may lose the newest version. For files rewritten often whose content is
+    kept elsewhere too (a metrics table rewritten every epoch).
 
     Example:
         >>> # atomic_write("out/latest", lambda f: f.write(b"step-00000100.pt"))
@@ -34,12 +40,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return path
     # Make the rename itself durable; directories cannot be opened on Windows.
     with contextlib.suppress(OSError):
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -50,9 +59,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
     return path
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Atomically replace ``path`` with ``text`` (UTF-8)."""
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+def write_text(path: str | os.PathLike, text: str, *, durable: bool = True) -> Path:
+    """Atomically replace ``path`` with ``text`` (UTF-8); ``durable`` as in :func:`atomic_write`."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), durable=durable)
 
 
 def new_figure(width: float = 6.4, height: float = 3.8, dpi: int = 100) -> Any:

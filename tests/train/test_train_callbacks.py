@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 
 import pytest
 import torch
@@ -306,3 +307,25 @@ def test_restore_best_says_it_replaces_the_guards_choice_of_another_epoch():
     state.events = [{**guard_event, "step": 12}]
     (event,) = es.on_fit_end(state).events
     assert event["message"] == "restored the weights of epoch 2 (val_accuracy=0.95)"
+
+
+def test_metrics_csv_is_replaced_each_epoch_and_made_durable_once_at_the_end(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    seen: list[int] = []
+
+    class Watch(Callback):
+        order = 95  # after the logger: the csv of this epoch is on disk
+
+        def on_epoch_end(self, state):
+            rows = (tmp_path / "metrics.csv").read_text().splitlines()
+            seen.append(len(rows) - 1)
+
+    X, y = data()
+    trainer([MetricsLogger(tmp_path), Watch()], epochs=4, batch_size=10).fit((X, y))
+    assert seen == [1, 2, 3, 4]  # every epoch's row is readable at once
+    # 4 epochs: no fsync while training; at the end the jsonl, the csv and its directory
+    assert len(synced) == 3
+    with open(tmp_path / "metrics.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4

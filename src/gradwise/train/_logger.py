@@ -46,7 +46,9 @@ class MetricsLogger(Callback):
     learning rate in that step, or in the epoch's last step), epoch
     records at each epoch end, event records whenever a callback emits one.
     Non-finite numbers are written as ``NaN``/``Infinity`` (Python's ``json``
-    reads them). ``metrics.csv`` has one row per epoch record. With
+    reads them). ``metrics.csv`` has one row per epoch record; it is replaced
+    atomically at each epoch end and made durable (fsync) when ``fit`` ends,
+    so a run's epochs cost no disk wait. With
     ``tensorboard`` (``"auto"``: when the package is installed) scalars also go
     to ``dir/tensorboard``.
 
@@ -110,7 +112,7 @@ class MetricsLogger(Callback):
                 keep.append(line + "\n")
         write_text(self.jsonl_path, "".join(keep))
 
-    def _write_csv(self, history: list[dict[str, Any]]) -> None:
+    def _write_csv(self, history: list[dict[str, Any]], durable: bool = False) -> None:
         columns: list[str] = []
         for r in history:
             columns += [k for k in r if k != "type" and k not in columns]
@@ -118,7 +120,7 @@ class MetricsLogger(Callback):
         writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-        write_text(self.csv_path, buf.getvalue())
+        write_text(self.csv_path, buf.getvalue(), durable=durable)
 
     # -- events ------------------------------------------------------------------
 
@@ -173,8 +175,16 @@ class MetricsLogger(Callback):
         self._write(record)
         self._file.flush()
 
-    def on_fit_end(self, state: TrainState) -> None:
+    def _finish(self, state: TrainState) -> None:
+        if not self._silent and self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            if state.history:  # the epochs' rewrites skipped fsync: make the last one durable
+                self._write_csv(state.history, durable=True)
         self._close()
 
+    def on_fit_end(self, state: TrainState) -> None:
+        self._finish(state)
+
     def on_exception(self, state: TrainState, exc: BaseException) -> None:
-        self._close()
+        self._finish(state)
