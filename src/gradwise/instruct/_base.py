@@ -36,7 +36,7 @@ import torch
 
 from gradwise._optional import require
 from gradwise.errors import ConfigError
-from gradwise.instruct._pretrain import PretrainProgress, pretrain, token_rows
+from gradwise.instruct._pretrain import PretrainProgress, document_rows, pretrain, token_rows
 from gradwise.instruct._tasks import corpus as task_corpus
 from gradwise.instruct._tokenizer import CHATML_JINJA, SPECIAL_TOKENS, train_tokenizer
 
@@ -147,6 +147,9 @@ def init_base(
     lr: float = 3e-3,
     seed: int = 0,
     tasks: Sequence[str] | None = None,
+    sentences: Sequence[int] = (3, 6),
+    fresh_words: float = 0.0,
+    rows: Literal["packed", "documents"] = "packed",
     texts: Sequence[str] | None = None,
     device: str = "cpu",
     log: Callable[[int, float], None] | None = None,
@@ -165,6 +168,14 @@ def init_base(
             ignored when ``texts`` gives a corpus.
         steps, batch_size, lr: pretraining budget.
         tasks: the task names whose facts make the corpus (default: all ten).
+        sentences: ``(lo, hi)``, the fact sentences per generated document.
+        fresh_words: the share of word-task sentences about a new random word
+            (see :func:`~._tasks.corpus`): facts that teach the skill, not the item.
+        rows: ``"packed"`` joins documents by EOS and cuts rows of
+            ``max_length`` (:func:`~._pretrain.token_rows`); ``"documents"``
+            gives each document a row of its own, padded
+            (:func:`~._pretrain.document_rows`), so a sentence never sees
+            another's words.
         texts: a corpus of your own instead of the generated one.
         device: where to pretrain (``"cpu"``, ``"cuda"``); the saved model is the same.
         log: called as ``log(step, loss)`` after every step.
@@ -181,8 +192,18 @@ def init_base(
 
     start = time.perf_counter()
     torch.manual_seed(seed)
+    if rows not in ("packed", "documents"):
+        raise ConfigError(f"rows must be 'packed' or 'documents', got {rows!r}")
+    if len(sentences) != 2 or not 1 <= sentences[0] <= sentences[1]:
+        raise ConfigError(f"sentences must be (lo, hi) with 1 <= lo <= hi, got {sentences!r}")
     if texts is None:
-        texts = task_corpus(documents, tasks=list(tasks) if tasks else None, seed=seed)
+        texts = task_corpus(
+            documents,
+            sentences=(int(sentences[0]), int(sentences[1])),
+            tasks=list(tasks) if tasks else None,
+            seed=seed,
+            fresh_words=fresh_words,
+        )
     texts = list(texts)
     tokenizer = train_tokenizer(texts, vocab_size)
     config = tiny_config(
@@ -197,7 +218,8 @@ def init_base(
         pad_id=tokenizer.pad_token_id,
     )
     model = AutoModelForCausalLM.from_config(config)
-    rows = token_rows(tokenizer, texts, max_length)
+    cut = document_rows if rows == "documents" else token_rows
+    data = cut(tokenizer, texts, max_length)
     with PretrainProgress(steps, enabled=progress) as bar:
 
         def on_step(step: int, loss: float) -> None:
@@ -207,7 +229,7 @@ def init_base(
 
         losses = pretrain(
             model,
-            rows,
+            data,
             steps=steps,
             batch_size=batch_size,
             lr=lr,

@@ -55,7 +55,14 @@ RECIPE_FIELDS = (
     "lr",
     "seed",
     "tasks",
+    "sentences",
+    "fresh_words",
+    "rows",
 )
+
+#: fields added to the recipe later; left at their default they are not part of the key
+LATER_FIELDS = ("sentences", "fresh_words", "rows")
+_LATER_DEFAULTS = {"sentences": [3, 6], "fresh_words": 0.0, "rows": "packed"}
 
 _DEFAULTS = {k: inspect.signature(init_base).parameters[k].default for k in RECIPE_FIELDS}
 
@@ -116,7 +123,7 @@ def cached_base(
         progress: show pretraining progress on a miss.
         **recipe: ``arch``, ``hidden``, ``layers``, ``heads``, ``vocab_size``,
             ``max_length``, ``documents``, ``steps``, ``batch_size``, ``lr``,
-            ``seed``, ``tasks``; omitted ones take init_base's defaults (the
+            ``seed``, ``tasks``, ``sentences``, ``fresh_words``, ``rows``; omitted ones take init_base's defaults (the
             key is of the full recipe, defaults filled in).
 
     >>> info = cached_base(hidden=64, layers=2, heads=2, steps=300)  # doctest: +SKIP
@@ -148,6 +155,12 @@ def full_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     full = {k: recipe.get(k, _DEFAULTS[k]) for k in RECIPE_FIELDS}
     if full["tasks"] is not None:
         full["tasks"] = list(full["tasks"])
+    full["sentences"] = list(full["sentences"])
+    # fields added after the first recipes count only when set: a recipe that
+    # leaves them at their defaults keeps its key (and its cached model)
+    for k in LATER_FIELDS:
+        if full[k] == _LATER_DEFAULTS[k]:
+            del full[k]
     return full
 
 

@@ -1,6 +1,7 @@
 """Next-token pretraining of a tiny causal LM on token rows, with its progress display.
 
-:func:`token_rows` joins documents by EOS and cuts them into rows;
+:func:`token_rows` joins documents by EOS and cuts them into rows,
+:func:`document_rows` gives each document a padded row of its own;
 :func:`pretrain` runs AdamW with a warmup-cosine learning rate over them;
 :class:`PretrainProgress` shows a bar on a terminal and a line per tenth of
 the steps in a log.
@@ -30,6 +31,27 @@ def token_rows(tokenizer: Any, texts: Sequence[str], max_length: int) -> torch.T
     return torch.tensor(flat[: n * max_length]).view(n, max_length)
 
 
+def document_rows(tokenizer: Any, texts: Sequence[str], max_length: int) -> torch.Tensor:
+    """One row per document (ending in EOS), cut at ``max_length`` and padded with -100 (N, T).
+
+    ``T`` is the longest document (at most ``max_length``). Unlike
+    :func:`token_rows` no document shares a row with another, so what the
+    model predicts depends on its own document only; :func:`pretrain` feeds
+    the pad token at -100 positions and leaves them out of the loss.
+    """
+    eos = tokenizer.eos_token_id
+    ids = [
+        (i + [eos])[:max_length]
+        for i in tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ]
+    if not ids:
+        raise ConfigError("the corpus has no documents")
+    rows = torch.full((len(ids), max(map(len, ids))), -100, dtype=torch.long)
+    for k, row in enumerate(ids):
+        rows[k, : len(row)] = torch.tensor(row)
+    return rows
+
+
 def pretrain(
     model: torch.nn.Module,
     rows: torch.Tensor,
@@ -45,7 +67,8 @@ def pretrain(
 ) -> list[float]:
     """Next-token pretraining on token rows (N, T); returns the loss of every step.
 
-    The learning rate warms up linearly for ``warmup`` steps, then follows a
+    Positions holding -100 (the padding of :func:`document_rows`) are fed as
+    the model's pad token and left out of the loss. The learning rate warms up linearly for ``warmup`` steps, then follows a
     cosine to 10% of ``lr``; only 2-D weights decay (as in nanoGPT).
     """
     g = torch.Generator().manual_seed(seed)
@@ -68,6 +91,9 @@ def pretrain(
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    pad = getattr(getattr(model, "config", None), "pad_token_id", None)
+    if pad is None and bool((rows < 0).any()):
+        raise ConfigError("rows padded with -100 need a model whose config has a pad_token_id")
     model.train()
     losses = []
     order = torch.randperm(len(rows), generator=g)
@@ -77,7 +103,8 @@ def pretrain(
             order, at = torch.randperm(len(rows), generator=g), 0
         x = rows[order[at : at + batch_size]].to(device)
         at += batch_size
-        loss = model(input_ids=x, labels=x).loss
+        ids = x.masked_fill(x < 0, pad) if pad is not None else x
+        loss = model(input_ids=ids, labels=x).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -208,6 +208,10 @@ TASKS: dict[str, Task] = {
 }
 
 
+def _random_word(rng: random.Random) -> str:
+    return "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(3, 4)))
+
+
 def _check(tasks: list[str] | None) -> list[str]:
     names = tasks or list(TASKS)
     for name in names:
@@ -274,25 +278,38 @@ def corpus(
     sentences: tuple[int, int] = (3, 6),
     tasks: list[str] | None = None,
     seed: int = 0,
+    fresh_words: float = 0.0,
 ) -> list[str]:
     """Pretraining documents: each a few fact sentences drawn at random.
 
     A sentence picks a task uniformly, then one of its items and one of its
     phrasings, so every task fills the same share of the corpus and each
     fact of a task with ``n`` items is stated about
-    ``n_documents * 4.5 / (10 * n)`` times.
+    ``n_documents * 4.5 / (10 * n)`` times (``sentences=(3, 6)``).
+
+    ``fresh_words``: the share of word-task sentences that state the fact of
+    a new random word (3-4 capitals) instead of one of the closed world's.
+    A fact about a word seen once cannot be memorized, only read off the word,
+    so these sentences teach the skill (find the first letter, count the
+    letters) rather than the fact.
 
     >>> docs = corpus(2, seed=0)
     >>> len(docs), docs[0].endswith(".")
     (2, True)
     """
+    if not 0.0 <= fresh_words <= 1.0:
+        raise ConfigError(f"fresh_words must be in [0, 1], got {fresh_words}")
     rng = random.Random(seed)
     chosen = [TASKS[name] for name in _check(tasks)]
     items = {t.name: t.items() for t in chosen}
 
     def sentence() -> str:
         task = rng.choice(chosen)
-        return task.fact(rng.choice(items[task.name]), rng.randrange(len(task.facts)))
+        item = rng.choice(items[task.name])
+        if fresh_words and "w" in item and rng.random() < fresh_words:
+            w = _random_word(rng)
+            item = {"w": w, "lower": w.lower()}
+        return task.fact(item, rng.randrange(len(task.facts)))
 
     return [
         " ".join(sentence() for _ in range(rng.randint(*sentences))) for _ in range(n_documents)
