@@ -135,6 +135,12 @@ def gap_core(rr, zr, D, b, ws, l1, l2, positive, form_b, g_ws):
     dn, l1n, l2n, pen_b = _dual_terms(gt, b, ws, l1, l2, positive, form_b)
     if form_b:
         return 0.5 * (rr + l2n + rrt) + l1n - zrt + pen_b
+    return gap_from_terms(rr, zrt, rrt, dn, l1n, l2n)
+
+
+@njit
+def gap_from_terms(rr, zrt, rrt, dn, l1n, l2n):
+    """The gap of `gap_core` (not ``form_b``) from its terms: dual point ``r~ / max(1, dn)``."""
     sig = 1.0 if dn <= 1.0 else 1.0 / dn
     return 0.5 * (rr + l2n) + l1n - sig * zrt + 0.5 * sig * sig * (rrt + l2n)
 

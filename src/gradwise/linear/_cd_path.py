@@ -110,7 +110,10 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
     l2 = np.empty(p)
     in_ws = np.zeros(p, dtype=np.bool_)
     viol = np.empty(p, dtype=np.int64)
-    g_use = np.empty(nu)
+    alias = nu == p  # every feature usable: the gradient on usable is g itself
+    g_use = g if alias else np.empty(nu)
+    # the screening pass gives the gap at the new lam unless it needs the free features' projection
+    fast_gap = D.free.shape[0] == 0 and not opts.form_b
     b_last = b.copy()  # solutions at the last two lams, for the path prediction
     b_last2 = np.zeros(p)
     lam_pp = -1.0
@@ -122,29 +125,34 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
         lam = lams[k]
         cd.scale_into(l1, lam, l1u)
         cd.scale_into(l2, lam, l2u)
-        nws = cd.strong_set(in_ws, usable, g, b, l1, l1u, lam, lam_prev, opts.positive)
+        nws, dn, l1n, l2n = cd.strong_set(in_ws, usable, g, b, l1, l2, l1u, lam, lam_prev,
+                                          opts.positive)
         epochs = 0
-        cd.gather(g_use, g, usable)  # the previous solution may already do here
-        gap = cd.gap_given_g(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
-        g_ready = True
+        # the previous solution may already do here
+        if fast_gap:
+            rr, zr = cd._res_norms(D.w, D.zc, r, st[0])
+            gap = cd.gap_from_terms(rr, zr, rr, dn, l1n, l2n)
+        else:
+            if not alias:
+                cd.gather(g_use, g, usable)
+            gap = cd.gap_given_g(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b,
+                                 g_use)
         if gap > tol and lam_pp > lam_prev and not opts.positive:
             f = (lam - lam_prev) / (lam_prev - lam_pp)
-            if predict_step(D, r, st, b, b_last2, f, l1, l2, usable, r_tmp, bp):
-                g_ready = False  # the kernel's first gap check recomputes g on ws
+            predict_step(D, r, st, b, b_last2, f, l1, l2, usable, r_tmp, bp)
         first = True
         while gap > tol:
             ws = cd.where(in_ws)
             g_ws = np.empty(nws)
-            if g_ready:
-                cd.gather(g_ws, g, ws)
-            else:
-                cd._grad_cols(D, r, st[0], ws, g_ws)
-            g_ready = True
+            # after a prediction g is the last lam's gradient: good enough to pick the
+            # active list (cd_active's sweep of ws and the gap below check it)
+            cd.gather(g_ws, g, ws)
             ep = cd.cd_active(D, r, st, b, ws, l1, l2, opts.positive, opts.chunk - epochs,
                               thr_scale * tol, g_ws)
             epochs += ep
             gap = cd.gap_ws(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
-            cd.scatter(g, usable, g_use)
+            if not alias:
+                cd.scatter(g, usable, g_use)
             if gap <= tol:
                 if first:  # met at the first check: glmnet's threshold may loosen again
                     thr_scale = min(thr_scale * 2.0, 1.0)
@@ -166,7 +174,9 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
         iters[k] = epochs
         if gap > tol:
             return k
-        cd._copy(b_last2, b_last)
+        tmp = b_last2  # swap, then copy: one pass over p instead of two
+        b_last2 = b_last
+        b_last = tmp
         cd._copy(b_last, b)
         lam_pp = lam_prev
         lam_prev = lam

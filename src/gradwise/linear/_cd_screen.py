@@ -1,6 +1,8 @@
 """The path's screening scans, written twice: loops for numba, numpy for Python.
 
-The sequential strong rule picks a lam's working set; the KKT scan finds the
+The sequential strong rule picks a lam's working set (and, in the same pass
+over the features, gives the dual terms of the gap at the new lam, so that
+the previous solution is checked there without a second pass); the KKT scan finds the
 usable features outside it that violate their optimality condition; ``where``
 lists a mask's indices. Loaded per backend through `_kernels.load` and used
 by `_cd_prims` (and so by `_cd`, `_cd_path`).
@@ -17,23 +19,37 @@ njit, njit_fast = decorators(JIT)
 
 if JIT:
     @njit
-    def strong_set(in_ws, usable, g, b, l1, l1u, lam, lam_prev, positive):
-        """Working set of the sequential strong rule (Tibshirani et al. 2012); its size.
+    def strong_set(in_ws, usable, g, b, l1, l2, l1u, lam, lam_prev, positive):
+        """Working set of the sequential strong rule (Tibshirani et al. 2012) and, in the
+        same pass, the dual terms of the gap at lam: ``(nws, dn, sum l1|b|, sum l2 b^2)``.
 
         j enters when ``|g_j(lam_prev)| >= (2 lam - lam_prev) l1u_j``, and every
         non-zero and unpenalised feature; ``lam_prev < 0``: none by the rule.
+        ``dn = max_j |g_j - l2_j b_j| / l1_j`` over penalised features (signed
+        under ``positive``), as `_cd_prims._dual_terms` computes it.
         """
         for j in range(in_ws.shape[0]):
             in_ws[j] = False
         nws = 0
+        dn = 0.0
+        l1n = 0.0
+        l2n = 0.0
+        thr = np.inf if lam_prev < 0.0 else 2.0 * lam - lam_prev
         for t in range(usable.shape[0]):
             j = usable[t]
+            bj = b[j]
             gj = g[j] if positive else abs(g[j])
-            strong = np.inf if lam_prev < 0.0 else (2.0 * lam - lam_prev) * l1u[j]
-            if b[j] != 0.0 or l1[j] == 0.0 or gj >= strong:
+            if bj != 0.0 or l1[j] == 0.0 or gj >= thr * l1u[j]:
                 in_ws[j] = True
                 nws += 1
-        return nws
+            if bj != 0.0:
+                l1n += l1[j] * abs(bj)
+                l2n += l2[j] * bj * bj
+            if l1[j] > 0.0:
+                v = g[j] - l2[j] * bj
+                v = v if positive else abs(v)
+                dn = max(dn, v / l1[j])
+        return nws, dn, l1n, l2n
 
     @njit
     def kkt_violators(viol, in_ws, usable, g, l1, positive):
@@ -62,14 +78,19 @@ if JIT:
                 c += 1
         return out
 else:
-    def strong_set(in_ws, usable, g, b, l1, l1u, lam, lam_prev, positive):
-        gu = g[usable] if positive else np.abs(g[usable])
-        keep = (b[usable] != 0) | (l1[usable] == 0)
+    def strong_set(in_ws, usable, g, b, l1, l2, l1u, lam, lam_prev, positive):
+        gs, bu, l1w, l2w = g[usable], b[usable], l1[usable], l2[usable]
+        gu = gs if positive else np.abs(gs)
+        keep = (bu != 0) | (l1w == 0)
         if lam_prev >= 0.0:
             keep |= gu >= (2.0 * lam - lam_prev) * l1u[usable]
         in_ws[:] = False
         in_ws[usable[keep]] = True
-        return int(keep.sum())
+        v = gs - l2w * bu
+        v = v if positive else np.abs(v)
+        pen = l1w > 0
+        dn = float(np.max(v[pen] / l1w[pen])) if pen.any() else 0.0
+        return int(keep.sum()), dn, float(l1w @ np.abs(bu)), float(l2w @ (bu * bu))
 
     def kkt_violators(viol, in_ws, usable, g, l1, positive):
         gu = g[usable] if positive else np.abs(g[usable])
