@@ -249,6 +249,36 @@ def _try_extrapolation(D, r, st, b, active, na, l1, l2, positive, hist, K, r_tmp
 
 
 @njit
+def cycle_active(D, r, st, b, active, na, l1, l2, positive, thr, epochs, max_epochs, hist, r_tmp,
+                 b_tmp):
+    """Sweep the active list until an epoch moves nothing by more than ``thr``; returns epochs.
+
+    Every K = ``hist.shape[0] - 1`` sweeps an Anderson step extrapolates the
+    last K + 1 iterates (:func:`_try_extrapolation`), kept if it lowers the
+    objective. ``epochs`` counts on from its value at entry, up to ``max_epochs``.
+    """
+    K = hist.shape[0] - 1
+    for k in range(na):
+        hist[0, k] = b[active[k]]
+    nh = 1
+    while epochs < max_epochs:
+        da = _sweep(D, r, st, b, active, na, l1, l2, positive)
+        epochs += 1
+        if da <= thr:
+            break
+        for k in range(na):
+            hist[nh, k] = b[active[k]]
+        nh += 1
+        if nh == K + 1:
+            _try_extrapolation(D, r, st, b, active, na, l1, l2, positive, hist[:, :na], K,
+                               r_tmp, b_tmp)
+            for k in range(na):
+                hist[0, k] = b[active[k]]
+            nh = 1
+    return epochs
+
+
+@njit
 def cd_residual(D, r, st, b, ws, l1, l2, positive, form_b, max_epochs, tol, g_ws, g_ready):
     """Coordinate descent on the working set ``ws``: active-set cycling + Anderson.
 
@@ -279,23 +309,8 @@ def cd_residual(D, r, st, b, ws, l1, l2, positive, form_b, max_epochs, tol, g_ws
         if gap <= tol or epochs >= max_epochs:
             break
         na = _build_active(ws, b, l1, D.H, g_ws, positive, active)
-        for k in range(na):
-            hist[0, k] = b[active[k]]
-        nh = 1
-        while epochs < max_epochs:
-            da = _sweep(D, r, st, b, active, na, l1, l2, positive)
-            epochs += 1
-            if da <= thr:
-                break
-            for k in range(na):
-                hist[nh, k] = b[active[k]]
-            nh += 1
-            if nh == K + 1:
-                _try_extrapolation(D, r, st, b, active, na, l1, l2, positive, hist[:, :na], K,
-                                   r_tmp, b_tmp)
-                for k in range(na):
-                    hist[0, k] = b[active[k]]
-                nh = 1
+        epochs = cycle_active(D, r, st, b, active, na, l1, l2, positive, thr, epochs, max_epochs,
+                              hist, r_tmp, b_tmp)
         thr *= 0.1
     return epochs, gap
 
@@ -333,23 +348,8 @@ def cd_active(D, r, st, b, ws, l1, l2, positive, max_epochs, thr, g_ws):
     epochs = 0
     na = _build_active(ws, b, l1, D.H, g_ws, positive, active)
     while epochs < max_epochs:
-        for k in range(na):
-            hist[0, k] = b[active[k]]
-        nh = 1
-        while epochs < max_epochs:
-            da = _sweep(D, r, st, b, active, na, l1, l2, positive)
-            epochs += 1
-            if da <= thr:
-                break
-            for k in range(na):
-                hist[nh, k] = b[active[k]]
-            nh += 1
-            if nh == K + 1:
-                _try_extrapolation(D, r, st, b, active, na, l1, l2, positive, hist[:, :na], K,
-                                   r_tmp, b_tmp)
-                for k in range(na):
-                    hist[0, k] = b[active[k]]
-                nh = 1
+        epochs = cycle_active(D, r, st, b, active, na, l1, l2, positive, thr, epochs, max_epochs,
+                              hist, r_tmp, b_tmp)
         if epochs >= max_epochs or na == nws:
             break
         da = _sweep(D, r, st, b, ws, nws, l1, l2, positive)

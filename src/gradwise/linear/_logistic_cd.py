@@ -26,7 +26,7 @@ JIT = is_jit(__name__)
 njit, njit_fast = decorators(JIT)
 
 _CD = load("_cd", backend_of(JIT))
-_sweep, _try_extrapolation = _CD._sweep, _CD._try_extrapolation
+_sweep, _cycle_active = _CD._sweep, _CD.cycle_active
 _ANDERSON = 5  # iterates per Anderson extrapolation, as in `_cd.cd_residual`
 
 if JIT:
@@ -108,7 +108,7 @@ def cd_newton(D, r, st, b, ws, l1, l2, positive, thr, max_epochs):
     A full pass over ``ws``, then passes over its non-zeros until their
     largest ``(H_j + l2_j) d_j^2`` is <= thr, then a full pass again; done
     when a full pass moves nothing by more than thr. Every 5 passes over the
-    non-zeros an Anderson step extrapolates them (`_cd._try_extrapolation`,
+    non-zeros an Anderson step extrapolates them (`_cd.cycle_active`,
     kept only if the model's objective drops). ``r``, ``st = [s]`` and ``b``
     are updated in place (the residual is ``r + s``, as in `_cd`).
     """
@@ -129,21 +129,7 @@ def cd_newton(D, r, st, b, ws, l1, l2, positive, thr, max_epochs):
             j = ws[k]
             if b[j] != 0.0:
                 active[na] = j
-                hist[0, na] = b[j]
                 na += 1
-        nh = 1
-        while epochs < max_epochs:
-            da = _sweep(D, r, st, b, active, na, l1, l2, positive)
-            epochs += 1
-            if da <= thr:
-                break
-            for k in range(na):
-                hist[nh, k] = b[active[k]]
-            nh += 1
-            if nh == K + 1:
-                _try_extrapolation(D, r, st, b, active, na, l1, l2, positive, hist[:, :na], K,
-                                   r_tmp, b_tmp)
-                for k in range(na):
-                    hist[0, k] = b[active[k]]
-                nh = 1
+        epochs = _cycle_active(D, r, st, b, active, na, l1, l2, positive, thr, epochs, max_epochs,
+                               hist, r_tmp, b_tmp)
     return epochs
