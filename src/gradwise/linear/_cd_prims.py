@@ -27,6 +27,19 @@ njit_inline = inline_decorator(JIT)
 _screen = load("_cd_screen", backend_of(JIT))
 strong_set, kkt_violators, where = _screen.strong_set, _screen.kkt_violators, _screen.where
 
+
+@njit_inline
+def _prox(u, l1, denom, positive):
+    """argmin_t denom/2 t^2 - u t + l1 |t| (t >= 0 if positive); one source for both backends."""
+    if positive:
+        return max(u - l1, 0.0) / denom
+    if u > l1:
+        return (u - l1) / denom
+    if u < -l1:
+        return (u + l1) / denom
+    return 0.0
+
+
 if JIT:
     # Sparse columns hold a few non-zeros: their loops are inlined into the sweep
     # and index the CSC arrays directly (a call, or a slice, per column costs
@@ -162,17 +175,6 @@ if JIT:
             for k in range(idx.shape[0]):
                 j = idx[k]
                 out[k] = _dot_dense(D.X, D.n, D.w, j, r) + c * D.m[j]
-
-    @njit_inline
-    def _prox(u, l1, denom, positive):
-        """argmin_t denom/2 t^2 - u t + l1 |t| (t >= 0 if positive)."""
-        if positive:
-            return max(u - l1, 0.0) / denom
-        if u > l1:
-            return (u - l1) / denom
-        if u < -l1:
-            return (u + l1) / denom
-        return 0.0
 
     @njit
     def _sweep_sparse(data, indices, indptr, w, H, m, wsum, r, st, b, idx, nidx, l1, l2,
@@ -324,15 +326,6 @@ else:
             _col_axpy(D, idx[k], delta[k], r)
             ds += delta[k] * D.m[idx[k]]
         return ds
-
-    def _prox(u, l1, denom, positive):
-        if positive:
-            return max(u - l1, 0.0) / denom
-        if u > l1:
-            return (u - l1) / denom
-        if u < -l1:
-            return (u + l1) / denom
-        return 0.0
 
     def _sweep(D, r, st, b, idx, nidx, l1, l2, positive):
         dmax = 0.0
