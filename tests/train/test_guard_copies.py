@@ -239,3 +239,13 @@ def test_the_end_restore_gives_the_best_epochs_optimizer_state_exactly():
     now = [opt.state[p]["momentum_buffer"] for p in model.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(now, mom.after[12], strict=True))
     assert not any(torch.equal(a, b) for a, b in zip(now, mom.after[24], strict=True))
+
+
+def test_spike_median_needs_both_conditions():
+    from gradwise.train._guard_checks import spike_median
+
+    window = [1.0, 2.0, 3.0]  # median 2
+    assert spike_median(5.0, window, start=4.0, loss_factor=2.0) == 2.0
+    assert spike_median(5.0, window, start=6.0, loss_factor=2.0) is None  # below the start
+    assert spike_median(3.5, window, start=1.0, loss_factor=2.0) is None  # < 2 x median
+    assert spike_median(4.0, window, start=1.0, loss_factor=2.0) is None  # equal is no spike

@@ -22,7 +22,7 @@ import torch
 from gradwise.errors import GradwiseError
 from gradwise.optim import scale_lr
 from gradwise.train._guard_checks import GradCheck as _GradCheck
-from gradwise.train._guard_checks import check_args
+from gradwise.train._guard_checks import check_args, spike_median
 from gradwise.train._rollback import Snapshot
 from gradwise.train._state import Callback, Control, TrainState
 from gradwise.train._trend import AUTO, BestEpoch
@@ -276,13 +276,8 @@ class DivergenceGuard(Callback):
         need = min(self.window, MIN_HISTORY)
         if self.loss_factor is None or self._start is None or len(self._losses) < need:
             return None  # after a rescue the window may hold fewer losses again
-        # Both conditions must hold; the cheap one first (late in a run most
-        # losses are below the starting loss, and the median is not needed).
-        if not loss > self._start:
-            self._streak = 0
-            return None
-        median = statistics.median(self._losses)
-        if not loss > self.loss_factor * median:
+        median = spike_median(loss, self._losses, self._start, self.loss_factor)
+        if median is None:
             self._streak = 0
             return None
         self._streak += 1

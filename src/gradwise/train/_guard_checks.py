@@ -1,13 +1,16 @@
-"""The divergence guard's per-step gradient check and its argument checks.
+"""The divergence guard's per-step checks (gradients, the spike rule) and its argument checks.
 
 :class:`GradCheck` answers "is any gradient NaN or inf?" in one multi-tensor
-kernel per optimizer step; :func:`check_args` validates
+kernel per optimizer step; :func:`spike_median` is the spike rule's test;
+:func:`check_args` validates
 :class:`gradwise.train.DivergenceGuard`'s arguments.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -48,6 +51,21 @@ class GradCheck:
             return True
         self.found.zero_()
         return False
+
+
+def spike_median(
+    loss: float, losses: Iterable[float], start: float, loss_factor: float
+) -> float | None:
+    """The window's median when ``loss`` is a spike, else None.
+
+    A spike is ``loss > loss_factor * median(losses)`` and ``loss > start``;
+    the cheap condition is tested first (late in a run most losses are below
+    the starting loss, and the median is not needed).
+    """
+    if not loss > start:
+        return None
+    median = statistics.median(losses)
+    return median if loss > loss_factor * median else None
 
 
 def is_number(value: Any) -> bool:
