@@ -24,3 +24,25 @@ def test_a_scheduler_without_it_is_a_clear_error():
 
     with pytest.raises(RuntimeError, match="_last_lr"):
         set_last_lr(Plain(), [0.1])
+
+
+def test_the_guards_gradient_check_kernel_is_there_and_leaves_gradients_alone():
+    # gradwise.train._guard_checks.GradCheck runs this private kernel (the one
+    # behind torch.amp.GradScaler) with a scale of exactly 1; without it the
+    # guard falls back to a slower norm, so its going must be seen here.
+    kernel = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+    assert callable(kernel), (
+        f"torch {torch.__version__} has no _amp_foreach_non_finite_check_and_unscale_: "
+        "DivergenceGuard's gradient check falls back to torch.nn.utils.get_total_norm"
+    )
+    from gradwise.train._guard_checks import GradCheck
+
+    grads = [torch.tensor([1.0, -2.0]), torch.tensor([3.0])]
+    check = GradCheck([torch.zeros(1)])
+    assert check.kernel is kernel
+    assert check.finite(grads)
+    grads[1][0] = float("nan")
+    assert not check.finite(grads)
+    assert torch.equal(grads[0], torch.tensor([1.0, -2.0]))  # scale 1: unchanged
+    grads[1][0] = 3.0
+    assert check.finite(grads)  # the flag was cleared after the find
