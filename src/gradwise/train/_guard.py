@@ -97,8 +97,10 @@ class DivergenceGuard(Callback):
     Cost per step: one multi-tensor pass over the gradients, two host reads
     (its flag, the loss; the spike rule's median only for a loss above the
     starting loss), and every ``snapshot_every`` steps an in-place copy of the
-    state. The trend rule adds nothing per step: per epoch, one read of the
-    epoch record and, in an epoch that improves on the best, one in-place copy.
+    state: one multi-tensor copy of the live tensors, found once per fit, with
+    no ``state_dict()`` walk (restores too are in place). The trend rule adds
+    nothing per step: per epoch, one read of the epoch record and, in an epoch
+    that improves on the best, one such copy.
 
     Args:
         snapshot_every: optimizer steps between copies of the state (>= 1).
