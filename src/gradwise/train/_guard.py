@@ -170,7 +170,7 @@ class DivergenceGuard(Callback):
         self._pending: Snapshot | None = None
         self._spare: Snapshot | None = None  # a copy no longer needed: the next one reuses it
         self._check: _GradCheck | None = None
-        self._layout: Layout | None = None
+        self._layout: Layout | None = None  # the live tensors the copies go through
         self._best = None if monitor is None else BestEpoch(monitor, mode, tolerance)
 
     # -- events ------------------------------------------------------------------
@@ -187,8 +187,8 @@ class DivergenceGuard(Callback):
         self._losses.clear()
         if self._best is not None:
             self._best.reset()
-        self._good = Snapshot.take(state, self._losses, reuse=self._spare, layout=self._layout)
-        self._spare = None
+        layout = self._layout if state.optimizer.state else None  # a first step changes it
+        self._good, self._spare = Snapshot.take(state, self._losses, self._spare, layout), None
 
     def on_before_step(self, state: TrainState) -> Control | None:
         if self._check is None or self._check.grads_finite():
