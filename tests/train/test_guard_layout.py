@@ -149,3 +149,36 @@ def test_grads_finite_checks_every_gradient_and_skips_missing_ones():
     params[0].grad[2] = float("nan")
     assert not check.grads_finite()
     assert torch.isnan(params[0].grad[2]) and params[0].grad[0] == 1.0  # left as they were
+
+
+def test_a_guarded_run_copies_without_walking_the_state_dicts(monkeypatch):
+    from gradwise.train import DivergenceGuard, Trainer
+
+    from .test_guard_copies import data
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    walks, takes = [], []
+    plain_walk, plain_take = nn.Module.state_dict, Snapshot.take.__func__
+
+    def counted_walk(self, *args, **kwargs):
+        if self is model:
+            walks.append(1)
+        return plain_walk(self, *args, **kwargs)
+
+    def counted_take(cls, *args, **kwargs):
+        takes.append(1)
+        return plain_take(cls, *args, **kwargs)
+
+    monkeypatch.setattr(nn.Module, "state_dict", counted_walk)
+    monkeypatch.setattr(Snapshot, "take", classmethod(counted_take))
+    X, y = data()
+    trainer = Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), nn.MSELoss(),
+        epochs=6, batch_size=8, seed=0, callbacks=[DivergenceGuard(snapshot_every=1)],
+    )  # fmt: skip
+    trainer.fit((X, y), (X[:16], y[:16]))
+    assert len(takes) >= 36  # a copy every step, and the best epochs'
+    # fit start, the layout found twice (before and after the optimizer's state
+    # appears), the first copies with no memory to reuse: the rest walk nothing
+    assert len(walks) <= 6, (len(walks), len(takes))

@@ -52,6 +52,8 @@ def _plain_module(m: nn.Module) -> bool:
         and not m._state_dict_pre_hooks
         and not m._load_state_dict_pre_hooks
         and not m._load_state_dict_post_hooks
+        and kind.state_dict is nn.Module.state_dict  # it calls its children's
+        and kind.load_state_dict is nn.Module.load_state_dict
         and kind._save_to_state_dict is nn.Module._save_to_state_dict
         and kind._load_from_state_dict in _LOADS
         and kind.get_extra_state is nn.Module.get_extra_state
