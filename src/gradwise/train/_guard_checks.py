@@ -47,7 +47,7 @@ class GradCheck:
             self.found = torch.zeros(1, device=device)
             self.one = torch.ones(1, device=device)
             # the kernel writes the flag in place: the view always shows its value
-            self.host = memoryview(self.found.numpy()) if device.type == "cpu" else None
+            self.host = self.found.numpy().data if device.type == "cpu" else None
 
     def grads_finite(self) -> bool:
         """Whether the gradients of :attr:`params` (those that have one) are all finite."""
@@ -55,7 +55,7 @@ class GradCheck:
         host = self.host
         # types, not the gradients, are compared: `None in grads` would call Tensor.__eq__
         if host is not None and _NONE not in map(type, grads):  # finite(), inlined
-            self.kernel(grads, self.found, self.one)
+            self.kernel(grads, self.found, self.one)  # type: ignore[misc]  # set with host
             if not host[0]:
                 return True
             self.found.zero_()
