@@ -16,7 +16,9 @@ structure) goes through ``state_dict``/``load_state_dict`` as before; a
 hook registered in the middle of a fit, after the layout was learnt, is not
 seen. Putting a copy back in place keeps every live tensor (the optimizer's
 caches of its state tensors stay valid) where ``load_state_dict`` would
-replace the optimizer's.
+replace the optimizer's. What it asks of torch that torch has no public
+way to answer (the hooks, the overridden private methods, the dicts
+``state_dict`` walks) goes through :mod:`gradwise._torch_compat`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from gradwise._torch_compat import (
+    module_saves_plainly,
+    module_state_dict_hooked,
+    module_state_dicts,
+    optimizer_state_dict_hooked,
+)
+
 _IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), torch.dtype})
 _STATE_DICT = torch.optim.Optimizer.state_dict
 _PARAMS, _META = itemgetter("params"), attrgetter("shape", "dtype")
@@ -40,22 +49,13 @@ def _load_state_dicts() -> tuple[Any, ...]:
     return (torch.optim.Optimizer.load_state_dict, Optimizer.load_state_dict)
 
 
-# Module._load_from_state_dict and batch norm's, which only fills in a
-# num_batches_tracked missing from old files (a copy always has it).
-_LOADS = (nn.Module._load_from_state_dict, nn.modules.batchnorm._NormBase._load_from_state_dict)
-
-
 def _plain_module(m: nn.Module) -> bool:
     kind = type(m)
     return (
-        not m._state_dict_hooks
-        and not m._state_dict_pre_hooks
-        and not m._load_state_dict_pre_hooks
-        and not m._load_state_dict_post_hooks
+        not module_state_dict_hooked(m)
         and kind.state_dict is nn.Module.state_dict  # it calls its children's
         and kind.load_state_dict is nn.Module.load_state_dict
-        and kind._save_to_state_dict is nn.Module._save_to_state_dict
-        and kind._load_from_state_dict in _LOADS
+        and module_saves_plainly(kind)
         and kind.get_extra_state is nn.Module.get_extra_state
     )
 
@@ -65,15 +65,7 @@ def _plain_optimizer(opt: Any) -> bool:
         isinstance(opt, torch.optim.Optimizer)
         and type(opt).state_dict is _STATE_DICT
         and type(opt).load_state_dict in _load_state_dicts()
-        and not any(
-            getattr(opt, name, None)
-            for name in (
-                "_optimizer_state_dict_pre_hooks",
-                "_optimizer_state_dict_post_hooks",
-                "_optimizer_load_state_dict_pre_hooks",
-                "_optimizer_load_state_dict_post_hooks",
-            )
-        )
+        and not optimizer_state_dict_hooked(opt)
     )
 
 
@@ -106,7 +98,8 @@ class Layout:
         self.signature: Any = None
         self.src: list[torch.Tensor] = []
         self.keys: list[tuple[Any, ...]] = []  # ("model", key) or ("opt", index, key)
-        # every module's _modules, _parameters and _buffers: the structure state_dict walks
+        # every module's children, parameters and buffers dicts: the structure state_dict
+        # walks (gradwise._torch_compat.module_state_dicts, read once per learn)
         self.dicts: list[dict[str, Any]] = []
         self.mutable: list[list[str]] = []  # per param group, the options that are not scalars
         self.templates: tuple[Any, Any] = (None, None)  # state_dict()s holding the live tensors
@@ -153,7 +146,7 @@ class Layout:
         modules = list(model.modules())
         if not _plain_optimizer(opt) or not all(map(_plain_module, modules)):
             return False
-        self.dicts = [d for m in modules for d in (m._modules, m._parameters, m._buffers)]
+        self.dicts = [d for m in modules for d in module_state_dicts(m)]
         self.mutable = [
             [k for k, v in g.items() if k != "params" and type(v) not in _IMMUTABLE]
             for g in opt.param_groups
