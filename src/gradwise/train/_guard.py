@@ -17,12 +17,11 @@ import statistics
 from collections import deque
 from typing import Any
 
-import torch
-
 from gradwise.errors import GradwiseError
 from gradwise.optim import scale_lr
 from gradwise.train._guard_checks import GradCheck as _GradCheck
 from gradwise.train._guard_checks import check_args, spike_median
+from gradwise.train._guard_layout import Layout
 from gradwise.train._rollback import Snapshot
 from gradwise.train._state import Callback, Control, TrainState
 from gradwise.train._trend import AUTO, BestEpoch
@@ -98,8 +97,10 @@ class DivergenceGuard(Callback):
     Cost per step: one multi-tensor pass over the gradients, two host reads
     (its flag, the loss; the spike rule's median only for a loss above the
     starting loss), and every ``snapshot_every`` steps an in-place copy of the
-    state. The trend rule adds nothing per step: per epoch, one read of the
-    epoch record and, in an epoch that improves on the best, one in-place copy.
+    state: one multi-tensor copy of the live tensors, found once per fit, with
+    no ``state_dict()`` walk (restores too are in place). The trend rule adds
+    nothing per step: per epoch, one read of the epoch record and, in an epoch
+    that improves on the best, one such copy.
 
     Args:
         snapshot_every: optimizer steps between copies of the state (>= 1).
@@ -168,15 +169,16 @@ class DivergenceGuard(Callback):
         self._good: Snapshot | None = None
         self._pending: Snapshot | None = None
         self._spare: Snapshot | None = None  # a copy no longer needed: the next one reuses it
-        self._params: list[torch.Tensor] = []
         self._check: _GradCheck | None = None
+        self._layout: Layout | None = None  # the live tensors the copies go through
         self._best = None if monitor is None else BestEpoch(monitor, mode, tolerance)
 
     # -- events ------------------------------------------------------------------
 
     def on_fit_start(self, state: TrainState) -> None:
-        self._params = [p for g in state.optimizer.param_groups for p in g["params"]]
-        self._check = _GradCheck(self._params) if self.check_grads else None
+        self._layout = Layout(state.model, state.optimizer)
+        params = [p for g in state.optimizer.param_groups for p in g["params"]]
+        self._check = _GradCheck(params) if self.check_grads else None
         self._bad_grad = False
         if state.resumed and self._good is not None:
             return  # load_state_dict brought the restore point of the checkpoint
@@ -185,14 +187,11 @@ class DivergenceGuard(Callback):
         self._losses.clear()
         if self._best is not None:
             self._best.reset()
-        self._good = Snapshot.take(state, self._losses, reuse=self._spare)
-        self._spare = None
+        layout = self._layout if state.optimizer.state else None  # a first step changes it
+        self._good, self._spare = Snapshot.take(state, self._losses, self._spare, layout), None
 
     def on_before_step(self, state: TrainState) -> Control | None:
-        if self._check is None:
-            return None
-        grads = [p.grad for p in self._params if p.grad is not None]
-        if not grads or self._check.finite(grads):
+        if self._check is None or self._check.grads_finite():
             return None
         self._bad_grad = True
         return Control(skip_step=True)  # on_step_end rolls back
@@ -201,8 +200,9 @@ class DivergenceGuard(Callback):
         if state.loss is None:
             return None
         loss = float(state.loss)
-        start = self._start  # a finite loss below the start fires no rule: skip _trigger
-        if self._bad_grad or not math.isfinite(loss) or (start is not None and loss > start):
+        start = self._start
+        # a finite loss below the start fires no rule (NaN fails both tests): skip _trigger
+        if self._bad_grad or not -math.inf < loss < (math.inf if start is None else start):
             reason = self._trigger(loss)
             if reason is not None:
                 return self._rescue(state, reason, loss)
@@ -219,7 +219,7 @@ class DivergenceGuard(Callback):
         if self._pending is not None:
             self._spare, self._good, self._pending = self._good, self._pending, None
         if state.step % self.snapshot_every == 0:
-            self._pending = Snapshot.take(state, self._losses, reuse=self._spare)
+            self._pending = Snapshot.take(state, self._losses, self._spare, self._layout)
             self._spare = None
         return None
 
@@ -227,7 +227,7 @@ class DivergenceGuard(Callback):
         best = self._best
         if best is None:
             return None
-        value = best.update(state, self._losses)
+        value = best.update(state, self._losses, self._layout)
         if best.worse < self.trend_patience:
             return None
         field = best.field(state.metrics)
@@ -244,7 +244,7 @@ class DivergenceGuard(Callback):
             last = float(state.metrics[field])
             restored = not best.held
             if restored:
-                best.restore(state, 1.0, last=True)  # best epoch's weights, lr of now
+                best.restore(state, 1.0, True, self._layout)  # best epoch's weights, lr of now
             where = (
                 f"the weights of epoch {best.epoch}, its best by {field} ({best.value:.4g}); "
                 f"the last epoch had {last:.4g}" + ("; loaded back at the end" if restored else "")
@@ -294,7 +294,7 @@ class DivergenceGuard(Callback):
         if good is None:  # on_fit_start sets one; only a call outside fit gets here
             raise RuntimeError("DivergenceGuard: no restore point; it runs inside Trainer.fit")
         old_lr = float(state.optimizer.param_groups[0]["lr"])
-        good.restore(state)
+        good.restore(state, layout=self._layout)
         self._losses = deque(good.losses, maxlen=self.window)
         self._streak = 0
         self._drop_pending()
@@ -312,7 +312,7 @@ class DivergenceGuard(Callback):
         new_lr = float(state.optimizer.param_groups[0]["lr"])
         # The same weights with the lowered lr: a later rescue from here lowers it again.
         restored = good.step
-        self._good = Snapshot.take(state, self._losses, reuse=good)  # into good's memory
+        self._good = Snapshot.take(state, self._losses, good, self._layout)  # into its memory
         self._good.step = restored
         return Control.emit(
             "divergence_rescue",
@@ -332,11 +332,11 @@ class DivergenceGuard(Callback):
             raise RuntimeError("DivergenceGuard: no best epoch to restore")
         old_lr = float(state.optimizer.param_groups[0]["lr"])
         give_up = self.retries >= self.max_retries
-        best.restore(state, 1.0 if give_up else self.factor)
+        best.restore(state, 1.0 if give_up else self.factor, layout=self._layout)
         self._losses = deque(best.snapshot.losses, maxlen=self.window)
         self._streak = 0
         self._drop_pending()
-        self._good = Snapshot.take(state, self._losses, reuse=self._good)
+        self._good = Snapshot.take(state, self._losses, self._good, self._layout)
         self._good.step = best.snapshot.step
         new_lr = float(state.optimizer.param_groups[0]["lr"])
         data = dict(
@@ -375,7 +375,7 @@ class DivergenceGuard(Callback):
         self._good = self._pending = self._spare = None
         if self._best is not None:
             self._best.snapshot = None
-        self._params, self._check = [], None
+        self._check, self._layout = None, None
 
     # -- checkpoints -----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from gradwise.train._guard_layout import Layout
 from gradwise.train._state import TrainState
 
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), torch.dtype, torch.device)
@@ -118,10 +119,17 @@ class Snapshot:
     # Whether its tensors are its own (a copy it took, never handed out), so
     # that a later take may overwrite them in place.
     owned: bool = field(default=False, repr=False, compare=False)
+    # (layout, its generation, this copy's tensors in the layout's order): set by
+    # Layout.bind, so that a later take or restore is one multi-tensor copy.
+    bound: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def take(
-        cls, state: TrainState, losses: deque[float], reuse: Snapshot | None = None
+        cls,
+        state: TrainState,
+        losses: deque[float],
+        reuse: Snapshot | None = None,
+        layout: Layout | None = None,
     ) -> Snapshot:
         """Copy the state; into ``reuse`` (a copy no longer needed), in place, where it fits.
 
@@ -129,15 +137,42 @@ class Snapshot:
         multi-tensor copy, no allocation) and ``reuse`` itself is returned;
         if the state's structure changed since, a fresh copy is. A snapshot
         that handed its tensors out (:meth:`as_dict`) or was built from a
-        checkpoint is never overwritten.
+        checkpoint is never overwritten. With ``layout`` (the live tensors,
+        found once), a ``reuse`` bound to it is refreshed without walking
+        ``state_dict()``, and a copy taken through it is bound to it.
         """
         sched = state.scheduler
+        scheduler = None if sched is None else copy.deepcopy(sched.state_dict())
+        if layout is None or not layout.ready():
+            return cls._take(state, losses, reuse, scheduler)
+        if reuse is not None and reuse.owned:
+            if layout.copy_in(reuse, copy_all):
+                reuse.step, reuse.scheduler, reuse.losses = state.step, scheduler, list(losses)
+                return reuse
+            snap = cls._take(state, losses, reuse, scheduler)
+        else:  # a fresh copy: clone the live tensors the layout found
+            model, optimizer = layout.templates
+            snap = cls(
+                step=state.step,
+                model=_clone(model),
+                optimizer=_clone(optimizer),
+                scheduler=scheduler,
+                losses=list(losses),
+                owned=True,
+            )
+            layout.groups_into(snap)
+        layout.bind(snap)
+        return snap
+
+    @classmethod
+    def _take(
+        cls, state: TrainState, losses: deque[float], reuse: Snapshot | None, scheduler: Any
+    ) -> Snapshot:
         # state_dict() returns the live state tensors (momentum buffers...):
         # without copies the snapshot would follow training.
         msd, osd = state.model.state_dict(), state.optimizer.state_dict()
-        scheduler = None if sched is None else copy.deepcopy(sched.state_dict())
         if reuse is not None and reuse.owned:
-            reuse.owned = False
+            reuse.owned, reuse.bound = False, None
             dst: list[torch.Tensor] = []
             src: list[torch.Tensor] = []
             if _refill(reuse.model, msd, dst, src) and _refill(reuse.optimizer, osd, dst, src):
@@ -154,19 +189,30 @@ class Snapshot:
             owned=True,
         )
 
-    def restore(self, state: TrainState, last: bool = False) -> None:
-        """Load the copy back; ``last``: it is not used again (its tensors go to the optimizer)."""
+    def restore(self, state: TrainState, last: bool = False, layout: Layout | None = None) -> None:
+        """Load the copy back; ``last``: it is not used again (its tensors go to the optimizer).
+
+        With ``layout`` and a copy bound to it, the copy is written into the
+        live tensors in place (one multi-tensor copy) instead.
+        """
+        if layout is not None and layout.copy_out(self, copy_all):
+            self._restore_scheduler(state)
+            return
         state.model.load_state_dict(self.model)  # copies into the existing tensors
         # Optimizer.load_state_dict keeps the tensors it is given (a shallow
         # copy): hand it copies so that the snapshot stays as it was.
         state.optimizer.load_state_dict(self.optimizer if last else _clone(self.optimizer))
         self.owned = self.owned and not last
+        self.bound = None if last else self.bound
+        self._restore_scheduler(state)
+
+    def _restore_scheduler(self, state: TrainState) -> None:
         if state.scheduler is not None and self.scheduler is not None:
             state.scheduler.load_state_dict(copy.deepcopy(self.scheduler))
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, tensors included (not copies): a later take no longer reuses them."""
-        self.owned = False
+        self.owned, self.bound = False, None
         return {
             "step": self.step,
             "model": self.model,

@@ -17,6 +17,7 @@ from typing import Any
 
 from gradwise.errors import ConfigError
 from gradwise.optim import scale_lr
+from gradwise.train._guard_layout import Layout
 from gradwise.train._rollback import Snapshot
 from gradwise.train._state import TrainState
 
@@ -103,7 +104,9 @@ class BestEpoch:
         slack = self.tolerance * abs(self.value)
         return value > self.value + slack if self.mode == "min" else value < self.value - slack
 
-    def update(self, state: TrainState, losses: deque[float]) -> float:
+    def update(
+        self, state: TrainState, losses: deque[float], layout: Layout | None = None
+    ) -> float:
         """Read this epoch's value; keep a copy of the state if it is the best. Returns it."""
         value = float(state.metrics[self.field(state.metrics)])
         if not math.isfinite(value):
@@ -115,14 +118,16 @@ class BestEpoch:
         if self.held:
             self.value, self.epoch, self.worse = value, state.epoch, 0
             # into the tensors of the previous best copy: no allocation
-            self.snapshot = Snapshot.take(state, losses, reuse=self.snapshot)
+            self.snapshot = Snapshot.take(state, losses, reuse=self.snapshot, layout=layout)
         elif self.worse_than_best(value):
             self.worse += 1
         else:
             self.worse = 0
         return value
 
-    def restore(self, state: TrainState, factor: float, last: bool = False) -> None:
+    def restore(
+        self, state: TrainState, factor: float, last: bool = False, layout: Layout | None = None
+    ) -> None:
         """Put the best epoch's state back, with ``factor`` times the lr the run has now.
 
         The best epoch's optimizer state carries the lr of that time; a spike
@@ -134,7 +139,7 @@ class BestEpoch:
         if self.snapshot is None:
             raise RuntimeError("BestEpoch.restore: no epoch recorded yet")
         now = lr_level(state)
-        self.snapshot.restore(state, last)
+        self.snapshot.restore(state, last, layout)
         then = lr_level(state)
         scale_lr(state.optimizer, factor * now / then if then else factor, state.scheduler)
         self.worse, self.held = 0, True
