@@ -10,7 +10,9 @@ The coordinate sweep (`_sweep`) and the gradient (`_grad_cols`) are here too:
 for numba they branch on sparse/dense once and write the CSC column loops
 out. A sparse column holds a few non-zeros, so a call, a slice or a branch
 per column cost several times the arithmetic (3.5x on a 2000×10000 CSR path
-with ~3 non-zeros a column).
+with ~3 non-zeros a column). They read the CSC index arrays as unsigned (`_csc`):
+a signed index makes numba wrap negative values around on every access (1.4x on a
+full sparse gradient).
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ if JIT:
     # more than the work). Dense columns are long: column slices, not
     # X[j * n + i], since a computed index may be negative as far as numba knows
     # and its wraparound check stops LLVM from vectorising the loop (6x).
+    @njit_inline
+    def _csc(D):
+        """(data, indices, indptr) with the index arrays viewed as uint64 (no copy)."""
+        return D.data, D.indices.view(np.uint64), D.indptr.view(np.uint64)
+
     @njit_inline
     def _dot_sparse(data, indices, indptr, w, j, r):
         acc = 0.0
@@ -85,14 +92,16 @@ if JIT:
     def _col_dot(D, j, r):
         """sum_i X_ij w_i r_i (raw X, no centring)."""
         if D.sparse:
-            return _dot_sparse(D.data, D.indices, D.indptr, D.w, j, r)
+            data, indices, indptr = _csc(D)
+            return _dot_sparse(data, indices, indptr, D.w, j, r)
         return _dot_dense(D.X, D.n, D.w, j, r)
 
     @njit
     def _col_axpy(D, j, delta, r):
         """r -= delta * X[:, j]."""
         if D.sparse:
-            _axpy_sparse(D.data, D.indices, D.indptr, j, delta, r)
+            data, indices, indptr = _csc(D)
+            _axpy_sparse(data, indices, indptr, j, delta, r)
         else:
             _axpy_dense(D.X, D.n, j, delta, r)
 
@@ -101,7 +110,7 @@ if JIT:
         """r -= sum_k delta[k] X[:, idx[k]] over k < cnt; returns sum_k delta[k] m[idx[k]]."""
         ds = 0.0
         if D.sparse:
-            data, indices, indptr = D.data, D.indices, D.indptr
+            data, indices, indptr = _csc(D)
             for k in range(cnt):
                 j = idx[k]
                 d = delta[k]
@@ -155,7 +164,8 @@ if JIT:
         """out[k] = centred gradient X~_j^T W (r + s) for j = idx[k]."""
         c = s * D.wsum
         if D.sparse:  # branches outside the loops, the column loops written out
-            data, indices, indptr, w, m = D.data, D.indices, D.indptr, D.w, D.m
+            data, indices, indptr = _csc(D)
+            w, m = D.w, D.m
             if w.shape[0] == 0:
                 for k in range(idx.shape[0]):
                     j = idx[k]
@@ -249,8 +259,9 @@ if JIT:
         sparse column loops inline into it.
         """
         if D.sparse:
-            return _sweep_sparse(D.data, D.indices, D.indptr, D.w, D.H, D.m, D.wsum, r, st, b,
-                                 idx, nidx, l1, l2, positive)
+            data, indices, indptr = _csc(D)
+            return _sweep_sparse(data, indices, indptr, D.w, D.H, D.m, D.wsum, r, st, b, idx,
+                                 nidx, l1, l2, positive)
         return _sweep_dense(D.X, D.n, D.w, D.H, D.m, D.wsum, r, st, b, idx, nidx, l1, l2,
                             positive)
 
