@@ -28,6 +28,7 @@ njit_inline = inline_decorator(JIT)
 # the strong-rule and KKT scans of the path, from their own source (same backend)
 _screen = load("_cd_screen", backend_of(JIT))
 strong_set, kkt_violators, where = _screen.strong_set, _screen.kkt_violators, _screen.where
+scale_into, gather, scatter = _screen.scale_into, _screen.gather, _screen.scatter
 
 
 @njit_inline
@@ -166,16 +167,17 @@ if JIT:
         if D.sparse:  # branches outside the loops, the column loops written out
             data, indices, indptr = _csc(D)
             w, m = D.w, D.m
+            ix = idx.view(np.uint64)
             if w.shape[0] == 0:
-                for k in range(idx.shape[0]):
-                    j = idx[k]
+                for k in range(ix.shape[0]):
+                    j = ix[k]
                     acc = c * m[j]
                     for t in range(indptr[j], indptr[j + 1]):
                         acc += data[t] * r[indices[t]]
                     out[k] = acc
             else:
-                for k in range(idx.shape[0]):
-                    j = idx[k]
+                for k in range(ix.shape[0]):
+                    j = ix[k]
                     acc = c * m[j]
                     for t in range(indptr[j], indptr[j + 1]):
                         i = indices[t]
@@ -195,8 +197,9 @@ if JIT:
         s = st[0]
         sw = s * wsum
         unweighted = w.shape[0] == 0
+        ix = idx.view(np.uint64)
         for k in range(nidx):
-            j = idx[k]
+            j = ix[k]
             hj = H[j]
             if hj <= 0.0:
                 continue
@@ -272,8 +275,9 @@ if JIT:
         l1n = 0.0
         l2n = 0.0
         pen_b = 0.0
-        for k in range(ws.shape[0]):
-            j = ws[k]
+        ix = ws.view(np.uint64)  # unsigned: no wraparound test per feature
+        for k in range(ix.shape[0]):
+            j = ix[k]
             bj = b[j]
             l1n += l1[j] * abs(bj)
             l2n += l2[j] * bj * bj
@@ -285,7 +289,8 @@ if JIT:
             elif l1[j] > 0.0:
                 v = g[k] - l2[j] * bj
                 v = v if positive else abs(v)
-                dn = max(dn, v / l1[j])
+                if v > dn * l1[j]:  # max(dn, v / l1_j) with no division per feature
+                    dn = v / l1[j]
         return dn, l1n, l2n, pen_b
 
     @njit_fast
@@ -297,23 +302,6 @@ if JIT:
             for i in range(n):
                 acc += col[i] * wr[i]
             out[j] = acc
-    @njit
-    def scale_into(dst, c, src):
-        """dst = c * src."""
-        for i in range(src.shape[0]):
-            dst[i] = c * src[i]
-
-    @njit
-    def gather(dst, src, idx):
-        """dst[k] = src[idx[k]]."""
-        for k in range(idx.shape[0]):
-            dst[k] = src[idx[k]]
-
-    @njit
-    def scatter(dst, idx, src):
-        """dst[idx[k]] = src[k]."""
-        for k in range(idx.shape[0]):
-            dst[idx[k]] = src[k]
 else:
     def _col_dot(D, j, r):
         if D.sparse:
@@ -397,13 +385,3 @@ else:
     def grad_dense(X, n, wr, out):
         """out = X^T wr (BLAS gemv) for X column-major, flattened."""
         np.dot(X.reshape((out.shape[0], n)), wr, out=out)
-
-
-    def scale_into(dst, c, src):
-        np.multiply(src, c, out=dst)
-
-    def gather(dst, src, idx):
-        dst[:] = src[idx]
-
-    def scatter(dst, idx, src):
-        dst[idx] = src
