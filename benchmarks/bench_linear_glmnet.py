@@ -20,7 +20,7 @@ is never bought with a less accurate answer. Ours and the peer then run
 alternately ``--repeats`` times: "min ratio" is ours' fastest over the peer's
 fastest, "paired" the median of the per-round ratios.
 
-    python benchmarks/bench_linear_glmnet.py [--quick] [--repeats N]
+    python benchmarks/bench_linear_glmnet.py [--quick] [--repeats N] [--only sparse ...]
 """
 
 from __future__ import annotations
@@ -268,20 +268,25 @@ def main() -> None:
     parser.add_argument("--glum-max-dense", type=float, default=0.1,
                         help="skip glum where its dense X would exceed this many GiB")
     parser.add_argument("--no-sklearn-logistic", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=("dense", "sparse", "logistic"),
+                        default=("dense", "sparse", "logistic"), help="run only these problems")
     args = parser.parse_args()
     s = 5 if args.quick else 1
     rows: list = []
     warnings.simplefilter("ignore", ConvergenceWarning)
     with threadpool_limits(1):
-        X, y = gaussian_problem(1000 // s, 10_000 // s, 1.0)
-        run_gaussian(f"dense gaussian {1000 // s}x{10_000 // s}", X, y, 0.5, args.repeats,
-                     args.glum_max_dense, rows)
-        X, y = gaussian_problem(10_000 // s, 50_000 // s, 0.001)
-        run_gaussian(f"sparse CSR {10_000 // s}x{50_000 // s}", X, y, 0.5, args.repeats,
-                     args.glum_max_dense, rows)
-        X, y = logistic_problem(2000 // s, 2000 // s)
-        run_logistic(f"logistic {2000 // s}x{2000 // s}", X, y, 0.5, args.repeats, rows,
-                     not args.no_sklearn_logistic)
+        if "dense" in args.only:
+            X, y = gaussian_problem(1000 // s, 10_000 // s, 1.0)
+            run_gaussian(f"dense gaussian {1000 // s}x{10_000 // s}", X, y, 0.5, args.repeats,
+                         args.glum_max_dense, rows)
+        if "sparse" in args.only:
+            X, y = gaussian_problem(10_000 // s, 50_000 // s, 0.001)
+            run_gaussian(f"sparse CSR {10_000 // s}x{50_000 // s}", X, y, 0.5, args.repeats,
+                         args.glum_max_dense, rows)
+        if "logistic" in args.only:
+            X, y = logistic_problem(2000 // s, 2000 // s)
+            run_logistic(f"logistic {2000 // s}x{2000 // s}", X, y, 0.5, args.repeats, rows,
+                         not args.no_sklearn_logistic)
     print(f"{'problem':<28}{'peer':<24}{'our tol':>9}{'ours s':>9}{'peer s':>9}"
           f"{'min ratio':>11}{'paired':>8}{'ours excess':>13}{'peer excess':>13}")
     for name, peer, tol, t_o, t_p, paired, e_o, e_p in rows:

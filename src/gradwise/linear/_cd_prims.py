@@ -10,7 +10,9 @@ The coordinate sweep (`_sweep`) and the gradient (`_grad_cols`) are here too:
 for numba they branch on sparse/dense once and write the CSC column loops
 out. A sparse column holds a few non-zeros, so a call, a slice or a branch
 per column cost several times the arithmetic (3.5x on a 2000×10000 CSR path
-with ~3 non-zeros a column).
+with ~3 non-zeros a column). They read the CSC index arrays as unsigned (`_csc`):
+a signed index makes numba wrap negative values around on every access (1.4x on a
+full sparse gradient).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ njit_inline = inline_decorator(JIT)
 # the strong-rule and KKT scans of the path, from their own source (same backend)
 _screen = load("_cd_screen", backend_of(JIT))
 strong_set, kkt_violators, where = _screen.strong_set, _screen.kkt_violators, _screen.where
+scale_into, gather, scatter = _screen.scale_into, _screen.gather, _screen.scatter
 
 
 @njit_inline
@@ -46,6 +49,11 @@ if JIT:
     # more than the work). Dense columns are long: column slices, not
     # X[j * n + i], since a computed index may be negative as far as numba knows
     # and its wraparound check stops LLVM from vectorising the loop (6x).
+    @njit_inline
+    def _csc(D):
+        """(data, indices, indptr) with the index arrays viewed as uint64 (no copy)."""
+        return D.data, D.indices.view(np.uint64), D.indptr.view(np.uint64)
+
     @njit_inline
     def _dot_sparse(data, indices, indptr, w, j, r):
         acc = 0.0
@@ -85,14 +93,16 @@ if JIT:
     def _col_dot(D, j, r):
         """sum_i X_ij w_i r_i (raw X, no centring)."""
         if D.sparse:
-            return _dot_sparse(D.data, D.indices, D.indptr, D.w, j, r)
+            data, indices, indptr = _csc(D)
+            return _dot_sparse(data, indices, indptr, D.w, j, r)
         return _dot_dense(D.X, D.n, D.w, j, r)
 
     @njit
     def _col_axpy(D, j, delta, r):
         """r -= delta * X[:, j]."""
         if D.sparse:
-            _axpy_sparse(D.data, D.indices, D.indptr, j, delta, r)
+            data, indices, indptr = _csc(D)
+            _axpy_sparse(data, indices, indptr, j, delta, r)
         else:
             _axpy_dense(D.X, D.n, j, delta, r)
 
@@ -101,7 +111,7 @@ if JIT:
         """r -= sum_k delta[k] X[:, idx[k]] over k < cnt; returns sum_k delta[k] m[idx[k]]."""
         ds = 0.0
         if D.sparse:
-            data, indices, indptr = D.data, D.indices, D.indptr
+            data, indices, indptr = _csc(D)
             for k in range(cnt):
                 j = idx[k]
                 d = delta[k]
@@ -155,17 +165,19 @@ if JIT:
         """out[k] = centred gradient X~_j^T W (r + s) for j = idx[k]."""
         c = s * D.wsum
         if D.sparse:  # branches outside the loops, the column loops written out
-            data, indices, indptr, w, m = D.data, D.indices, D.indptr, D.w, D.m
+            data, indices, indptr = _csc(D)
+            w, m = D.w, D.m
+            ix = idx.view(np.uint64)
             if w.shape[0] == 0:
-                for k in range(idx.shape[0]):
-                    j = idx[k]
+                for k in range(ix.shape[0]):
+                    j = ix[k]
                     acc = c * m[j]
                     for t in range(indptr[j], indptr[j + 1]):
                         acc += data[t] * r[indices[t]]
                     out[k] = acc
             else:
-                for k in range(idx.shape[0]):
-                    j = idx[k]
+                for k in range(ix.shape[0]):
+                    j = ix[k]
                     acc = c * m[j]
                     for t in range(indptr[j], indptr[j + 1]):
                         i = indices[t]
@@ -185,8 +197,9 @@ if JIT:
         s = st[0]
         sw = s * wsum
         unweighted = w.shape[0] == 0
+        ix = idx.view(np.uint64)
         for k in range(nidx):
-            j = idx[k]
+            j = ix[k]
             hj = H[j]
             if hj <= 0.0:
                 continue
@@ -249,8 +262,9 @@ if JIT:
         sparse column loops inline into it.
         """
         if D.sparse:
-            return _sweep_sparse(D.data, D.indices, D.indptr, D.w, D.H, D.m, D.wsum, r, st, b,
-                                 idx, nidx, l1, l2, positive)
+            data, indices, indptr = _csc(D)
+            return _sweep_sparse(data, indices, indptr, D.w, D.H, D.m, D.wsum, r, st, b, idx,
+                                 nidx, l1, l2, positive)
         return _sweep_dense(D.X, D.n, D.w, D.H, D.m, D.wsum, r, st, b, idx, nidx, l1, l2,
                             positive)
 
@@ -261,8 +275,9 @@ if JIT:
         l1n = 0.0
         l2n = 0.0
         pen_b = 0.0
-        for k in range(ws.shape[0]):
-            j = ws[k]
+        ix = ws.view(np.uint64)  # unsigned: no wraparound test per feature
+        for k in range(ix.shape[0]):
+            j = ix[k]
             bj = b[j]
             l1n += l1[j] * abs(bj)
             l2n += l2[j] * bj * bj
@@ -274,7 +289,8 @@ if JIT:
             elif l1[j] > 0.0:
                 v = g[k] - l2[j] * bj
                 v = v if positive else abs(v)
-                dn = max(dn, v / l1[j])
+                if v > dn * l1[j]:  # max(dn, v / l1_j) with no division per feature
+                    dn = v / l1[j]
         return dn, l1n, l2n, pen_b
 
     @njit_fast
@@ -286,23 +302,6 @@ if JIT:
             for i in range(n):
                 acc += col[i] * wr[i]
             out[j] = acc
-    @njit
-    def scale_into(dst, c, src):
-        """dst = c * src."""
-        for i in range(src.shape[0]):
-            dst[i] = c * src[i]
-
-    @njit
-    def gather(dst, src, idx):
-        """dst[k] = src[idx[k]]."""
-        for k in range(idx.shape[0]):
-            dst[k] = src[idx[k]]
-
-    @njit
-    def scatter(dst, idx, src):
-        """dst[idx[k]] = src[k]."""
-        for k in range(idx.shape[0]):
-            dst[idx[k]] = src[k]
 else:
     def _col_dot(D, j, r):
         if D.sparse:
@@ -386,13 +385,3 @@ else:
     def grad_dense(X, n, wr, out):
         """out = X^T wr (BLAS gemv) for X column-major, flattened."""
         np.dot(X.reshape((out.shape[0], n)), wr, out=out)
-
-
-    def scale_into(dst, c, src):
-        np.multiply(src, c, out=dst)
-
-    def gather(dst, src, idx):
-        dst[:] = src[idx]
-
-    def scatter(dst, idx, src):
-        dst[idx] = src

@@ -4,7 +4,8 @@ The sequential strong rule picks a lam's working set (and, in the same pass
 over the features, gives the dual terms of the gap at the new lam, so that
 the previous solution is checked there without a second pass); the KKT scan finds the
 usable features outside it that violate their optimality condition; ``where``
-lists a mask's indices. Loaded per backend through `_kernels.load` and used
+lists a mask's indices; ``scale_into``, ``gather`` and ``scatter`` are the
+path's O(p) copies. Loaded per backend through `_kernels.load` and used
 by `_cd_prims` (and so by `_cd`, `_cd_path`).
 """
 
@@ -28,27 +29,32 @@ if JIT:
         ``dn = max_j |g_j - l2_j b_j| / l1_j`` over penalised features (signed
         under ``positive``), as `_cd_prims._dual_terms` computes it.
         """
-        for j in range(in_ws.shape[0]):
-            in_ws[j] = False
         nws = 0
         dn = 0.0
         l1n = 0.0
         l2n = 0.0
         thr = np.inf if lam_prev < 0.0 else 2.0 * lam - lam_prev
-        for t in range(usable.shape[0]):
-            j = usable[t]
+        # in_ws is False off ``usable`` (nothing sets it there), so only usable is written;
+        # the indices are read unsigned (no wraparound test) and dn grows without a division
+        # per feature: one pass over p, as cheap as it can be
+        idx = usable.view(np.uint64)
+        for t in range(idx.shape[0]):
+            j = idx[t]
             bj = b[j]
-            gj = g[j] if positive else abs(g[j])
-            if bj != 0.0 or l1[j] == 0.0 or gj >= thr * l1u[j]:
-                in_ws[j] = True
+            gj = g[j]
+            lj = l1[j]
+            keep = bj != 0.0 or lj == 0.0 or (gj if positive else abs(gj)) >= thr * l1u[j]
+            in_ws[j] = keep
+            if keep:
                 nws += 1
             if bj != 0.0:
-                l1n += l1[j] * abs(bj)
+                l1n += lj * abs(bj)
                 l2n += l2[j] * bj * bj
-            if l1[j] > 0.0:
-                v = g[j] - l2[j] * bj
-                v = v if positive else abs(v)
-                dn = max(dn, v / l1[j])
+                gj = gj - l2[j] * bj
+            if lj > 0.0:
+                v = gj if positive else abs(gj)
+                if v > dn * lj:
+                    dn = v / lj
         return nws, dn, l1n, l2n
 
     @njit
@@ -77,6 +83,23 @@ if JIT:
                 out[c] = j
                 c += 1
         return out
+    @njit
+    def scale_into(dst, c, src):
+        """dst = c * src."""
+        for i in range(src.shape[0]):
+            dst[i] = c * src[i]
+
+    @njit
+    def gather(dst, src, idx):
+        """dst[k] = src[idx[k]]."""
+        for k in range(idx.shape[0]):
+            dst[k] = src[idx[k]]
+
+    @njit
+    def scatter(dst, idx, src):
+        """dst[idx[k]] = src[k]."""
+        for k in range(idx.shape[0]):
+            dst[idx[k]] = src[k]
 else:
     def strong_set(in_ws, usable, g, b, l1, l2, l1u, lam, lam_prev, positive):
         gs, bu, l1w, l2w = g[usable], b[usable], l1[usable], l2[usable]
@@ -100,3 +123,12 @@ else:
 
     def where(mask):
         return np.flatnonzero(mask).astype(np.int64)
+
+    def scale_into(dst, c, src):
+        np.multiply(src, c, out=dst)
+
+    def gather(dst, src, idx):
+        dst[:] = src[idx]
+
+    def scatter(dst, idx, src):
+        dst[idx] = src
