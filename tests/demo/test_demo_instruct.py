@@ -1,4 +1,4 @@
-"""The "instruct" demo section, quick version: base from the cache, tune with LoRA, report."""
+"""The "instruct" demo section, quick version: base from the cache, tune, report."""
 
 from __future__ import annotations
 
@@ -28,10 +28,21 @@ def test_quick_instruct_section_answers_stops_and_reuses_its_base(tmp_path, monk
     assert "Generations (held-out)" in report.read_text()
     results = json.loads((tmp_path / "a" / "results.json").read_text())
     assert results["after"]["exact_match"] == r["exact_match_after"]
+    # three splits of their own: the guard validates on val, exact match is on test alone
+    plan = PLANS["quick"]
+    n_tasks = len(plan["tasks"])
+    assert results["data"]["val_examples"] == n_tasks * plan["n_val"]
+    assert results["data"]["test_examples"] == results["after"]["n"] == n_tasks * plan["n_test"]
+    prompts = {
+        split: {g["messages"][0]["content"] for g in map(json.loads, path.open())}
+        for split in ("train", "val", "test")
+        for path in [tmp_path / "a" / "data" / f"{split}.jsonl"]
+    }
+    assert {g["prompt"] for g in gens} <= prompts["test"]
+    assert not prompts["test"] & prompts["val"] and not prompts["test"] & prompts["train"]
     # the quick plan fine-tunes every weight (r=0) and saves the merged model
     assert (tmp_path / "a" / "model" / "config.json").is_file()
     # the section's base model is in the cache: a second run does not pretrain
-    plan = PLANS["quick"]
     hit = cached_base(**{"tasks": plan["tasks"], **plan["base"]})  # as run_demo builds it
     assert hit.cached and hit.path.parent == tmp_path / "cache" / "base-models"
 
@@ -39,8 +50,9 @@ def test_quick_instruct_section_answers_stops_and_reuses_its_base(tmp_path, monk
 # -- the section's claim, per seed ---------------------------------------------------------------
 # instruct.after: held-out exact match >= 0.5 after tuning; instruct.before: <= 0.1 before
 # (gradwise.demo._claims, the definition `gradwise demo --check` uses). The seed draws the
-# train/held-out split, the adapters' initial weights and the batch order; the base model is
-# the plan's, built once into a cache shared by the seeds.
+# train/val/test splits, the adapters' initial weights and the batch order; the base model is
+# the plan's, built once into a cache shared by the seeds. Measured (docs/instruct.md): 0.90-1.00
+# after on seeds 0-4 with 1 and 2 threads, so the claim has a margin of >= 0.4 on each.
 
 
 @pytest.fixture(scope="module")

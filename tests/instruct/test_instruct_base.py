@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from gradwise.errors import ConfigError
-from gradwise.instruct import TASKS, corpus, init_base, instruction_set, task_of, train_tokenizer
+from gradwise.instruct import (
+    TASKS,
+    corpus,
+    init_base,
+    instruction_set,
+    instruction_splits,
+    task_of,
+    train_tokenizer,
+)
 from gradwise.instruct._tasks import words
 
 
@@ -131,6 +139,37 @@ def test_instruction_set_holds_out_items_per_task():
     assert len(full) == 2 * 80
     with pytest.raises(ConfigError, match="cannot hold out 100"):
         instruction_set(None, 100, tasks=["next"])
+
+
+def _item_key(e):
+    """(task, the item's fields) of an instruction, whatever its phrasing."""
+    name, text = task_of(e), e.messages[0]["content"]
+    for p in TASKS[name].prompts:
+        m = re.fullmatch(re.sub(r"\\\{\w+\\\}", "([A-Za-z0-9]+)", re.escape(p)), text)
+        if m:
+            return name, m.groups()
+    raise AssertionError(text)
+
+
+def test_instruction_splits_are_disjoint_per_task():
+    tasks = ["first", "last", "count"]
+    train, val, test = instruction_splits(80, 10, 10, tasks=tasks, seed=3)
+    assert (len(train), len(val), len(test)) == (3 * 80 * 2, 30, 30)
+    for split in (val, test):
+        assert all(sum(task_of(e) == t for e in split) == 10 for t in tasks)
+    keys = [{_item_key(e) for e in split} for split in (train, val, test)]
+    assert len(keys[1]) == len(keys[2]) == 30  # one phrasing per val/test item
+    # no item is in two splits, in any phrasing: test is never trained nor validated on
+    assert not keys[0] & keys[1] and not keys[0] & keys[2] and not keys[1] & keys[2]
+    # without a val split the draw is instruction_set's, example for example
+    tr0, va0, te0 = instruction_splits(30, 0, 5, seed=3)
+    assert va0 == [] and (tr0, te0) == instruction_set(30, 5, seed=3)
+    # the same test items whatever n_val: the val items come after them in the draw
+    assert instruction_splits(80, 5, 10, tasks=tasks, seed=3)[2] == test
+    with pytest.raises(ConfigError, match="cannot hold out 10 \\(test\\) \\+ 90 \\(val\\)"):
+        instruction_splits(None, 90, 10, tasks=["first"])
+    with pytest.raises(ConfigError, match="n_val=-1"):
+        instruction_splits(None, -1, 10, tasks=["first"])
 
 
 def test_corpus_states_facts_of_every_task():

@@ -179,3 +179,42 @@ def test_sft_val_fraction_and_merged_lora_save(tmp_path, base_dir):
         torch.testing.assert_close(reloaded(ids).logits, result.model(ids).logits)
         base = AutoModelForCausalLM.from_pretrained(base_dir)
         assert not torch.allclose(base(ids).logits, reloaded(ids).logits)  # it did train
+
+
+def test_test_split_is_measured_and_val_only_validates(tmp_path, base_dir):
+    # data.test: before/after and the generations are on the test items; data.val gives the
+    # val_loss the guard watches (and picks the best epoch by), and is measured on nothing else
+    with pytest.raises(ConfigError, match="data.test: 'v.jsonl' is also data.val"):
+        parse_config(
+            {"model": {"path": "m"}, "data": {"train": "t.jsonl", "val": "v.jsonl",
+                                              "test": "v.jsonl"}},
+            InstructConfig,
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="data.test: 't.jsonl' is also data.train"):
+        parse_config({"model": {"path": "m"}, "data": {"train": "t.jsonl", "test": "t.jsonl"}},
+                     InstructConfig)  # fmt: skip
+    examples = [Example.from_alpaca(q, a) for q, a in PAIRS]
+    write_jsonl(examples * 2, tmp_path / "train.jsonl")
+    write_jsonl(examples[:1], tmp_path / "val.jsonl")
+    write_jsonl(examples[1:], tmp_path / "test.jsonl")
+    cfg = _cfg(
+        tmp_path,
+        base_dir,
+        **{
+            "training.epochs": 2,
+            "data.val": str(tmp_path / "val.jsonl"),
+            "data.test": str(tmp_path / "test.jsonl"),
+        },
+    )
+    result = sft(cfg, progress=False)
+    data = result.results["data"]
+    assert (data["train_examples"], data["val_examples"], data["test_examples"]) == (8, 1, 3)
+    assert result.results["before"]["n"] == result.results["after"]["n"] == 3
+    assert [g["prompt"] for g in result.generations] == [q for q, _ in PAIRS[1:]]
+    epochs = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+    assert sum("val_loss" in e for e in epochs if e.get("type") == "epoch") == 2
+    # without data.test the held-out numbers are on val, as before
+    result = sft(_cfg(tmp_path, base_dir, **{"training.epochs": 1,
+                                             "data.val": str(tmp_path / "val.jsonl")}),
+                 progress=False)  # fmt: skip
+    assert result.results["after"]["n"] == 1 and result.results["data"]["test_examples"] is None

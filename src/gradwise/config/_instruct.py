@@ -40,6 +40,9 @@ class InstructDataConfig(Strict):
 
     train: str
     val: str | None = None
+    # held-out items that before/after are measured on, never trained nor used to pick
+    # the epoch (the guard watches val); without it they are measured on val
+    test: str | None = None
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     format: Literal["auto", "alpaca", "chat", "sharegpt"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
@@ -53,6 +56,16 @@ class InstructDataConfig(Strict):
     packing: bool = True
     packed_attention: Literal["auto", "varlen", "block_mask", "position_ids"] = "auto"
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _test_is_its_own(self) -> InstructDataConfig:
+        for other in ("train", "val"):
+            if self.test is not None and self.test == getattr(self, other):
+                raise ValueError(
+                    f"data.test: {self.test!r} is also data.{other}; the test file must hold "
+                    "items of its own (never trained, never used to pick the epoch)"
+                )
+        return self
 
 
 class InstructLoRAConfig(Strict):

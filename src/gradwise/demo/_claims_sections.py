@@ -136,7 +136,7 @@ def sparsity(seed: int, work_dir: Path) -> dict[str, float]:
 def instruct(seed: int, work_dir: Path) -> dict[str, float]:
     """The instruct section's quick plan through its :func:`run_demo` with ``seed``.
 
-    The seed draws the train/held-out split, the adapters' initial weights and
+    The seed draws the train/val/test splits, the adapters' initial weights and
     the batch order; the base model is the plan's (built once, from the cache).
     """
     from gradwise.demo._instruct import PLANS, run_demo

@@ -4,16 +4,18 @@
    of small tasks over a closed world of made-up words and small numbers
    ("BAKO backwards is OKAB.", "7 plus 9 is 16."). The model is built once
    per recipe and reused from the cache (:func:`gradwise.instruct.cached_base`).
-2. Draw instructions for the same tasks ("Reverse the word: BAKO"), holding
-   out some items per task whose instruction is never trained.
-3. Measure held-out exact match of the base model (it knows the facts but
+2. Draw instructions for the same tasks ("Reverse the word: BAKO") in three
+   disjoint splits per task: train; val, whose loss the divergence guard
+   watches and whose best epoch the run ends on; and held-out test items,
+   never trained and never used to choose the epoch.
+3. Measure test exact match of the base model (it knows the facts but
    has never seen an instruction, so it does not answer and stop),
    instruction-tune it with LoRA, and measure again: the format learned on
    some facts carries over to the held-out ones.
 
 The full section's lesson: held-out exact match 0% before, about 75% after
 (LoRA). The quick one (three tasks, a 121 k-parameter base, every weight
-tuned): 0% before, about 87% after.
+tuned with weight decay 2.0): 0% before, 90-100% after on seeds 0-4.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ PLANS: dict[str, dict[str, Any]] = {
             "seed": 0,
         },
         "n_train": 100,
+        "n_val": 10,
         "n_test": 20,
         "epochs": 20,
         "batch_size": 16,
@@ -52,10 +55,12 @@ PLANS: dict[str, dict[str, Any]] = {
         "max_new_tokens": 16,
     },
     # the tour's version: a smaller base (121 k parameters, 12 s of pretraining on 2
-    # cores, cached) and three tasks; held-out exact match 0% -> about 87%. Fully
-    # fine-tuned (r=0): LoRA of any rank up to 64 does not learn to copy a letter on
-    # this base within the tour's time, while training every weight, the tied
-    # embedding included, does (docs/instruct.md, "The quick version")
+    # cores, cached) and three tasks; test exact match 0% -> 90-100% on seeds 0-4.
+    # Fully fine-tuned (r=0): LoRA of any rank up to 64 does not learn to copy a
+    # letter on this base, while training every weight, the tied embedding
+    # included, does. Weight decay 2.0 makes it copy rather than memorize the 80
+    # training words, on every seed by epoch ~17 (docs/instruct.md, "Why the quick
+    # tuning needs weight decay")
     "quick": {
         "tasks": ["first", "last", "count"],
         "base": {
@@ -71,12 +76,18 @@ PLANS: dict[str, dict[str, Any]] = {
             "seed": 0,
             "tasks": ["first", "last", "count", "spell", "larger", "next"],
         },
-        "n_train": 90,
+        "n_train": 80,
+        "n_val": 10,
         "n_test": 10,
-        "epochs": 36,
+        "epochs": 40,
         "batch_size": 32,
         "packing": False,
         "lr": 3e-3,
+        "weight_decay": 2.0,
+        # no divergence guard: its trend rule, watching the loss of 30 validation
+        # instructions, which jumps about while the model leaves the plateau, rolled back
+        # and halved the lr right there on seed 2 (0.37 with it, 1.00 without)
+        "guard": False,
         "schedule": {"name": "constant"},
         "r": 0,
         "max_new_tokens": 8,
@@ -95,13 +106,13 @@ def run_demo(
 ) -> dict[str, Any]:
     """Build (or reuse) the base, measure, tune, measure; returns the headline numbers.
 
-    ``seed`` draws the train/held-out split, the LoRA adapters' initial
+    ``seed`` draws the train/val/test splits, the LoRA adapters' initial
     weights and the order of the batches. The base model is the plan's
     (``plan["base"]``, its own ``seed`` included): a fixed pretrained model,
     built once and then loaded from the cache. ``cache`` is the base-model
     cache root (default: the user's).
     """
-    from gradwise.instruct import cached_base, instruction_set, task_of, write_jsonl
+    from gradwise.instruct import cached_base, instruction_splits, task_of, write_jsonl
     from gradwise.instruct._config import InstructConfig
     from gradwise.recipes.instruct import sft
 
@@ -124,10 +135,16 @@ def run_demo(
         f"loss {info.losses[0]:.2f} -> {info.losses[-1]:.2f}; {how}"
     )
 
-    # 2. instruction data: per task, held-out items whose instruction is never trained
-    train, test = instruction_set(plan["n_train"], plan["n_test"], tasks=tasks, seed=seed)
-    write_jsonl(train, out_dir / "data" / "train.jsonl")
-    write_jsonl(test, out_dir / "data" / "test.jsonl")
+    # 2. instruction data, three disjoint splits per task: train; val, whose loss the
+    #    divergence guard (when the plan has it) watches and whose best epoch the run ends
+    #    on; and the held-out test items, measured before and after, never trained and
+    #    never used to choose
+    train, val, test = instruction_splits(
+        plan["n_train"], plan["n_val"], plan["n_test"], tasks=tasks, seed=seed
+    )
+    data = {"train": train, "val": val, "test": test}
+    for split, examples in data.items():
+        write_jsonl(examples, out_dir / "data" / f"{split}.jsonl")
 
     # 3. instruction tuning (LoRA, or every weight when r is 0) with before/after evaluation
     cfg = InstructConfig.model_validate(
@@ -136,8 +153,7 @@ def run_demo(
             "runs_dir": str(out_dir.parent),
             "model": {"path": str(info.path)},
             "data": {
-                "train": str(out_dir / "data" / "train.jsonl"),
-                "val": str(out_dir / "data" / "test.jsonl"),
+                **{split: str(out_dir / "data" / f"{split}.jsonl") for split in data},
                 "template": plan.get("template", "chatml"),
                 "max_length": 128,
                 "packing": plan.get("packing", True),
@@ -147,7 +163,11 @@ def run_demo(
                 if plan["r"]
                 else None
             ),
-            "optimizer": {"name": "adamw", "lr": plan["lr"], "weight_decay": 0.0},
+            "optimizer": {
+                "name": "adamw",
+                "lr": plan["lr"],
+                "weight_decay": plan.get("weight_decay", 0.0),
+            },
             "schedule": plan.get("schedule", {"name": "warmup_cosine", "warmup": 0.05}),
             "training": {
                 "epochs": plan["epochs"],
@@ -156,6 +176,7 @@ def run_demo(
                 "seed": seed,
                 "progress": verbose,
                 "checkpoint": False,
+                "guard": plan.get("guard", True),
             },
             "eval": {
                 "max_examples": None,
@@ -166,7 +187,11 @@ def run_demo(
         }
     )
     how = f"LoRA r={plan['r']}" if plan["r"] else "every weight (full fine-tuning)"
-    say(f"   tuning {how} on {len(train)} instructions, {plan['epochs']} epochs")
+    say(
+        f"   tuning {how} on {len(train)} instructions, {plan['epochs']} epochs "
+        + (f"(guard and best epoch on {len(val)} validation instructions)"
+           if plan.get("guard", True) else f"(validation loss on {len(val)} instructions)")
+    )
     start = time.perf_counter()
     result = sft(cfg, progress=verbose)
     t_tune = time.perf_counter() - start

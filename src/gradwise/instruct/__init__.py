@@ -15,7 +15,8 @@ joins them with the gradwise Trainer and LoRA:
   :func:`generation_config`: greedy, temperature, top-k, top-p) and :func:`evaluate`
   (exact match, response-token accuracy);
 * a tiny base model built offline: :func:`init_base`, and the task
-  generators of the demo: :data:`TASKS`, :func:`instruction_set`.
+  generators of the demo: :data:`TASKS`, :func:`instruction_set`,
+  :func:`instruction_splits`.
 
 >>> from gradwise.instruct import Example, tokenize_example, get_template
 >>> ex = Example.from_alpaca("Reverse the word: cat", "tac")
@@ -47,7 +48,14 @@ from gradwise.instruct._packing import (
     make_loader,
     pack,
 )
-from gradwise.instruct._tasks import TASKS, Task, corpus, instruction_set, task_of
+from gradwise.instruct._tasks import (
+    TASKS,
+    Task,
+    corpus,
+    instruction_set,
+    instruction_splits,
+    task_of,
+)
 from gradwise.instruct._templates import (
     TEMPLATES,
     AlpacaTemplate,
@@ -86,6 +94,7 @@ __all__ = [
     "get_template",
     "init_base",
     "instruction_set",
+    "instruction_splits",
     "make_loader",
     "pack",
     "packed_attention",

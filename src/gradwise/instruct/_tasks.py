@@ -229,7 +229,7 @@ def instruction_set(
     fact is in the pretraining corpus like every other. Training uses at
     most ``n_train`` of the remaining items (all when ``None``), each in
     every instruction phrasing; each held-out item is asked in one random
-    phrasing.
+    phrasing. :func:`instruction_splits` also draws a validation split.
 
     >>> train, test = instruction_set(3, 2, tasks=["reverse"], seed=1)
     >>> len(train), len(test)
@@ -237,18 +237,53 @@ def instruction_set(
     >>> test[0].response == test[0].messages[0]["content"].split()[-1][::-1]
     True
     """
+    train, _, test = instruction_splits(n_train, 0, n_test, tasks=tasks, seed=seed)
+    return train, test
+
+
+def instruction_splits(
+    n_train: int | None,
+    n_val: int,
+    n_test: int,
+    *,
+    tasks: list[str] | None = None,
+    seed: int = 0,
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """Train, validation and held-out test instructions, disjoint per task.
+
+    Per task, ``n_test`` items are held out for the final measurement and
+    the next ``n_val`` items validate the run (the loss that a divergence
+    guard or early stopping watches); training uses at most ``n_train`` of
+    the rest (all when ``None``), each in every phrasing. A validation or
+    test item is asked in one random phrasing and its instruction is never
+    trained, so a number measured on the test split was seen neither in
+    training nor in choosing the epoch. The test items and phrasings do not
+    depend on ``n_val``; with ``n_val=0`` the draw equals :func:`instruction_set`'s.
+
+    >>> train, val, test = instruction_splits(3, 2, 2, tasks=["reverse"], seed=1)
+    >>> len(train), len(val), len(test)
+    (6, 2, 2)
+    >>> {e.messages[0]["content"] for e in val} & {e.messages[0]["content"] for e in test}
+    set()
+    """
+    if n_val < 0 or n_test < 0:
+        raise ConfigError(f"n_val and n_test must be >= 0, got n_val={n_val}, n_test={n_test}")
     rng = random.Random(seed)
+    val_rng = random.Random(f"{seed}:val")  # its own stream: the other splits ignore n_val
     train: list[Example] = []
+    val: list[Example] = []
     test: list[Example] = []
     for name in _check(tasks):
         task = TASKS[name]
         items = task.items()
-        if n_test >= len(items):
+        if n_test + n_val >= len(items):
             raise ConfigError(
-                f"task {name!r} has {len(items)} items; cannot hold out {n_test} of them"
+                f"task {name!r} has {len(items)} items; cannot hold out {n_test} "
+                f"(test) + {n_val} (val) of them and train on the rest"
             )
         rng.shuffle(items)
-        held, rest = items[:n_test], items[n_test:]
+        held, checked = items[:n_test], items[n_test : n_test + n_val]
+        rest = items[n_test + n_val :]
         rest = rest if n_train is None else rest[:n_train]
         for item in rest:
             for p in range(len(task.prompts)):
@@ -257,8 +292,11 @@ def instruction_set(
         for item in held:
             rec = task.instruction(item, rng.randrange(len(task.prompts)))
             test.append(Example.from_alpaca(rec["instruction"], rec["output"]))
+        for item in checked:
+            rec = task.instruction(item, val_rng.randrange(len(task.prompts)))
+            val.append(Example.from_alpaca(rec["instruction"], rec["output"]))
     rng.shuffle(train)
-    return train, test
+    return train, val, test
 
 
 def task_of(example: Example) -> str:

@@ -156,14 +156,19 @@ def sft(
     tokenizer: Any = None,
     train_examples: list[Example] | None = None,
     val_examples: list[Example] | None = None,
+    test_examples: list[Example] | None = None,
     resume: bool = False,
     overwrite: bool = True,
     progress: bool = True,
 ) -> SFTResult:
     """Instruction-tune a causal LM as ``cfg`` says; see the module docstring.
 
-    ``model``/``tokenizer`` and ``train_examples``/``val_examples`` may be
-    given directly (they then replace ``cfg.model`` and ``cfg.data`` files).
+    ``model``/``tokenizer`` and ``train_examples``/``val_examples``/``test_examples``
+    may be given directly (they then replace ``cfg.model`` and ``cfg.data`` files).
+    The validation examples give the per-epoch ``val_loss`` that the divergence
+    guard watches (it ends the run on the best epoch); before/after exact match
+    and generations are measured on the test examples (``data.test``), or on
+    the validation examples when there are none.
     An existing ``runs/NAME`` is replaced (``overwrite``, the default; the
     command line refuses unless ``--overwrite``) or continued (``resume``:
     from its latest checkpoint).
@@ -173,7 +178,10 @@ def sft(
     run_dir = cfg.run_dir
     fresh = claim_run_dir(run_dir, overwrite=overwrite, resume=resume)
     with cleanup_on_failure(run_dir, fresh):
-        return _sft(cfg, run_dir, model, tokenizer, train_examples, val_examples, resume, progress)
+        return _sft(
+            cfg, run_dir, model, tokenizer, train_examples, val_examples, test_examples,
+            resume, progress,
+        )  # fmt: skip
 
 
 def _sft(
@@ -183,6 +191,7 @@ def _sft(
     tokenizer: Any,
     train_examples: list[Example] | None,
     val_examples: list[Example] | None,
+    test_examples: list[Example] | None,
     can_resume: bool,
     progress: bool,
 ) -> SFTResult:
@@ -206,6 +215,12 @@ def _sft(
         val_examples = loaded_val if val_examples is None else val_examples
     val_examples = val_examples or []
     d = cfg.data
+    if test_examples is None and d.test is not None:
+        test_data = read_jsonl(d.test, format=d.format, on_error=d.on_error)
+        info["skipped_lines"] = list(info.get("skipped_lines", [])) + list(test_data.skipped)
+        test_examples = list(test_data)
+    # the items measured before and after: the test split, else the validation split
+    held_out = test_examples if test_examples is not None else val_examples
     tok_kw = dict(
         max_length=d.max_length,
         truncation=d.truncation,
@@ -220,8 +235,8 @@ def _sft(
 
     # 4. the base model on the held-out set, for a before/after comparison
     results: dict[str, Any] = {}
-    if cfg.eval.before and val_examples and not can_resume:
-        results["before"] = _eval(model, tokenizer, val_examples, template, cfg).as_dict()
+    if cfg.eval.before and held_out and not can_resume:
+        results["before"] = _eval(model, tokenizer, held_out, template, cfg).as_dict()
 
     # 5. LoRA: freeze the base, train low-rank adapters
     lora_cfg = None
@@ -314,8 +329,8 @@ def _sft(
 
     # 9. evaluate the tuned model on the held-out set
     generations: list[dict[str, str]] = []
-    if val_examples:
-        after = _eval(model, tokenizer, val_examples, template, cfg)
+    if held_out:
+        after = _eval(model, tokenizer, held_out, template, cfg)
         results["after"] = after.as_dict()
         generations = after.predictions
 
@@ -332,6 +347,7 @@ def _sft(
     results["data"] = {
         "train_examples": len(train_tok),
         "val_examples": len(val_tok),
+        "test_examples": len(test_examples) if test_examples is not None else None,
         "truncated": stats.n_truncated,
         "dropped": stats.n_dropped,
         "tokenized_by_segment": stats.n_split,
