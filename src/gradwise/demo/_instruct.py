@@ -138,11 +138,12 @@ def run_demo(
     # 2. instruction data, three disjoint splits per task: train; val, whose loss the
     #    divergence guard (when the plan has it) watches and whose best epoch the run ends
     #    on; and the held-out test items, measured before and after, never trained and
-    #    never used to choose
+    #    never used to choose (a plan without ``n_val`` has no val split: the guard then
+    #    watches the training loss)
     train, val, test = instruction_splits(
-        plan["n_train"], plan["n_val"], plan["n_test"], tasks=tasks, seed=seed
+        plan["n_train"], plan.get("n_val", 0), plan["n_test"], tasks=tasks, seed=seed
     )
-    data = {"train": train, "val": val, "test": test}
+    data = {"train": train, "val": val, "test": test} if val else {"train": train, "test": test}
     for split, examples in data.items():
         write_jsonl(examples, out_dir / "data" / f"{split}.jsonl")
 
@@ -189,8 +190,13 @@ def run_demo(
     how = f"LoRA r={plan['r']}" if plan["r"] else "every weight (full fine-tuning)"
     say(
         f"   tuning {how} on {len(train)} instructions, {plan['epochs']} epochs "
-        + (f"(guard and best epoch on {len(val)} validation instructions)"
-           if plan.get("guard", True) else f"(validation loss on {len(val)} instructions)")
+        + (
+            "(guard on the training loss)"
+            if not val
+            else f"(guard and best epoch on {len(val)} validation instructions)"
+            if plan.get("guard", True)
+            else f"(validation loss on {len(val)} instructions)"
+        )
     )
     start = time.perf_counter()
     result = sft(cfg, progress=verbose)
