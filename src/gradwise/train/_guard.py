@@ -200,16 +200,15 @@ class DivergenceGuard(Callback):
         if state.loss is None:
             return None
         loss = float(state.loss)
-        start = self._start
-        # a finite loss below the start fires no rule (NaN fails both tests): skip _trigger
-        if self._bad_grad or not -math.inf < loss < (math.inf if start is None else start):
+        top = math.inf if self._start is None else self._start  # NaN fails both tests:
+        if self._bad_grad or not -math.inf < loss < top:  # below the start no rule fires
             reason = self._trigger(loss)
             if reason is not None:
                 return self._rescue(state, reason, loss)
         else:
             self._streak = 0
         self._losses.append(loss)
-        if start is None and len(self._losses) >= min(self.window, MIN_HISTORY):
+        if self._start is None and len(self._losses) >= min(self.window, MIN_HISTORY):
             self._start = statistics.median(self._losses)
         if self._streak:
             # A suspicious step: its weights and the copy it was meant to

@@ -151,15 +151,7 @@ class Snapshot:
                 return reuse
             snap = cls._take(state, losses, reuse, scheduler)
         else:  # a fresh copy: clone the live tensors the layout found
-            model, optimizer = layout.templates
-            snap = cls(
-                step=state.step,
-                model=_clone(model),
-                optimizer=_clone(optimizer),
-                scheduler=scheduler,
-                losses=list(losses),
-                owned=True,
-            )
+            snap = cls._fresh(state, *layout.templates, scheduler, losses)
             layout.groups_into(snap)
         layout.bind(snap)
         return snap
@@ -180,6 +172,13 @@ class Snapshot:
                 reuse.step, reuse.scheduler, reuse.losses = state.step, scheduler, list(losses)
                 reuse.owned = True
                 return reuse
+        return cls._fresh(state, msd, osd, scheduler, losses)
+
+    @classmethod
+    def _fresh(
+        cls, state: TrainState, msd: Any, osd: Any, scheduler: Any, losses: deque[float]
+    ) -> Snapshot:
+        """A new copy of the state dicts ``msd``/``osd`` (clones of their tensors)."""
         return cls(
             step=state.step,
             model=_clone(msd),
