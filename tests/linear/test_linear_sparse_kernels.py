@@ -80,17 +80,58 @@ def test_strong_scan_dual_norm_is_the_max_ratio(backend):
     usable = np.flatnonzero(prob.H > 0).astype(np.int64)
     g = rng.standard_normal(p)
     b = np.where(rng.random(p) < 0.2, rng.standard_normal(p), 0.0)
+    b[prob.H <= 0] = 0.0
     l1u = rng.uniform(0.5, 2.0, p)
     l1u[usable[3]] = 0.0  # an unpenalised feature: in the set, not in the dual norm
+    l2u = 0.3 * l1u
     lam, lam_prev = 0.4, 0.5
-    l1, l2 = lam * l1u, 0.3 * lam * l1u
-    in_ws = np.zeros(p, dtype=np.bool_)
-    nws, dn, l1n, l2n = cd.strong_set(in_ws, usable, g, b, l1, l2, l1u, lam, lam_prev, False)
+    l1, l2 = np.full(p, np.nan), np.full(p, np.nan)
+    in_ws = np.ones(p, dtype=np.bool_)  # stale marks are overwritten, unusable ones cleared
+    ws = np.full(p, -1, dtype=np.int64)
+    nws, dn, l1n, l2n = cd.strong_set(in_ws, ws, prob.H, g, b, l1, l2, l1u, l2u, lam, lam_prev,
+                                      False)
+    np.testing.assert_allclose(l1, lam * l1u, rtol=1e-15)
+    np.testing.assert_allclose(l2, lam * l2u, rtol=1e-15)
     u = usable
     keep = (b[u] != 0) | (l1u[u] == 0) | (np.abs(g[u]) >= (2 * lam - lam_prev) * l1u[u])
     pen = u[l1[u] > 0]
     assert np.array_equal(np.flatnonzero(in_ws), np.sort(u[keep]))
     assert nws == keep.sum()
+    assert np.array_equal(ws[:nws], u[keep])  # listed in index order
     assert dn == pytest.approx(np.max(np.abs(g[pen] - l2[pen] * b[pen]) / l1[pen]), rel=1e-14)
     assert l1n == pytest.approx(l1[u] @ np.abs(b[u]), rel=1e-12)
     assert l2n == pytest.approx(l2[u] @ b[u] ** 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", _kernels.BACKENDS)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("positive", [False, True])
+def test_full_gradient_pass_gives_every_gradient_and_the_gap_terms(backend, weighted, positive):
+    """`grad_gap_terms`: the centred gradient of all p features (empty columns included,
+    where it is 0) and the dual terms over the usable ones, as the strong scan has them."""
+    X, prob, D, rng = _problem(weighted, seed=3)
+    cd = _kernels.load("_cd", backend)
+    p = prob.p
+    r, s = rng.standard_normal(prob.n), -0.2
+    r -= np.average(r, weights=None if prob.w.shape[0] == 0 else prob.w) + s
+    b = np.where(rng.random(p) < 0.3, rng.uniform(0.1, 1.0, p), 0.0)
+    b[prob.H <= 0] = 0.0
+    l1 = rng.uniform(0.5, 2.0, p)
+    l2 = rng.uniform(0.0, 1.0, p)
+    g = np.full(p, np.nan)
+    dn, l1n, l2n = cd.grad_gap_terms(D, r, s, b, l1, l2, positive, g)
+    full = _centred_grad(X, prob, r, s)
+    np.testing.assert_allclose(g, full, rtol=0, atol=1e-12)
+    u = prob.H > 0
+    assert not u.all()  # the problem has empty columns, and they were skipped
+    v = g[u] - l2[u] * b[u]
+    v = v if positive else np.abs(v)
+    assert dn == pytest.approx(max(0.0, np.max(v / l1[u])), rel=1e-13)
+    assert l1n == pytest.approx(l1[u] @ np.abs(b[u]), rel=1e-12)
+    assert l2n == pytest.approx(l2[u] @ b[u] ** 2, rel=1e-12)
+    # the same terms as the strong scan computes from this gradient
+    in_ws, ws = np.zeros(p, dtype=np.bool_), np.empty(p, dtype=np.int64)
+    l1c, l2c = np.empty(p), np.empty(p)
+    _, dn_s, l1n_s, l2n_s = cd.strong_set(in_ws, ws, prob.H, g, b, l1c, l2c, l1, l2, 1.0, -1.0,
+                                          positive)
+    assert (dn_s, l1n_s, l2n_s) == pytest.approx((dn, l1n, l2n), rel=1e-14)

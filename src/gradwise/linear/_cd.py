@@ -35,6 +35,7 @@ _col_dot, _col_axpy, _res_norms = P._col_dot, P._col_axpy, P._res_norms
 _copy, _grad_cols, _dual_terms = P._copy, P._grad_cols, P._dual_terms
 scale_into, gather, scatter, where = P.scale_into, P.gather, P.scatter, P.where
 strong_set, kkt_violators, grad_dense = P.strong_set, P.kkt_violators, P.grad_dense
+grad_gap_terms = P.grad_gap_terms
 _prox, _sweep, _axpy_cols = P._prox, P._sweep, P._axpy_cols
 
 

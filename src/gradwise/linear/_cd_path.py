@@ -8,7 +8,8 @@ For each lam of a decreasing grid (glmnet's recipe, Tibshirani et al. 2012):
 2. coordinate descent (`_cd.cd_active`) cycles on the active set until
    glmnet's coefficient-change rule is met (threshold ``thr_scale * tol``),
    with no gap computed inside;
-3. one pass over all features gives the full gradient and the full gap:
+3. one pass over all features gives the full gradient (`_cd_screen.grad_full`, no
+   feature list), then a scan gives the full gap (`_cd.grad_gap_terms`):
    KKT violators join the working set and step 2 repeats; when there are
    none yet the gap is above tol, the threshold is too loose: it is cut
    tenfold (for the next lams too) and doubled again, up to tol, after each
@@ -55,21 +56,20 @@ def path_gram(Gm, h, b, lams, l1u, l2u, opts, coefs, gaps, iters, start, stop):
 
 
 @njit
-def predict_step(D, r, st, b, b2, f, l1, l2, usable, r_tmp, bp):
+def predict_step(D, r, st, rr, b, b2, f, l1, l2, ws, nws, r_tmp, moved, delta, bp):
     """Extrapolate the path: ``b + f (b - b2)`` on the support, kept if the objective drops.
 
     Between knots the lasso path is linear in lam (and the elastic net's
     smooth), so extrapolating from the last two solutions is a far better
     warm start than the last solution alone. Coordinates whose sign would
-    flip are set to zero. Returns True when the prediction replaced (b, r, s).
+    flip are set to zero. The support lies in the working set ``ws[:nws]``
+    (the strong rule keeps every non-zero); ``rr`` is the current ``||r +
+    s||_W^2``. Returns True when the prediction replaced (b, r, s).
     """
-    nu = usable.shape[0]
-    moved = np.empty(nu, dtype=np.int64)
-    delta = np.empty(nu)
     cnt = 0
     dpen = 0.0  # penalty change, over the moved coordinates only
-    for t in range(nu):
-        j = usable[t]
+    for t in range(nws):
+        j = ws[t]
         v = b[j]
         if v != 0.0:
             v = v + f * (v - b2[j])
@@ -86,9 +86,8 @@ def predict_step(D, r, st, b, b2, f, l1, l2, usable, r_tmp, bp):
         return False
     cd._copy(r_tmp, r)
     s_new = st[0] + cd._axpy_cols(D, moved, delta, cnt, r_tmp)
-    old = 0.5 * cd._res_norms(D.w, D.zc, r, st[0])[0]
     new = 0.5 * cd._res_norms(D.w, D.zc, r_tmp, s_new)[0] + dpen
-    if new >= old:
+    if new >= 0.5 * rr:
         return False
     cd._copy(r, r_tmp)
     st[0] = s_new
@@ -109,40 +108,40 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
     l1 = np.empty(p)
     l2 = np.empty(p)
     in_ws = np.zeros(p, dtype=np.bool_)
+    ws_buf = np.empty(p, dtype=np.int64)  # the working set, ws_buf[:nws]
     viol = np.empty(p, dtype=np.int64)
-    alias = nu == p  # every feature usable: the gradient on usable is g itself
-    g_use = g if alias else np.empty(nu)
-    # the screening pass gives the gap at the new lam unless it needs the free features' projection
+    # without free features (or ridge's form) the gap needs only the dual terms, which
+    # the strong-rule scan and the full gradient pass give; else the exact form on usable
     fast_gap = D.free.shape[0] == 0 and not opts.form_b
+    g_use = np.empty(0 if fast_gap else nu)
     b_last = b.copy()  # solutions at the last two lams, for the path prediction
     b_last2 = np.zeros(p)
     lam_pp = -1.0
     r_tmp = np.empty(r.shape[0])
+    moved = np.empty(p, dtype=np.int64)
+    delta = np.empty(p)
     bp = np.empty(p)
     tol = opts.tol
     thr_scale = 1.0  # glmnet's inner threshold, as a fraction of tol (adapted below)
     for k in range(start, stop):
         lam = lams[k]
-        cd.scale_into(l1, lam, l1u)
-        cd.scale_into(l2, lam, l2u)
-        nws, dn, l1n, l2n = cd.strong_set(in_ws, usable, g, b, l1, l2, l1u, lam, lam_prev,
-                                          opts.positive)
+        nws, dn, l1n, l2n = cd.strong_set(in_ws, ws_buf, D.H, g, b, l1, l2, l1u, l2u, lam,
+                                          lam_prev, opts.positive)
         epochs = 0
         # the previous solution may already do here
+        rr, zr = cd._res_norms(D.w, D.zc, r, st[0])
         if fast_gap:
-            rr, zr = cd._res_norms(D.w, D.zc, r, st[0])
             gap = cd.gap_from_terms(rr, zr, rr, dn, l1n, l2n)
         else:
-            if not alias:
-                cd.gather(g_use, g, usable)
-            gap = cd.gap_given_g(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b,
-                                 g_use)
+            cd.gather(g_use, g, usable)
+            gap = cd.gap_core(rr, zr, D, b, usable, l1, l2, opts.positive, opts.form_b, g_use)
         if gap > tol and lam_pp > lam_prev and not opts.positive:
             f = (lam - lam_prev) / (lam_prev - lam_pp)
-            predict_step(D, r, st, b, b_last2, f, l1, l2, usable, r_tmp, bp)
+            predict_step(D, r, st, rr, b, b_last2, f, l1, l2, ws_buf, nws, r_tmp, moved, delta,
+                         bp)
         first = True
         while gap > tol:
-            ws = cd.where(in_ws)
+            ws = ws_buf[:nws]
             g_ws = np.empty(nws)
             # after a prediction g is the last lam's gradient: good enough to pick the
             # active list (cd_active's sweep of ws and the gap below check it)
@@ -150,8 +149,13 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
             ep = cd.cd_active(D, r, st, b, ws, l1, l2, opts.positive, opts.chunk - epochs,
                               thr_scale * tol, g_ws)
             epochs += ep
-            gap = cd.gap_ws(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b, g_use)
-            if not alias:
+            if fast_gap:
+                dn, l1n, l2n = cd.grad_gap_terms(D, r, st[0], b, l1, l2, opts.positive, g)
+                rr, zr = cd._res_norms(D.w, D.zc, r, st[0])
+                gap = cd.gap_from_terms(rr, zr, rr, dn, l1n, l2n)
+            else:
+                gap = cd.gap_ws(D, r, st[0], b, usable, l1, l2, opts.positive, opts.form_b,
+                                g_use)
                 cd.scatter(g, usable, g_use)
             if gap <= tol:
                 if first:  # met at the first check: glmnet's threshold may loosen again
@@ -168,6 +172,7 @@ def path_residual(D, r, st, b, g, lams, lam_prev, l1u, l2u, opts, coefs, gaps, i
                 continue
             for t in range(nv):  # all violators join (glmnet); the strong rule keeps them few
                 in_ws[viol[t]] = True
+                ws_buf[nws + t] = viol[t]
             nws += nv
         coefs[k] = b
         gaps[k] = gap

@@ -29,6 +29,9 @@ njit_inline = inline_decorator(JIT)
 _screen = load("_cd_screen", backend_of(JIT))
 strong_set, kkt_violators, where = _screen.strong_set, _screen.kkt_violators, _screen.where
 scale_into, gather, scatter = _screen.scale_into, _screen.gather, _screen.scatter
+grad_gap_terms = _screen.grad_gap_terms
+if JIT:  # the column loops the scans share
+    _csc, _dot_dense = _screen._csc, _screen._dot_dense
 
 
 @njit_inline
@@ -50,11 +53,6 @@ if JIT:
     # X[j * n + i], since a computed index may be negative as far as numba knows
     # and its wraparound check stops LLVM from vectorising the loop (6x).
     @njit_inline
-    def _csc(D):
-        """(data, indices, indptr) with the index arrays viewed as uint64 (no copy)."""
-        return D.data, D.indices.view(np.uint64), D.indptr.view(np.uint64)
-
-    @njit_inline
     def _dot_sparse(data, indices, indptr, w, j, r):
         acc = 0.0
         if w.shape[0] == 0:
@@ -64,18 +62,6 @@ if JIT:
             for k in range(indptr[j], indptr[j + 1]):
                 i = indices[k]
                 acc += data[k] * w[i] * r[i]
-        return acc
-
-    @njit_fast
-    def _dot_dense(X, n, w, j, r):
-        acc = 0.0
-        col = X[j * n:(j + 1) * n]
-        if w.shape[0] == 0:
-            for i in range(n):
-                acc += col[i] * r[i]
-        else:
-            for i in range(n):
-                acc += col[i] * w[i] * r[i]
         return acc
 
     @njit_inline
