@@ -166,12 +166,11 @@ def _build_active(ws, b, l1, H, g_ws, positive, active):
     na = 0
     for k in range(ws.shape[0]):
         j = ws[k]
-        if H[j] <= 0.0:
-            continue
         g = g_ws[k] if positive else abs(g_ws[k])
-        if b[j] != 0.0 or l1[j] == 0.0 or g > l1[j]:
-            active[na] = j
-            na += 1
+        # written always, kept by the count: the members lie at random, so a branch per
+        # feature would mispredict (| rather than or: no short-circuit branches either)
+        active[na] = j
+        na += (H[j] > 0.0) & ((b[j] != 0.0) | (l1[j] == 0.0) | (g > l1[j]))
     return na
 
 
@@ -322,9 +321,8 @@ def _nonzero_active(ws, b, l1, H, active):
     na = 0
     for k in range(ws.shape[0]):
         j = ws[k]
-        if H[j] > 0.0 and (b[j] != 0.0 or l1[j] == 0.0):
-            active[na] = j
-            na += 1
+        active[na] = j  # branch-free, as in `_build_active`
+        na += (H[j] > 0.0) & ((b[j] != 0.0) | (l1[j] == 0.0))
     return na
 
 
