@@ -31,7 +31,7 @@ strong_set, kkt_violators, where = _screen.strong_set, _screen.kkt_violators, _s
 scale_into, gather, scatter = _screen.scale_into, _screen.gather, _screen.scatter
 grad_gap_terms = _screen.grad_gap_terms
 if JIT:  # the column loops the scans share
-    _csc, _dot_dense = _screen._csc, _screen._dot_dense
+    _csc, _dot_dense, _dot_sparse = _screen._csc, _screen._dot_dense, _screen._dot_sparse
 
 
 @njit_inline
@@ -52,18 +52,6 @@ if JIT:
     # more than the work). Dense columns are long: column slices, not
     # X[j * n + i], since a computed index may be negative as far as numba knows
     # and its wraparound check stops LLVM from vectorising the loop (6x).
-    @njit_inline
-    def _dot_sparse(data, indices, indptr, w, j, r):
-        acc = 0.0
-        if w.shape[0] == 0:
-            for k in range(indptr[j], indptr[j + 1]):
-                acc += data[k] * r[indices[k]]
-        else:
-            for k in range(indptr[j], indptr[j + 1]):
-                i = indices[k]
-                acc += data[k] * w[i] * r[i]
-        return acc
-
     @njit_inline
     def _axpy_sparse(data, indices, indptr, j, delta, r):
         for k in range(indptr[j], indptr[j + 1]):
@@ -150,29 +138,15 @@ if JIT:
     def _grad_cols(D, r, s, idx, out):
         """out[k] = centred gradient X~_j^T W (r + s) for j = idx[k]."""
         c = s * D.wsum
-        if D.sparse:  # branches outside the loops, the column loops written out
+        m, w = D.m, D.w
+        ix = idx.view(np.uint64)
+        if D.sparse:
             data, indices, indptr = _csc(D)
-            w, m = D.w, D.m
-            ix = idx.view(np.uint64)
-            if w.shape[0] == 0:
-                for k in range(ix.shape[0]):
-                    j = ix[k]
-                    acc = c * m[j]
-                    for t in range(indptr[j], indptr[j + 1]):
-                        acc += data[t] * r[indices[t]]
-                    out[k] = acc
-            else:
-                for k in range(ix.shape[0]):
-                    j = ix[k]
-                    acc = c * m[j]
-                    for t in range(indptr[j], indptr[j + 1]):
-                        i = indices[t]
-                        acc += data[t] * w[i] * r[i]
-                    out[k] = acc
+            for k in range(ix.shape[0]):
+                out[k] = _dot_sparse(data, indices, indptr, w, ix[k], r) + c * m[ix[k]]
         else:
-            for k in range(idx.shape[0]):
-                j = idx[k]
-                out[k] = _dot_dense(D.X, D.n, D.w, j, r) + c * D.m[j]
+            for k in range(ix.shape[0]):
+                out[k] = _dot_dense(D.X, D.n, w, ix[k], r) + c * m[ix[k]]
 
     @njit
     def _sweep_sparse(data, indices, indptr, w, H, m, wsum, r, st, b, idx, nidx, l1, l2,
