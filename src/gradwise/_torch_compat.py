@@ -56,6 +56,14 @@ def _moved(what: str, error: AttributeError) -> RuntimeError:
     )
 
 
+def _hooked(obj: Any, names: tuple[str, ...], what: str) -> bool:
+    """Whether any of ``obj``'s hook dicts ``names`` holds a hook; read with no default."""
+    try:
+        return any(bool(getattr(obj, name)) for name in names)
+    except AttributeError as e:
+        raise _moved(what, e) from e
+
+
 def module_state_dict_hooked(module: nn.Module) -> bool:
     """Whether ``module`` itself (not its children) has a state-dict hook of any kind.
 
@@ -72,15 +80,9 @@ def module_state_dict_hooked(module: nn.Module) -> bool:
         >>> module_state_dict_hooked(m)
         True
     """
-    try:
-        return bool(
-            module._state_dict_hooks
-            or module._state_dict_pre_hooks
-            or module._load_state_dict_pre_hooks
-            or module._load_state_dict_post_hooks
-        )
-    except AttributeError as e:
-        raise _moved("nn.Module state-dict hook dicts", e) from e
+    return _hooked(module, ("_state_dict_hooks", "_state_dict_pre_hooks",
+                            "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"),
+                   "nn.Module state-dict hook dicts")
 
 
 def optimizer_state_dict_hooked(optimizer: torch.optim.Optimizer) -> bool:
@@ -98,15 +100,11 @@ def optimizer_state_dict_hooked(optimizer: torch.optim.Optimizer) -> bool:
         >>> optimizer_state_dict_hooked(opt)
         True
     """
-    try:
-        return bool(
-            optimizer._optimizer_state_dict_pre_hooks
-            or optimizer._optimizer_state_dict_post_hooks
-            or optimizer._optimizer_load_state_dict_pre_hooks
-            or optimizer._optimizer_load_state_dict_post_hooks
-        )
-    except AttributeError as e:
-        raise _moved("Optimizer state-dict hook dicts", e) from e
+    return _hooked(optimizer, ("_optimizer_state_dict_pre_hooks",
+                               "_optimizer_state_dict_post_hooks",
+                               "_optimizer_load_state_dict_pre_hooks",
+                               "_optimizer_load_state_dict_post_hooks"),
+                   "Optimizer state-dict hook dicts")
 
 
 def module_saves_plainly(kind: type[nn.Module]) -> bool:

@@ -7,8 +7,8 @@ the plain instance gets their vectorised numpy form. Both forms compute the
 same quantities; ``D`` is a `_kernels.Data`.
 
 The coordinate sweep (`_sweep`) and the gradient (`_grad_cols`) are here too:
-for numba they branch on sparse/dense once and write the CSC column loops
-out. A sparse column holds a few non-zeros, so a call, a slice or a branch
+for numba they branch on sparse/dense once and inline the CSC column loops
+(`_cd_screen._dot_sparse`). A sparse column holds a few non-zeros, so a call, a slice or a branch
 per column cost several times the arithmetic (3.5x on a 2000×10000 CSR path
 with ~3 non-zeros a column). They read the CSC index arrays as unsigned (`_csc`):
 a signed index makes numba wrap negative values around on every access (1.4x on a
@@ -32,6 +32,9 @@ scale_into, gather, scatter = _screen.scale_into, _screen.gather, _screen.scatte
 grad_gap_terms = _screen.grad_gap_terms
 if JIT:  # the column loops the scans share
     _csc, _dot_dense, _dot_sparse = _screen._csc, _screen._dot_dense, _screen._dot_sparse
+    _dual_one = _screen._dual_one
+else:
+    _grad_full = _screen.grad_full
 
 
 @njit_inline
@@ -239,18 +242,15 @@ if JIT:
         for k in range(ix.shape[0]):
             j = ix[k]
             bj = b[j]
+            if not form_b:
+                dn, l1n, l2n = _dual_one(g[k], bj, l1[j], l2[j], positive, dn, l1n, l2n)
+                continue
             l1n += l1[j] * abs(bj)
             l2n += l2[j] * bj * bj
-            if form_b:
-                if l2[j] > 0.0:
-                    v = (g[k] if positive else abs(g[k])) - l1[j]
-                    if v > 0.0:
-                        pen_b += 0.5 * v * v / l2[j]
-            elif l1[j] > 0.0:
-                v = g[k] - l2[j] * bj
-                v = v if positive else abs(v)
-                if v > dn * l1[j]:  # max(dn, v / l1_j) with no division per feature
-                    dn = v / l1[j]
+            if l2[j] > 0.0:
+                v = (g[k] if positive else abs(g[k])) - l1[j]
+                if v > 0.0:
+                    pen_b += 0.5 * v * v / l2[j]
         return dn, l1n, l2n, pen_b
 
     @njit_fast
@@ -321,13 +321,12 @@ else:
         h -= d * G[j]
 
     def _grad_cols(D, r, s, idx, out):
-        wr = r if D.w.shape[0] == 0 else D.w * r
-        if D.sparse:
-            p = D.indptr.shape[0] - 1
-            cols = np.repeat(np.arange(p), np.diff(D.indptr))
-            full = np.bincount(cols, weights=D.data * wr[D.indices], minlength=p)
-            out[:] = full[idx] + s * D.wsum * D.m[idx]
+        if D.sparse:  # every column in one bincount, then the listed ones
+            full = np.empty(D.m.shape[0])
+            _grad_full(D, r, s, full)
+            out[:] = full[idx]
         else:
+            wr = r if D.w.shape[0] == 0 else D.w * r
             out[:] = D.X.reshape((-1, D.n))[idx] @ wr + s * D.wsum * D.m[idx]
 
     def _dual_terms(g, b, ws, l1, l2, positive, form_b):
